@@ -1,0 +1,296 @@
+"""Typed configs, one per stage, loaded from YAML presets and validated before any work starts.
+
+A preset (``presets/<name>.yaml``) is one experiment. Overrides are dotted ``key=value`` pairs whose
+value is parsed as YAML (``train.steps=20``, ``train.mixture={det: 0.5, sci: 0.5}``). Unknown keys,
+wrong types and inconsistent values are rejected with an error that names the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config value is unknown, mistyped or inconsistent; the message names the key."""
+
+
+@dataclass
+class RewardConfig:
+    """One weighted reward of a domain (the name is looked up in the reward registry)."""
+
+    name: str
+    """Registered reward name: ``format``, ``accuracy``, ``iou_continuous``, ``iou_visual_rft``, ..."""
+    weight: float = 1.0
+    """Weight in the domain's total reward (paper: accuracy and IoU 2, format 1)."""
+
+
+@dataclass
+class DomainConfig:
+    """A training domain: where its data comes from and how its completions are rewarded."""
+
+    source: str = "synthetic"
+    """``synthetic`` (built-in generator of the same name) or a path to JSONL/Parquet/``save_to_disk`` records."""
+    n_train: int = 256
+    """Training examples to draw from a synthetic source."""
+    rewards: list[RewardConfig] = field(default_factory=list)
+    """The domain's verifiable rewards; a domain without rewards is a config error."""
+    gate_on_format: bool = True
+    """Format failure zeroes the domain's other rewards, as the paper states."""
+
+
+@dataclass
+class DataConfig:
+    """The curate stage: training domains and evaluation benchmarks."""
+
+    domains: dict[str, DomainConfig] = field(default_factory=dict)
+    """Training domains by name."""
+    benchmarks: list[str] = field(default_factory=list)
+    """Benchmarks to evaluate on (names from the synthetic suite); each is in- or out-of-domain."""
+    n_test: int = 64
+    """Examples per benchmark."""
+    seed: int = 0
+    """Seed of the synthetic generators; the same seed gives byte-identical shards."""
+
+
+@dataclass
+class PolicyConfig:
+    """The model being trained."""
+
+    model: str = "tiny"
+    """``tiny`` (build the offline tiny Qwen2-VL), a hub id such as ``Qwen/Qwen2-VL-2B-Instruct``, or a local path."""
+    hidden_size: int = 128
+    """Tiny model only: language model width."""
+    num_layers: int = 2
+    """Tiny model only: language model layers."""
+    vision_depth: int = 2
+    """Tiny model only: vision tower layers."""
+    freeze_vision: bool = True
+    """Freeze the vision tower during RL (the paper updates only the LLM)."""
+    dtype: str = "auto"
+    """``auto`` (bf16 on a GPU that supports it, else fp32), ``bf16`` or ``fp32``."""
+
+
+@dataclass
+class SFTConfig:
+    """Supervised warm-start that turns a random tiny model into a format-following base policy."""
+
+    enabled: bool = True
+    """Run the warm-start (off for a pretrained instruct model)."""
+    steps: int = 400
+    """Optimizer steps; stopping early leaves partial skill for RL to improve."""
+    batch_size: int = 32
+    """Examples per step, drawn uniformly over the training domains."""
+    lr: float = 3e-4
+    """AdamW learning rate (tiny models stay at chance at 1e-3 and above)."""
+    seed: int = 0
+    """Seed of data order and dropout."""
+
+
+@dataclass
+class TrainConfig:
+    """The RL update: GRPO on a mixture of the training domains."""
+
+    mixture: dict[str, float] = field(default_factory=dict)
+    """Domain -> weight on the simplex; empty means uniform over the training domains."""
+    steps: int = 2000
+    """Optimizer steps; every mixture gets the same budget (paper: 2000)."""
+    prompts_per_step: int = 2
+    """Distinct prompts per optimizer step (paper: 2)."""
+    num_generations: int = 6
+    """Completions per prompt, G (paper: 6)."""
+    sampling: str = "cycle"
+    """``cycle``: per-domain epoch cycling for a fixed budget; ``exhaust``: the paper's stop when a domain runs out."""
+    beta: float = 0.04
+    """KL coefficient against the reference policy (paper: 0.04)."""
+    lr: float = 1e-6
+    """Peak AdamW learning rate (paper: 1e-6)."""
+    warmup_ratio: float = 0.1
+    """Linear warm-up fraction, then linear decay to zero (paper: 10%)."""
+    max_completion_length: int = 64
+    """Maximum generated tokens per completion."""
+    temperature: float = 1.0
+    """Sampling temperature of rollouts."""
+    seed: int = 42
+    """Seed of the mixture sampler and of training (paper: 42)."""
+    checkpoint_every: int = 500
+    """Save a resumable checkpoint every N steps (also to the artifact store)."""
+    deepspeed: str = ""
+    """Path to a DeepSpeed JSON config, or ``zero2``/``zero3`` for the bundled ones; empty disables it."""
+    logging_steps: int = 1
+    """Log (and export metrics) every N steps."""
+
+
+@dataclass
+class EvalConfig:
+    """Greedy evaluation on the benchmarks."""
+
+    max_new_tokens: int = 64
+    """Generation budget per answer."""
+    batch_size: int = 32
+    """Prompts decoded together."""
+
+
+@dataclass
+class ExperimentConfig:
+    """One experiment: every stage's settings, the store and the metrics sink."""
+
+    name: str = "experiment"
+    """Preset name; also the default run name prefix."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Curate stage."""
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    """Model to train."""
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    """Warm-start stage."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """RL update stage."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Evaluation stage."""
+    store: str = ""
+    """Artifact store URI (``file://...`` or ``s3://bucket/prefix``); empty means ``<workdir>/artifacts``."""
+    pushgateway: str = ""
+    """Prometheus Pushgateway URL; empty means env ``MODOMODO_PUSHGATEWAY`` or no push."""
+
+    def validate(self) -> ExperimentConfig:
+        """Check cross-field consistency; raises :class:`ConfigError` naming the key."""
+        from modomodo.mixture.simplex import validate_mixture
+        from modomodo.rewards import REWARDS
+
+        if not self.data.domains:
+            raise ConfigError("data.domains: at least one training domain is required")
+        for name, dom in self.data.domains.items():
+            key = f"data.domains.{name}"
+            if not dom.rewards:
+                raise ConfigError(f"{key}.rewards: a domain without a reward is a config error")
+            for i, r in enumerate(dom.rewards):
+                if r.name not in REWARDS:
+                    raise ConfigError(f"{key}.rewards[{i}].name: unknown reward {r.name!r}; known: {sorted(REWARDS)}")
+                if not (r.weight >= 0 and r.weight < float("inf")):
+                    raise ConfigError(f"{key}.rewards[{i}].weight: must be finite and >= 0, got {r.weight}")
+            if dom.gate_on_format and not any(r.name == "format" for r in dom.rewards):
+                raise ConfigError(f"{key}.gate_on_format: gating needs a 'format' reward in {key}.rewards")
+            _positive(f"{key}.n_train", dom.n_train)
+        _positive("data.n_test", self.data.n_test)
+        if self.train.mixture:
+            unknown = sorted(set(self.train.mixture) - set(self.data.domains))
+            if unknown:
+                raise ConfigError(f"train.mixture: unknown domains {unknown}; training domains: {sorted(self.data.domains)}")
+            try:
+                validate_mixture(self.train.mixture)
+            except ValueError as e:
+                raise ConfigError(f"train.mixture: {e}") from e
+        for key in ("steps", "prompts_per_step", "checkpoint_every", "logging_steps"):
+            _positive(f"train.{key}", getattr(self.train, key))
+        if self.train.num_generations < 2:
+            raise ConfigError("train.num_generations: GRPO needs at least 2 completions per prompt")
+        if self.train.sampling not in ("cycle", "exhaust"):
+            raise ConfigError(f"train.sampling: must be 'cycle' or 'exhaust', got {self.train.sampling!r}")
+        if self.train.beta < 0 or self.train.lr <= 0 or not 0 <= self.train.warmup_ratio < 1:
+            raise ConfigError("train: beta must be >= 0, lr > 0 and 0 <= warmup_ratio < 1")
+        if self.train.deepspeed and self.train.deepspeed not in ("zero2", "zero3"):
+            if not Path(self.train.deepspeed).is_file():
+                raise ConfigError(f"train.deepspeed: {self.train.deepspeed!r} is neither zero2/zero3 nor a file")
+        if self.policy.dtype not in ("auto", "bf16", "fp32"):
+            raise ConfigError(f"policy.dtype: must be auto, bf16 or fp32, got {self.policy.dtype!r}")
+        _positive("sft.steps", self.sft.steps)
+        _positive("eval.max_new_tokens", self.eval.max_new_tokens)
+        _positive("eval.batch_size", self.eval.batch_size)
+        return self
+
+    def resolved_mixture(self) -> dict[str, float]:
+        """The training mixture, uniform over the domains when none is given."""
+        if self.train.mixture:
+            return {d: float(self.train.mixture.get(d, 0.0)) for d in self.data.domains}
+        return {d: 1.0 / len(self.data.domains) for d in self.data.domains}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _positive(key: str, value: int) -> None:
+    if value < 1:
+        raise ConfigError(f"{key}: must be >= 1, got {value}")
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name.removesuffix(".yaml") for p in resources.files("modomodo.presets").iterdir() if p.name.endswith(".yaml"))
+
+
+def load_config(preset: str = "smoke", overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load a preset (a name from ``presets/`` or a YAML path), apply overrides and validate."""
+    path = Path(preset)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        text = path.read_text()
+    else:
+        candidate = resources.files("modomodo.presets").joinpath(f"{preset}.yaml")
+        if not candidate.is_file():
+            raise ConfigError(f"preset {preset!r}: no such preset or YAML file; presets: {preset_names()}")
+        text = candidate.read_text()
+    raw = yaml.safe_load(text) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"preset {preset!r}: the top level must be a mapping")
+    for item in overrides or []:
+        apply_override(raw, item)
+    return from_dict(ExperimentConfig, raw).validate()
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply one ``dotted.key=value`` override to a raw config mapping."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {item!r}: expected dotted.key=value")
+    parts = key.split(".")
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {item!r}: {part!r} is not a mapping")
+    node[parts[-1]] = yaml.safe_load(value)
+
+
+def from_dict(cls: type, data: Any, where: str = "") -> Any:
+    """Build dataclass ``cls`` from plain data, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where or 'config'}: unknown key(s) {unknown}; allowed: {sorted(names)}")
+    kwargs = {k: _coerce(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        (item,) = typing.get_args(tp)
+        return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        kt, vt = typing.get_args(tp)
+        return {_coerce(kt, k, where): _coerce(vt, v, f"{where}.{k}") for k, v in value.items()}
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"{where}: union types are not supported in configs")
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is str and value is None:
+        return ""
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
+    return value

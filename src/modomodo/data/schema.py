@@ -1,0 +1,33 @@
+"""The one example record every stage exchanges (DESIGN.md, "Contracts worth keeping stable")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+AnswerKind = Literal["box", "mc", "text"]
+ANSWER_KINDS: tuple[str, ...] = ("box", "mc", "text")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One verifiable vision-language problem."""
+
+    id: str
+    """Stable, unique within a dataset (e.g. ``ref-train-000042``)."""
+    domain: str
+    """The domain (training dataset or benchmark) it belongs to; rewards dispatch on it."""
+    image: bytes
+    """The image, PNG-encoded."""
+    problem: str
+    """The question or instruction, without the reasoning/format suffix (templates add that)."""
+    solution: str
+    """The reference answer exactly as it belongs inside ``<answer> </answer>``: an option letter
+    (``"B"``), a short text (``"left"``, ``"7"``) or a box list
+    (``"[{'Position': [x1, y1, x2, y2], 'Confidence': 1}]"``, pixel frame of ``image``)."""
+    answer_kind: AnswerKind
+    """How the answer is verified: ``box`` (IoU), ``mc`` (option letter), ``text`` (normalised match)."""
+    options: tuple[str, ...] = ()
+    """Option texts for ``mc`` (letter i <-> options[i]); also lets a ``text`` answer be matched by letter."""
+    meta: dict[str, str] = field(default_factory=dict)
+    """Free-form string metadata (skill tags, generator parameters); never used for scoring."""

@@ -1,0 +1,67 @@
+"""Turn examples into model inputs: chat-formatted prompts with their image, for generation and SFT."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import torch
+from PIL import Image
+
+from modomodo.data.prompts import to_conversation
+from modomodo.data.schema import Example
+
+
+def decode_image(example: Example) -> Image.Image:
+    return Image.open(io.BytesIO(example.image)).convert("RGB")
+
+
+def prompt_text(processor, example: Example) -> str:
+    """The chat-templated prompt, ending with the assistant turn's opening."""
+    return processor.apply_chat_template(to_conversation(example), add_generation_prompt=True, tokenize=False)
+
+
+def generation_batch(processor, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
+    """Left-padded prompts + pixel values for batched ``generate``."""
+    return dict(
+        processor(
+            images=[decode_image(e) for e in examples],
+            text=[prompt_text(processor, e) for e in examples],
+            return_tensors="pt",
+            padding=True,
+        )
+    )
+
+
+def sft_batch(processor, examples: Sequence[Example], completions: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Prompt + target completion, with labels only on the completion (and its end-of-turn token).
+
+    The completion is tokenised on its own and appended to the prompt's ids, so the label mask is
+    exact (tokenising the joined text could merge tokens across the boundary).
+    """
+    tokenizer = processor.tokenizer
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    pad = tokenizer.pad_token_id
+    images = [decode_image(e) for e in examples]
+    encoded = processor(images=images, text=[prompt_text(processor, e) for e in examples], return_tensors="pt", padding=True)
+    rows, labels = [], []
+    for i, completion in enumerate(completions):
+        prompt_ids = encoded["input_ids"][i][encoded["attention_mask"][i].bool()].tolist()
+        target = tokenizer(completion, add_special_tokens=False)["input_ids"] + [eos]
+        rows.append(prompt_ids + target)
+        labels.append([-100] * len(prompt_ids) + target)
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    label_ids = torch.full((len(rows), width), -100, dtype=torch.long)
+    for i, (row, lab) in enumerate(zip(rows, labels, strict=True)):
+        input_ids[i, width - len(row) :] = torch.tensor(row)  # left padding, as in generation
+        attention[i, width - len(row) :] = 1
+        label_ids[i, width - len(lab) :] = torch.tensor(lab)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention,
+        "labels": label_ids,
+        "pixel_values": encoded["pixel_values"],
+        "image_grid_thw": encoded["image_grid_thw"],
+    }

@@ -1,0 +1,70 @@
+"""Load a policy (model + processor) from a hub id, a local path, or a tiny model built here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from modomodo.policy.tiny import TINY_MARKER, load_tiny_processor
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    """``auto`` picks bf16 on a CUDA device that supports it, else fp32 (CPU training stays fp32)."""
+    if dtype == "bf16":
+        return torch.bfloat16
+    if dtype == "fp32":
+        return torch.float32
+    if dtype == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    raise ValueError(f"dtype must be auto, bf16 or fp32, got {dtype!r}")
+
+
+def is_tiny(model: str | Path) -> bool:
+    return (Path(model) / TINY_MARKER).is_file()
+
+
+def load_processor(model: str | Path):
+    """The processor for ``model``; tiny models use the torchvision-free processor."""
+    if is_tiny(model):
+        return load_tiny_processor(Path(model))
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(str(model))
+    processor.tokenizer.padding_side = "left"  # batched generation pads on the left
+    return processor
+
+
+def load_policy(model: str | Path, dtype: str = "auto"):
+    """Return ``(model, processor)``. ``model`` is a hub id (resolved from the local HF cache when
+    offline) or a local folder saved by ``save_pretrained``."""
+    from transformers import AutoModelForImageTextToText
+
+    policy = AutoModelForImageTextToText.from_pretrained(str(model), dtype=resolve_dtype(dtype))
+    return policy, load_processor(model)
+
+
+def freeze_vision_tower(model) -> int:
+    """Freeze the vision encoder (parameters under ``visual``), as the paper trains only the LLM.
+
+    Returns the number of frozen parameters, so callers can log and tests can assert it.
+    """
+    frozen = 0
+    for name, param in model.named_parameters():
+        if ".visual." in f".{name}" or name.startswith("visual."):
+            param.requires_grad_(False)
+            frozen += param.numel()
+    if frozen == 0:
+        raise ValueError("freeze_vision_tower: the model has no parameters under 'visual'")
+    return frozen
+
+
+def save_policy(model, processor, out_dir: Path, source: str | Path | None = None) -> Path:
+    """Save model + processor; a tiny model keeps its marker so it reloads with the right processor."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    if source is not None and is_tiny(source):
+        (out_dir / TINY_MARKER).write_bytes((Path(source) / TINY_MARKER).read_bytes())
+    return out_dir

@@ -1,0 +1,260 @@
+"""GRPO on a mixture of domains, with TRL's ``GRPOTrainer``.
+
+Read top to bottom:
+1. the mixture sampler fixes the whole prompt schedule up front (``rl/sampler.py``);
+2. the schedule becomes the trainer's dataset, consumed in order (no shuffling: order *is* the mixture);
+3. one reward function routes each completion to its own domain's reward set;
+4. a callback exports per-domain metrics and copies every checkpoint to the artifact store;
+5. ``resume=True`` continues from the newest checkpoint, local or in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from modomodo.config import ExperimentConfig
+from modomodo.data.prompts import render_prompt
+from modomodo.data.schema import Example
+from modomodo.policy.load import freeze_vision_tower, load_policy, resolve_dtype, save_policy
+from modomodo.rewards import RewardContext, RewardSet
+from modomodo.rl.sampler import mixture_schedule, realised_counts
+
+CHECKPOINT_PREFIX = "checkpoint-"
+DEEPSPEED_PRESETS = Path(__file__).parent / "deepspeed"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Summary of one RL update; written as ``train_summary.json`` next to the final model."""
+
+    run_id: str
+    mixture: dict[str, float]
+    realised_counts: dict[str, int]
+    steps: int
+    resumed_from_step: int
+    seconds: float
+    model_dir: str
+    log_history: list[dict[str, Any]]
+
+
+class DomainRewards:
+    """One TRL reward function that scores each completion with its own domain's reward set.
+
+    Routing by the example's ``domain`` column keeps rewards declared per domain (no global table)
+    and lets domains weight their parts differently. Per-domain means go to the trainer's log via
+    TRL's ``log_metric`` hook, under ``reward/<domain>`` and ``accuracy/<domain>``.
+    """
+
+    __name__ = "domain_reward"  # TRL names the logged metric after the function
+
+    def __init__(self, reward_sets: Mapping[str, RewardSet]):
+        self.reward_sets = dict(reward_sets)
+
+    def __call__(self, prompts, completions, domain, solution, answer_kind, options, log_metric=None, **_):
+        totals, by_domain, acc_by_domain = [], defaultdict(list), defaultdict(list)
+        for completion, d, sol, kind, opts in zip(completions, domain, solution, answer_kind, options, strict=True):
+            text = completion[-1]["content"] if isinstance(completion, list) else completion
+            result = self.reward_sets[d].score(text, RewardContext(solution=sol, answer_kind=kind, options=tuple(opts)))
+            totals.append(result.total)
+            by_domain[d].append(result.total)
+            acc_by_domain[d].append(task_part(result.parts))
+        if log_metric is not None:
+            for d in by_domain:
+                log_metric(f"reward/{d}", sum(by_domain[d]) / len(by_domain[d]))
+                log_metric(f"accuracy/{d}", sum(acc_by_domain[d]) / len(acc_by_domain[d]))
+        return totals
+
+
+def task_part(parts: Mapping[str, float]) -> float:
+    """The task-success part of a reward breakdown (accuracy or IoU), format excluded."""
+    task = [v for k, v in parts.items() if k != "format"]
+    return max(task) if task else 0.0
+
+
+def schedule_dataset(train: Mapping[str, Sequence[Example]], cfg: ExperimentConfig):
+    """The trainer's dataset: the mixture schedule, one row per scheduled prompt, in order."""
+    from datasets import Dataset, Features, Image, Sequence as HFSequence, Value
+
+    mixture = cfg.resolved_mixture()
+    sizes = {d: len(train.get(d, ())) for d in mixture}
+    draws = mixture_schedule(sizes, mixture, cfg.train.steps * cfg.train.prompts_per_step, cfg.train.seed, cfg.train.sampling)
+    steps = len(draws) // cfg.train.prompts_per_step
+    if steps == 0:
+        raise ValueError("the mixture schedule is shorter than one step (a domain was exhausted at once)")
+    draws = draws[: steps * cfg.train.prompts_per_step]
+    features = Features(
+        {
+            "prompt": [{"role": Value("string"), "content": Value("string")}],
+            "image": Image(),
+            "domain": Value("string"),
+            "solution": Value("string"),
+            "answer_kind": Value("string"),
+            "options": HFSequence(Value("string")),
+            "example_id": Value("string"),
+        }
+    )
+    rows = []
+    for draw in draws:
+        ex = train[draw.domain][draw.index]
+        rows.append(
+            {
+                # Plain-text content: TRL inserts the image placeholder before the text, as to_conversation does.
+                "prompt": [{"role": "user", "content": render_prompt(ex)}],
+                "image": {"bytes": ex.image, "path": None},
+                "domain": ex.domain,
+                "solution": ex.solution,
+                "answer_kind": ex.answer_kind,
+                "options": list(ex.options),
+                "example_id": ex.id,
+            }
+        )
+    return Dataset.from_list(rows, features=features), draws, steps
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    found = sorted(
+        (p for p in folder.glob(f"{CHECKPOINT_PREFIX}*") if p.name.removeprefix(CHECKPOINT_PREFIX).isdigit()),
+        key=lambda p: int(p.name.removeprefix(CHECKPOINT_PREFIX)),
+    )
+    return found[-1] if found else None
+
+
+def checkpoint_key(run_id: str, step: int) -> str:
+    return f"runs/{run_id}/checkpoints/step-{step:08d}"
+
+
+def restore_checkpoint(store, run_id: str, trainer_dir: Path) -> Path | None:
+    """Bring the newest checkpoint of ``run_id`` from the store, unless a newer one is on disk."""
+    local = latest_checkpoint(trainer_dir)
+    keys = store.list_artifacts(f"runs/{run_id}/checkpoints/") if store is not None else []
+    if not keys:
+        return local
+    remote_step = int(keys[-1].rsplit("-", 1)[-1])
+    if local is not None and int(local.name.removeprefix(CHECKPOINT_PREFIX)) >= remote_step:
+        return local
+    target = trainer_dir / f"{CHECKPOINT_PREFIX}{remote_step}"
+    store.get_dir(keys[-1], target)
+    return target
+
+
+def deepspeed_config(value: str) -> str | None:
+    if not value:
+        return None
+    if value in ("zero2", "zero3"):
+        return str(DEEPSPEED_PRESETS / f"{value}.json")
+    return value
+
+
+def grpo_args(cfg: ExperimentConfig, trainer_dir: Path, steps: int):
+    """Map our config onto TRL's ``GRPOConfig`` (one optimizer step = prompts_per_step x G rollouts)."""
+    from trl import GRPOConfig
+
+    t = cfg.train
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rollouts = t.prompts_per_step * t.num_generations
+    if rollouts % world:
+        raise ValueError(f"prompts_per_step x num_generations ({rollouts}) must divide by WORLD_SIZE ({world})")
+    bf16 = resolve_dtype(cfg.policy.dtype).is_floating_point and str(resolve_dtype(cfg.policy.dtype)) == "torch.bfloat16"
+    return GRPOConfig(
+        output_dir=str(trainer_dir),
+        per_device_train_batch_size=rollouts // world,
+        gradient_accumulation_steps=1,
+        num_generations=t.num_generations,
+        max_completion_length=t.max_completion_length,
+        temperature=t.temperature,
+        beta=t.beta,
+        learning_rate=t.lr,
+        lr_scheduler_type="linear",
+        warmup_steps=int(round(t.warmup_ratio * steps)),
+        adam_beta1=0.9,
+        adam_beta2=0.999,
+        adam_epsilon=1e-8,
+        max_steps=steps,
+        seed=t.seed,
+        data_seed=t.seed,
+        shuffle_dataset=False,  # the schedule's order is the mixture; never reshuffle it
+        remove_unused_columns=False,
+        save_strategy="steps",
+        save_steps=t.checkpoint_every,
+        logging_steps=t.logging_steps,
+        report_to="none",
+        bf16=bf16,
+        deepspeed=deepspeed_config(t.deepspeed),
+        disable_tqdm=True,
+        log_completions=False,
+    )
+
+
+def train_grpo(
+    cfg: ExperimentConfig,
+    train: Mapping[str, Sequence[Example]],
+    base_model: Path,
+    out_dir: Path,
+    *,
+    run_id: str,
+    reward_sets: Mapping[str, RewardSet],
+    store=None,
+    resume: bool = False,
+    callbacks: Sequence[Any] = (),
+) -> TrainResult:
+    """Run GRPO from ``base_model`` on the mixture schedule; save the final policy to ``out_dir/model``."""
+    from trl import GRPOTrainer
+
+    start = time.perf_counter()
+    dataset, draws, steps = schedule_dataset(train, cfg)
+    trainer_dir = out_dir / "trainer"
+    trainer_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = restore_checkpoint(store, run_id, trainer_dir) if resume else None
+    model, processor = load_policy(base_model, cfg.policy.dtype)
+    if cfg.policy.freeze_vision:
+        freeze_vision_tower(model)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[DomainRewards(reward_sets)],
+        args=grpo_args(cfg, trainer_dir, steps),
+        train_dataset=dataset,
+        processing_class=processor,
+        callbacks=[CheckpointToStore(store, run_id), *callbacks],
+    )
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    model_dir = save_policy(trainer.model, processor, out_dir / "model", source=base_model)
+    result = TrainResult(
+        run_id=run_id,
+        mixture=cfg.resolved_mixture(),
+        realised_counts=realised_counts(draws),
+        steps=trainer.state.global_step,
+        resumed_from_step=int(checkpoint.name.removeprefix(CHECKPOINT_PREFIX)) if checkpoint else 0,
+        seconds=time.perf_counter() - start,
+        model_dir=str(model_dir),
+        log_history=trainer.state.log_history,
+    )
+    (out_dir / "train_summary.json").write_text(json.dumps(asdict(result), indent=2, sort_keys=True) + "\n")
+    return result
+
+
+def _checkpoint_callback_base():
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+class CheckpointToStore(_checkpoint_callback_base()):
+    """Copy each checkpoint the trainer saves into the artifact store (manifest last), so a pod that
+    restarts on an empty disk can resume from it."""
+
+    def __init__(self, store, run_id: str):
+        self.store = store
+        self.run_id = run_id
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.store is None or not state.is_world_process_zero:
+            return
+        folder = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
+        self.store.put_dir(folder, checkpoint_key(self.run_id, state.global_step), metadata={"step": state.global_step})
