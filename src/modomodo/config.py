@@ -161,7 +161,7 @@ class ExperimentConfig:
 
     def validate(self) -> ExperimentConfig:
         """Check cross-field consistency; raises :class:`ConfigError` naming the key."""
-        from modomodo.mixture.simplex import validate_mixture
+        from modomodo.mixture.simplex import Mixture
         from modomodo.rewards import REWARDS
 
         if not self.data.domains:
@@ -184,7 +184,7 @@ class ExperimentConfig:
             if unknown:
                 raise ConfigError(f"train.mixture: unknown domains {unknown}; training domains: {sorted(self.data.domains)}")
             try:
-                validate_mixture(self.train.mixture)
+                Mixture(self.train.mixture)
             except ValueError as e:
                 raise ConfigError(f"train.mixture: {e}") from e
         for key in ("steps", "prompts_per_step", "checkpoint_every", "logging_steps"):
@@ -289,6 +289,12 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         raise ConfigError(f"{where}: union types are not supported in configs")
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):
+        # YAML 1.1 reads "1e-4" (no dot) as a string; accept numeric strings, reject anything else.
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected float, got str {value!r}") from None
     if tp is str and value is None:
         return ""
     if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):

@@ -1,0 +1,76 @@
+"""Configs are validated before any work starts, and errors name the offending key."""
+
+from __future__ import annotations
+
+import pytest
+
+from modomodo.config import ConfigError, ExperimentConfig, load_config, preset_names
+
+
+def test_every_preset_loads_and_validates():
+    assert {"smoke", "paper"} <= set(preset_names())
+    for name in preset_names():
+        cfg = load_config(name)
+        assert isinstance(cfg, ExperimentConfig)
+        assert cfg.data.domains
+
+
+def test_paper_preset_has_the_papers_settings():
+    cfg = load_config("paper")
+    t = cfg.train
+    assert (t.num_generations, t.prompts_per_step, t.beta, t.lr, t.warmup_ratio, t.seed, t.steps) == (
+        6, 2, 0.04, 1e-6, 0.1, 42, 2000,
+    )
+    assert cfg.policy.model == "Qwen/Qwen2-VL-2B-Instruct"
+    assert cfg.policy.freeze_vision
+    weights = {r.name: r.weight for r in cfg.data.domains["sci"].rewards}
+    assert weights == {"format": 1.0, "accuracy": 2.0}
+
+
+def test_overrides_are_parsed_as_yaml():
+    cfg = load_config("smoke", ["train.steps=7", "train.mixture={det: 0.25, sci: 0.75}", "train.lr=1e-4"])
+    assert cfg.train.steps == 7
+    assert cfg.train.lr == 1e-4
+    assert cfg.resolved_mixture() == {"det": 0.25, "ref": 0.0, "geo": 0.0, "spatial": 0.0, "sci": 0.75}
+
+
+def test_empty_mixture_means_uniform():
+    mix = load_config("smoke").resolved_mixture()
+    assert set(mix) == {"det", "ref", "geo", "spatial", "sci"}
+    assert all(w == pytest.approx(0.2) for w in mix.values())
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.stepz=3", r"train: unknown key\(s\) \['stepz'\]"),
+        ("train.steps=three", r"train.steps: expected int"),
+        ("train.mixture={det: 0.5, nope: 0.5}", r"train.mixture: unknown domains \['nope'\]"),
+        ("train.mixture={det: 0.5, sci: 0.4}", r"train.mixture: .*sum to 0.9"),
+        ("train.mixture={det: -0.5, sci: 1.5}", r"train.mixture: .*finite and >= 0"),
+        ("data.domains.sci.rewards=[]", r"data.domains.sci.rewards: a domain without a reward"),
+        ("data.domains.sci.rewards=[{name: nope}]", r"unknown reward 'nope'"),
+        ("data.domains.sci.rewards=[{name: accuracy, weight: 2}]", r"gating needs a 'format' reward"),
+        ("train.num_generations=1", r"at least 2 completions"),
+        ("train.sampling=random", r"train.sampling"),
+        ("train.deepspeed=/no/such.json", r"train.deepspeed"),
+        ("policy.dtype=fp16", r"policy.dtype"),
+        ("nonsense", r"expected dotted.key=value"),
+    ],
+)
+def test_bad_configs_are_rejected_with_the_key_named(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("smoke", [override])
+
+
+def test_unknown_preset_lists_the_presets():
+    with pytest.raises(ConfigError, match="smoke"):
+        load_config("no-such-preset")
+
+
+def test_a_yaml_file_works_as_a_preset(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: mine\ndata:\n  domains:\n    sci: {rewards: [{name: format}, {name: accuracy, weight: 2}]}\n")
+    cfg = load_config(str(path))
+    assert cfg.name == "mine"
+    assert list(cfg.data.domains) == ["sci"]
