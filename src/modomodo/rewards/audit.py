@@ -1,0 +1,140 @@
+"""Score a JSONL file of completions offline (``modomodo rewards score --input FILE.jsonl``).
+
+Each line is a JSON object::
+
+    {"completion": "<think> ... </think> <answer> B </answer>", "solution": "B",
+     "answer_kind": "mc", "options": ["red", "blue"], "domain": "sat"}
+
+``answer_kind`` is optional (inferred by :func:`infer_answer_kind`), ``options`` too. Exactly one of
+``domain`` (its configured :class:`RewardSet` applies) or ``rewards`` (a list of registered names,
+each weight 1, or ``{"name": ..., "weight": ...}`` objects; gated on format iff ``format`` is listed)
+says how to score. A bad line yields an error entry naming the line and the problem, and the audit
+goes on; blank lines are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from modomodo.rewards.boxes import parse_boxes
+from modomodo.rewards.context import RewardContext
+from modomodo.rewards.errors import RewardConfigError
+from modomodo.rewards.matching import OPTION_LETTERS
+from modomodo.rewards.parsing import extract_answer
+from modomodo.rewards.reward_set import FORMAT_REWARD, RewardSet, RewardSpec
+
+_ANSWER_WIDTH = 40
+
+
+def infer_answer_kind(solution: str) -> str:
+    """``box`` if the solution parses as boxes, ``mc`` if it is one letter A-H, else ``text``."""
+    if parse_boxes(solution) is not None:
+        return "box"
+    letter = solution.strip().upper()
+    return "mc" if len(letter) == 1 and letter in OPTION_LETTERS else "text"
+
+
+def score_records(
+    lines: Iterable[str | Mapping[str, Any]], domain_rewards: Mapping[str, RewardSet]
+) -> list[dict[str, Any]]:
+    """Score each line (a JSON string or an already decoded object), numbering lines from 1.
+
+    A result is ``{"line", "domain", "answer_kind", "answer", "parts", "total"}`` (``domain`` is
+    ``None`` for a ``rewards`` list, ``answer`` is ``None`` when there is no answer block), or
+    ``{"line", "error"}`` for a bad line.
+    """
+    results: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, start=1):
+        if isinstance(line, str) and not line.strip():
+            continue
+        try:
+            results.append({"line": number, **_score_line(line, domain_rewards)})
+        except ValueError as exc:  # invalid JSON and RewardConfigError; other errors are bugs
+            results.append({"line": number, "error": f"line {number}: {exc}"})
+    return results
+
+
+def _score_line(line: str | Mapping[str, Any], domain_rewards: Mapping[str, RewardSet]) -> dict[str, Any]:
+    try:
+        record = json.loads(line) if isinstance(line, str) else line
+    except json.JSONDecodeError as exc:
+        raise RewardConfigError(f"invalid JSON ({exc})") from None
+    if not isinstance(record, Mapping):
+        raise RewardConfigError(f"expected a JSON object, got {type(record).__name__}")
+    completion, solution = _string_field(record, "completion"), _string_field(record, "solution")
+    options = record.get("options", [])
+    if not isinstance(options, list) or not all(isinstance(option, str) for option in options):
+        raise RewardConfigError(f"'options' must be a list of strings, got {options!r}")
+    if ("domain" in record) == ("rewards" in record):
+        raise RewardConfigError("give exactly one of 'domain' or 'rewards'")
+    domain = record.get("domain")
+    if "domain" in record:
+        if not isinstance(domain, str) or domain not in domain_rewards:
+            raise RewardConfigError(f"unknown domain {domain!r}; known domains: {sorted(domain_rewards)}")
+        reward_set = domain_rewards[domain]
+    else:
+        reward_set = _listed_reward_set(record["rewards"])
+    answer_kind = record["answer_kind"] if "answer_kind" in record else infer_answer_kind(solution)
+    breakdown = reward_set.score(completion, RewardContext(solution, answer_kind, tuple(options)))
+    return {
+        "domain": domain,
+        "answer_kind": answer_kind,
+        "answer": extract_answer(completion),
+        "parts": breakdown.parts,
+        "total": breakdown.total,
+    }
+
+
+def _string_field(record: Mapping[str, Any], key: str) -> str:
+    if not isinstance(record.get(key), str):
+        raise RewardConfigError(f"field {key!r} is missing or not a string")
+    return record[key]
+
+
+def _listed_reward_set(items: Any) -> RewardSet:
+    if not isinstance(items, list) or not items:
+        raise RewardConfigError(f"'rewards' must be a non-empty list, got {items!r}")
+    specs = []
+    for item in items:
+        if isinstance(item, str):
+            specs.append(RewardSpec(item))
+        elif isinstance(item, Mapping) and set(item) in ({"name"}, {"name", "weight"}):
+            specs.append(RewardSpec(item["name"], item.get("weight", 1.0)))
+        else:
+            raise RewardConfigError(
+                f"a reward must be a name or {{'name': ..., 'weight': ...}}, got {item!r}"
+            )
+    names = [spec.name for spec in specs]
+    return RewardSet(tuple(specs), gate_on_format=FORMAT_REWARD in names)
+
+
+def render_table(results: Iterable[Mapping[str, Any]]) -> Table:
+    """A rich table of :func:`score_records` results: one row per line, one column per reward."""
+    results = list(results)
+    part_names = list(dict.fromkeys(name for result in results for name in result.get("parts", {})))
+    table = Table(title="Reward audit")
+    table.add_column("line", justify="right")
+    table.add_column("domain")
+    table.add_column("answer", overflow="ellipsis", max_width=_ANSWER_WIDTH)
+    for name in part_names:
+        table.add_column(name, justify="right")
+    table.add_column("total", justify="right")
+    table.add_column("error")
+    for result in results:
+        parts = result.get("parts", {})
+        error = result.get("error")
+        # Text cells: answers and errors are untrusted and must not be read as rich markup.
+        table.add_row(
+            str(result["line"]),
+            Text(result.get("domain") or ("" if error else "(rewards)")),
+            Text("" if result.get("answer") is None else result["answer"]),
+            *(f"{parts[name]:.3f}" if name in parts else "" for name in part_names),
+            "" if error else f"{result['total']:.3f}",
+            Text(error or "", style="red"),
+        )
+    return table
