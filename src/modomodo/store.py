@@ -1,0 +1,764 @@
+"""Artifact store: one interface over local folders (``file://``) and S3 (``s3://bucket/prefix``).
+
+An *artifact* is a tree of files under a key (a relative POSIX path such as ``runs/pilot-03/ckpt``).
+Its ``MANIFEST.json`` lists every file with size and sha256, the caller's metadata and a format
+version, and it is always written last: an artifact whose upload was interrupted has no manifest, so
+``exists``/``list_artifacts``/``get_dir`` never see it. Readers verify every checksum.
+
+An artifact owns everything under ``<key>/``: artifacts never nest. Overwriting a key deletes the
+old manifest before any old file is touched, then the old files, and writes the new manifest last,
+so no reader ever sees a mix of old and new files (see ``docs/storage.md``).
+
+Typical use::
+
+    store = ArtifactStore.from_uri("s3://modomodo/experiments")   # or "file:///data/artifacts"
+    store.put_dir(Path("out/checkpoint"), "runs/pilot-03/checkpoint", metadata={"step": 200})
+    manifest = store.get_dir("runs/pilot-03/checkpoint", Path("/tmp/ckpt"))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlparse
+
+import boto3
+import botocore.exceptions
+from boto3.exceptions import RetriesExceededError, S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config as BotoConfig
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_NAME = "MANIFEST.json"
+MANIFEST_FORMAT_VERSION = 1
+"""Bumped when the manifest layout changes incompatibly; readers refuse newer versions."""
+
+_STAGING_DIR = ".staging"
+"""Local stores build artifacts here before renaming them into place (keys cannot start with '.')."""
+
+_HASH_CHUNK = 1 << 20
+
+T = TypeVar("T")
+
+
+class StoreError(Exception):
+    """Base class of every artifact-store failure."""
+
+
+class InvalidKeyError(StoreError, ValueError):
+    """A key or file path is not a clean relative POSIX path, or would nest artifacts."""
+
+
+class InvalidStoreUriError(StoreError, ValueError):
+    """A store URI has an unsupported scheme or is malformed."""
+
+
+class ArtifactNotFoundError(StoreError, FileNotFoundError):
+    """No complete artifact (or object) exists under the key."""
+
+
+class ChecksumError(StoreError):
+    """A stored file does not match the size or sha256 recorded in its manifest."""
+
+
+class StoreAccessError(StoreError, PermissionError):
+    """The backend refused the credentials or the permission, or none are configured."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries of a whole operation on transient failures, with jittered exponential backoff."""
+
+    attempts: int = 4
+    """Total tries, the first included (1 disables retrying)."""
+    base_delay: float = 0.5
+    """Seconds before the first retry; doubled for each later one."""
+    max_delay: float = 8.0
+    """Upper bound of a single wait, in seconds."""
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"RetryPolicy.attempts must be >= 1, got {self.attempts}")
+
+    def call(self, fn: Callable[[], T], *, is_transient: Callable[[BaseException], bool], what: str) -> T:
+        """Return ``fn()``, retrying it while it raises an error that ``is_transient`` accepts."""
+        attempt = 1
+        while True:
+            try:
+                return fn()
+            except Exception as exc:
+                if attempt >= self.attempts or not is_transient(exc):
+                    raise
+                # Full jitter keeps many pods that failed together from retrying in lockstep.
+                delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+                logger.warning(
+                    "%s failed (%s: %s); retry %d of %d in %.2f s",
+                    what,
+                    type(exc).__name__,
+                    exc,
+                    attempt,
+                    self.attempts - 1,
+                    delay,
+                )
+                time.sleep(delay)
+                attempt += 1
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of an artifact, as recorded in its manifest."""
+
+    path: str
+    """Relative POSIX path inside the artifact."""
+    size: int
+    """Size in bytes."""
+    sha256: str
+    """Hex sha256 of the content."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The ``MANIFEST.json`` that completes an artifact."""
+
+    files: tuple[FileEntry, ...]
+    """Every file of the artifact, sorted by path."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Caller-supplied JSON metadata (step, mixture, scores...)."""
+    format_version: int = MANIFEST_FORMAT_VERSION
+    """Layout version of this manifest."""
+    created_at: str = ""
+    """UTC ISO-8601 time the manifest was written."""
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(entry.size for entry in self.files)
+
+    def to_json(self) -> bytes:
+        doc = {
+            "format_version": self.format_version,
+            "created_at": self.created_at,
+            "metadata": self.metadata,
+            "files": [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in self.files],
+        }
+        return json.dumps(doc, indent=2, sort_keys=True, allow_nan=False).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, *, source: str) -> Manifest:
+        """Parse and validate a manifest; ``source`` names it in error messages."""
+        try:
+            doc = json.loads(data)
+            version = doc["format_version"]
+            files = tuple(
+                FileEntry(
+                    _validate_relpath(f["path"], "manifest file path"), int(f["size"]), str(f["sha256"])
+                )
+                for f in doc["files"]
+            )
+            metadata = doc["metadata"]
+            if not isinstance(metadata, dict):
+                raise TypeError(f"metadata is a {type(metadata).__name__}, not an object")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StoreError(f"{source}: malformed manifest ({type(exc).__name__}: {exc})") from exc
+        if not isinstance(version, int) or version > MANIFEST_FORMAT_VERSION:
+            raise StoreError(
+                f"{source}: manifest format_version {version!r} is newer than this modomodo "
+                f"supports ({MANIFEST_FORMAT_VERSION}); upgrade modomodo"
+            )
+        return cls(
+            files=files, metadata=metadata, format_version=version, created_at=doc.get("created_at", "")
+        )
+
+
+def _validate_relpath(path: str, what: str) -> str:
+    """Reject anything but a clean relative POSIX path: it may not escape the store root (``..``,
+    absolute paths) or be ambiguous (empty segments, ``.``, backslashes)."""
+    if not isinstance(path, str) or not path:
+        raise InvalidKeyError(f"{what} must be a non-empty string, got {path!r}")
+    if path.startswith("/"):
+        raise InvalidKeyError(f"{what} {path!r} is absolute; use a path relative to the store root")
+    if "\\" in path or "\0" in path:
+        raise InvalidKeyError(f"{what} {path!r} contains a backslash or NUL; use '/' separators")
+    for segment in path.split("/"):
+        if segment in ("", ".", ".."):
+            raise InvalidKeyError(f"{what} {path!r} has an empty, '.' or '..' segment")
+    return path
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` if it is a valid store key, else raise :class:`InvalidKeyError`.
+
+    A key is a clean relative POSIX path whose segments do not start with ``.`` (reserved for the
+    store's own temporary names) and are not ``MANIFEST.json`` (which marks complete artifacts).
+    """
+    _validate_relpath(key, "key")
+    for segment in key.split("/"):
+        if segment.startswith("."):
+            raise InvalidKeyError(f"key {key!r}: segments may not start with '.' (reserved)")
+        if segment == MANIFEST_NAME:
+            raise InvalidKeyError(f"key {key!r}: {MANIFEST_NAME!r} is reserved for artifact manifests")
+    return key
+
+
+def _validate_prefix(prefix: str) -> str:
+    """A listing prefix is a key or the start of one ('' lists everything)."""
+    if prefix:
+        _validate_relpath(prefix.rstrip("/") or "/", "listing prefix")
+    return prefix
+
+
+def _manifest_name(key: str) -> str:
+    return f"{key}/{MANIFEST_NAME}"
+
+
+def _sha256_file(path: Path) -> tuple[int, str]:
+    with path.open("rb") as f:
+        digest = hashlib.file_digest(f, "sha256")
+    return path.stat().st_size, digest.hexdigest()
+
+
+def _scan_tree(local_dir: Path) -> list[str]:
+    """Relative POSIX paths of every file under ``local_dir``, sorted.
+
+    Symlinks to files are stored as regular files; a symlinked directory is refused rather than
+    silently skipped. Empty directories are not preserved (object stores have no directories).
+    """
+    if not local_dir.is_dir():
+        raise FileNotFoundError(f"cannot store {local_dir}: not a directory")
+    paths = []
+    for dirpath, dirnames, filenames in os.walk(local_dir):
+        base = Path(dirpath)
+        for name in dirnames:
+            if (base / name).is_symlink():
+                raise ValueError(f"cannot store {base / name}: symlinked directories are not supported")
+        for name in filenames:
+            rel = (base / name).relative_to(local_dir).as_posix()
+            if name == MANIFEST_NAME:
+                raise InvalidKeyError(
+                    f"cannot store {local_dir}: file {rel!r} uses the reserved name {MANIFEST_NAME!r}"
+                )
+            paths.append(_validate_relpath(rel, "file path"))
+    return sorted(paths)
+
+
+def _check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    metadata = dict(metadata or {})
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"artifact metadata must be plain JSON (no NaN/inf): {exc}") from exc
+    return metadata
+
+
+class ArtifactStore(ABC):
+    """Artifacts and small objects under one root; backends implement the ``_`` primitives.
+
+    Primitive methods take *names*: object paths relative to the store root.
+    """
+
+    uri: str
+    """Canonical URI of the store root (``file:///...`` or ``s3://bucket/prefix``)."""
+
+    @staticmethod
+    def from_uri(uri: str, **kwargs: Any) -> ArtifactStore:
+        """Open ``file:///abs/dir``, ``/abs/dir``, ``rel/dir`` or ``s3://bucket/prefix``.
+
+        ``kwargs`` go to the backend's constructor (see :class:`S3Store` for S3 options).
+        """
+        parsed = urlparse(uri)
+        if parsed.scheme == "s3":
+            if not parsed.netloc:
+                raise InvalidStoreUriError(f"store URI {uri!r} names no bucket (expected s3://bucket/prefix)")
+            return S3Store(parsed.netloc, parsed.path.strip("/"), **kwargs)
+        if parsed.scheme == "file":
+            if parsed.netloc not in ("", "localhost"):
+                raise InvalidStoreUriError(f"store URI {uri!r}: file URIs must be local (file:///abs/dir)")
+            return LocalStore(Path(unquote(parsed.path)), **kwargs)
+        if parsed.scheme == "" and uri:
+            return LocalStore(Path(uri), **kwargs)
+        raise InvalidStoreUriError(
+            f"unsupported store URI {uri!r}: use file:///dir, a local path or s3://bucket/prefix"
+        )
+
+    # Public API -----------------------------------------------------------------------------
+
+    def put_dir(self, local_dir: Path, key: str, metadata: Mapping[str, Any] | None = None) -> Manifest:
+        """Store every file under ``local_dir`` as the artifact ``key``; the manifest goes last."""
+        key = validate_key(key)
+        local_dir = Path(local_dir)
+        files = _scan_tree(local_dir)
+        metadata = _check_metadata(metadata)
+        self._check_not_nested(key)
+        with self._staging(key) as dest:
+            entries = tuple(
+                FileEntry(rel, *self._put_file(local_dir / rel, f"{dest}/{rel}")) for rel in files
+            )
+        manifest = Manifest(
+            files=entries, metadata=metadata, created_at=datetime.now(UTC).isoformat(timespec="seconds")
+        )
+        self._put_bytes(_manifest_name(key), manifest.to_json())
+        logger.info("stored %d files (%d bytes) as %s", len(entries), manifest.total_bytes, self.url_for(key))
+        return manifest
+
+    def get_dir(self, key: str, local_dir: Path) -> Manifest:
+        """Download the artifact into ``local_dir`` (created if needed), verifying every checksum.
+
+        Each file is downloaded beside its destination and renamed into place only once verified.
+        """
+        manifest = self.read_manifest(key)
+        local_dir = Path(local_dir)
+        for entry in manifest.files:
+            dest = local_dir / entry.path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            partial = dest.with_name(dest.name + ".part")
+            try:
+                self._get_file(f"{key}/{entry.path}", partial)
+            except ArtifactNotFoundError as exc:
+                raise ArtifactNotFoundError(
+                    f"artifact {self.url_for(key)} is damaged: its file {entry.path!r} is missing"
+                ) from exc
+            size, sha256 = _sha256_file(partial)
+            if (size, sha256) != (entry.size, entry.sha256):
+                partial.unlink()
+                raise ChecksumError(
+                    f"{self.url_for(key)}/{entry.path}: expected {entry.size} bytes with sha256 "
+                    f"{entry.sha256}, got {size} bytes with sha256 {sha256}"
+                )
+            os.replace(partial, dest)
+        return manifest
+
+    def exists(self, key: str) -> bool:
+        """Whether a complete artifact (one with a manifest) is stored under ``key``."""
+        return self._has(_manifest_name(validate_key(key)))
+
+    def read_manifest(self, key: str) -> Manifest:
+        name = _manifest_name(validate_key(key))
+        try:
+            data = self._get_bytes(name)
+        except ArtifactNotFoundError as exc:
+            raise ArtifactNotFoundError(f"no artifact at {self.url_for(key)} (no {MANIFEST_NAME})") from exc
+        return Manifest.from_json(data, source=self._url(name))
+
+    def list_artifacts(self, prefix: str = "") -> list[str]:
+        """Sorted keys of the complete artifacts whose key starts with ``prefix`` (a plain string
+        prefix: ``"runs/pilot-"`` matches ``runs/pilot-01``; end it with ``/`` to stay in a folder)."""
+        suffix = "/" + MANIFEST_NAME
+        keys = (
+            name[: -len(suffix)] for name in self._names(_validate_prefix(prefix)) if name.endswith(suffix)
+        )
+        return sorted(key for key in keys if key.startswith(prefix))
+
+    def delete(self, key: str) -> None:
+        """Remove the artifact (manifest first) and any leftovers of an interrupted upload; a key
+        with nothing stored is not an error."""
+        self._retire(validate_key(key))
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store one small object (a JSON report, a run record) atomically, without a manifest."""
+        self._put_bytes(validate_key(key), bytes(data))
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._get_bytes(validate_key(key))
+
+    def url_for(self, key: str) -> str:
+        """Absolute URL of ``key`` (``s3://bucket/prefix/key`` or ``file:///root/key``)."""
+        return self._url(validate_key(key))
+
+    # Shared steps -----------------------------------------------------------------------------
+
+    def _retire(self, key: str) -> None:
+        # Manifest first: from this instant readers no longer see the old artifact.
+        self._delete(_manifest_name(key))
+        self._delete_tree(key)
+
+    def _check_not_nested(self, key: str) -> None:
+        segments = key.split("/")
+        for depth in range(1, len(segments)):
+            ancestor = "/".join(segments[:depth])
+            if self._has(_manifest_name(ancestor)):
+                raise InvalidKeyError(f"artifact key {key!r} lies inside the artifact {ancestor!r}")
+        inner = self.list_artifacts(key + "/")
+        if inner:
+            raise InvalidKeyError(f"artifact key {key!r} would contain the artifacts {inner}")
+
+    # Backend primitives -----------------------------------------------------------------------
+
+    @abstractmethod
+    def _staging(self, key: str) -> AbstractContextManager[str]:
+        """Context manager yielding the name prefix new files of ``key`` are written under. On
+        success the files are at ``key/`` afterwards and the old artifact was retired first."""
+
+    @abstractmethod
+    def _put_file(self, src: Path, name: str) -> tuple[int, str]:
+        """Store a local file; return (size, sha256) of the bytes stored."""
+
+    @abstractmethod
+    def _get_file(self, name: str, dest: Path) -> None:
+        """Download an object to ``dest``; :class:`ArtifactNotFoundError` if it is missing."""
+
+    @abstractmethod
+    def _put_bytes(self, name: str, data: bytes) -> None:
+        """Write a whole object atomically."""
+
+    @abstractmethod
+    def _get_bytes(self, name: str) -> bytes:
+        """Read a whole object; :class:`ArtifactNotFoundError` if it is missing."""
+
+    @abstractmethod
+    def _has(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def _names(self, prefix: str) -> Iterator[str]:
+        """Every object name starting with ``prefix`` (unordered)."""
+
+    @abstractmethod
+    def _delete(self, name: str) -> None:
+        """Delete one object; a missing one is not an error."""
+
+    @abstractmethod
+    def _delete_tree(self, key: str) -> None:
+        """Delete every object under ``key/``."""
+
+    @abstractmethod
+    def _url(self, name: str) -> str: ...
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r})"
+
+
+class LocalStore(ArtifactStore):
+    """Artifacts as folders under a local root (also a shared volume or PVC mount).
+
+    ``put_dir`` copies into ``<root>/.staging/<uuid>`` and renames the folder into place, so a
+    crashed copy never leaves partial files under the key.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.uri = self.root.as_uri()
+
+    @contextmanager
+    def _staging(self, key: str) -> Iterator[str]:
+        staging = self.root / _STAGING_DIR / uuid.uuid4().hex
+        staging.mkdir(parents=True)
+        try:
+            yield staging.relative_to(self.root).as_posix()
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self._retire(key)
+        target = self.root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging.rename(target)
+
+    def _put_file(self, src: Path, name: str) -> tuple[int, str]:
+        # Hash the bytes as they are copied, so the manifest describes exactly what was stored.
+        dest = self.root / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        digest, size = hashlib.sha256(), 0
+        with src.open("rb") as fin, dest.open("wb") as fout:
+            while chunk := fin.read(_HASH_CHUNK):
+                digest.update(chunk)
+                fout.write(chunk)
+                size += len(chunk)
+        return size, digest.hexdigest()
+
+    def _get_file(self, name: str, dest: Path) -> None:
+        try:
+            shutil.copyfile(self.root / name, dest)
+        except FileNotFoundError as exc:
+            raise ArtifactNotFoundError(f"{self._url(name)} does not exist") from exc
+
+    def _put_bytes(self, name: str, data: bytes) -> None:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+    def _get_bytes(self, name: str) -> bytes:
+        try:
+            return (self.root / name).read_bytes()
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise ArtifactNotFoundError(f"{self._url(name)} does not exist") from exc
+
+    def _has(self, name: str) -> bool:
+        return (self.root / name).is_file()
+
+    def _names(self, prefix: str) -> Iterator[str]:
+        head, _, _ = prefix.rpartition("/")
+        base = self.root / head
+        for dirpath, dirnames, filenames in os.walk(base):
+            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
+            if rel_dir == ".":
+                rel_dir = ""
+                dirnames[:] = [d for d in dirnames if d != _STAGING_DIR]
+            for filename in filenames:
+                name = f"{rel_dir}/{filename}" if rel_dir else filename
+                if name.startswith(prefix):
+                    yield name
+
+    def _delete(self, name: str) -> None:
+        (self.root / name).unlink(missing_ok=True)
+
+    def _delete_tree(self, key: str) -> None:
+        path = self.root / key
+        if path.is_dir():
+            shutil.rmtree(path)
+
+    def _url(self, name: str) -> str:
+        return (self.root / name).as_uri()
+
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "InternalError",
+        "ServiceUnavailable",
+    }
+)
+_ACCESS_CODES = frozenset(
+    {
+        "AccessDenied",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "InvalidToken",
+        "ExpiredToken",
+        "AllAccessDisabled",
+    }
+)
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps: boto3 hides the real error in the context of S3UploadFailedError
+    and in ``last_exception`` of RetriesExceededError."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = getattr(current, "last_exception", None) or current.__cause__ or current.__context__
+
+
+def _client_error(exc: BaseException) -> botocore.exceptions.ClientError | None:
+    return next((e for e in _causes(exc) if isinstance(e, botocore.exceptions.ClientError)), None)
+
+
+def _is_transient_s3_error(exc: BaseException) -> bool:
+    for cause in _causes(exc):
+        if isinstance(cause, botocore.exceptions.ConnectionError | botocore.exceptions.HTTPClientError):
+            return True
+        if isinstance(cause, botocore.exceptions.ClientError):
+            status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            return cause.response.get("Error", {}).get("Code") in _TRANSIENT_CODES or status in (
+                500,
+                502,
+                503,
+                504,
+            )
+    return False
+
+
+class S3Store(ArtifactStore):
+    """Artifacts as objects under ``s3://bucket/prefix/`` on AWS S3 or any S3-compatible server.
+
+    Large files use multipart transfers; every request is retried by botocore (``standard`` mode)
+    and every whole-file operation once more by :class:`RetryPolicy` on transient failures.
+    Unset arguments come from the environment: endpoint from ``MODOMODO_S3_ENDPOINT`` or
+    ``AWS_ENDPOINT_URL``, region from ``AWS_REGION``/``AWS_DEFAULT_REGION`` (else us-east-1),
+    credentials from boto3's usual chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
+    profiles, pod identity).
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        region: str | None = None,
+        multipart_threshold: int = 64 * 2**20,
+        multipart_chunksize: int = 16 * 2**20,
+        max_concurrency: int = 4,
+        max_attempts: int = 5,
+        retry: RetryPolicy = RetryPolicy(),
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+    ) -> None:
+        if not bucket:
+            raise InvalidStoreUriError("S3Store needs a bucket name")
+        if (access_key is None) != (secret_key is None):
+            raise ValueError("give both access_key and secret_key, or neither (then the environment is used)")
+        self.bucket = bucket
+        self.prefix = _validate_relpath(prefix, "S3 prefix") if prefix else ""
+        self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self.endpoint_url = (
+            endpoint_url or os.environ.get("MODOMODO_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
+        )
+        self.retry = retry
+        self.transfer_config = TransferConfig(
+            multipart_threshold=multipart_threshold,
+            multipart_chunksize=multipart_chunksize,
+            max_concurrency=max_concurrency,
+        )
+        region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        # A private session: boto3's default session is not thread-safe and may carry other settings.
+        session = boto3.session.Session(
+            aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
+        )
+        self._client = session.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            config=BotoConfig(
+                retries={"max_attempts": max_attempts, "mode": "standard"},
+                # S3-compatible servers (SeaweedFS, MinIO, Ceph) rarely resolve virtual-host buckets.
+                s3={"addressing_style": "path"},
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                max_pool_connections=max(10, max_concurrency),
+            ),
+        )
+
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """Run one whole operation with retries, translating backend errors to store errors."""
+        try:
+            return self.retry.call(fn, is_transient=_is_transient_s3_error, what=what)
+        except (
+            botocore.exceptions.BotoCoreError,
+            botocore.exceptions.ClientError,
+            S3UploadFailedError,
+            RetriesExceededError,
+        ) as exc:
+            raise self._translate(exc, what) from exc
+
+    def _translate(self, exc: Exception, what: str) -> StoreError:
+        endpoint = self.endpoint_url or "AWS S3"
+        if isinstance(
+            exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
+        ):
+            return StoreAccessError(
+                f"{what}: no S3 credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or pass access_key/secret_key"
+            )
+        error = _client_error(exc)
+        if error is None:
+            return StoreError(f"{what}: {type(exc).__name__}: {exc} (endpoint {endpoint})")
+        code = error.response.get("Error", {}).get("Code", "")
+        message = error.response.get("Error", {}).get("Message", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in _ACCESS_CODES or status == 403:
+            return StoreAccessError(
+                f"{what}: {endpoint} refused access to s3://{self.bucket} ({code}: {message}); check the "
+                "access key and secret (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the store's arguments) "
+                "and the bucket policy"
+            )
+        if code == "NoSuchBucket":
+            return StoreError(f"{what}: bucket {self.bucket!r} does not exist on {endpoint}")
+        if code in _NOT_FOUND_CODES or status == 404:
+            return ArtifactNotFoundError(f"{what}: not found")
+        return StoreError(f"{what}: {endpoint} answered {code or status}: {message or exc}")
+
+    @contextmanager
+    def _staging(self, key: str) -> Iterator[str]:
+        # S3 has no rename: retire the old artifact, then upload in place; the manifest comes last.
+        self._retire(key)
+        yield key
+
+    def _put_file(self, src: Path, name: str) -> tuple[int, str]:
+        size, sha256 = _sha256_file(src)
+        self._call(
+            f"upload {src} to {self._url(name)}",
+            lambda: self._client.upload_file(
+                str(src), self.bucket, self._key(name), Config=self.transfer_config
+            ),
+        )
+        return size, sha256
+
+    def _get_file(self, name: str, dest: Path) -> None:
+        self._call(
+            f"download {self._url(name)}",
+            lambda: self._client.download_file(
+                self.bucket, self._key(name), str(dest), Config=self.transfer_config
+            ),
+        )
+
+    def _put_bytes(self, name: str, data: bytes) -> None:
+        self._call(
+            f"write {self._url(name)}",
+            lambda: self._client.put_object(Bucket=self.bucket, Key=self._key(name), Body=data),
+        )
+
+    def _get_bytes(self, name: str) -> bytes:
+        return self._call(
+            f"read {self._url(name)}",
+            lambda: self._client.get_object(Bucket=self.bucket, Key=self._key(name))["Body"].read(),
+        )
+
+    def _has(self, name: str) -> bool:
+        try:
+            self._call(
+                f"check {self._url(name)}",
+                lambda: self._client.head_object(Bucket=self.bucket, Key=self._key(name)),
+            )
+        except ArtifactNotFoundError:
+            return False
+        return True
+
+    def _names(self, prefix: str) -> Iterator[str]:
+        skip = len(self._key(""))
+        paginator = self._client.get_paginator("list_objects_v2")
+        pages = self._call(
+            f"list {self._url(prefix) if prefix else self.uri}",
+            lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix))),
+        )
+        for page in pages:
+            for obj in page.get("Contents", []):
+                yield obj["Key"][skip:]
+
+    def _delete(self, name: str) -> None:
+        self._call(
+            f"delete {self._url(name)}",
+            lambda: self._client.delete_object(Bucket=self.bucket, Key=self._key(name)),
+        )
+
+    def _delete_tree(self, key: str) -> None:
+        names = list(self._names(key + "/"))
+        for start in range(0, len(names), 1000):  # DeleteObjects takes at most 1000 keys
+            batch = [{"Key": self._key(n)} for n in names[start : start + 1000]]
+            response = self._call(
+                f"delete {len(batch)} objects under {self._url(key)}/",
+                lambda batch=batch: self._client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                ),
+            )
+            if response.get("Errors"):
+                first = response["Errors"][0]
+                raise StoreError(
+                    f"could not delete {len(response['Errors'])} objects under {self._url(key)}/, "
+                    f"e.g. {first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+                )
+
+    def _url(self, name: str) -> str:
+        return f"s3://{self.bucket}/{self._key(name)}"
