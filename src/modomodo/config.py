@@ -54,8 +54,9 @@ class DataConfig:
     """Training domains by name."""
     benchmarks: list[str] = field(default_factory=list)
     """Benchmarks to evaluate on (names from the synthetic suite); each is in- or out-of-domain."""
-    n_test: int = 64
-    """Examples per benchmark."""
+    benchmark_scale: float = 1.0
+    """Multiplier of each benchmark's suggested size (a tenth of its paper counterpart, so that
+    sample-count-weighted In/Out-Scores weigh benchmarks as the paper does)."""
     seed: int = 0
     """Seed of the synthetic generators; the same seed gives byte-identical shards."""
 
@@ -139,6 +140,32 @@ class EvalConfig:
 
 
 @dataclass
+class SearchConfig:
+    """The mixture search: pilots, surrogate, Optuna."""
+
+    seeds: list[str] = field(default_factory=lambda: ["single", "exclude_one", "uniform"])
+    """Seed mixture families run as pilots: ``single``, ``exclude_one``, ``uniform``."""
+    heuristics: list[str] = field(default_factory=list)
+    """Paper heuristics run as a second pilot wave: ``ain``, ``aout``, ``abal``, ``coli``, ``norm``."""
+    target: str = "out_score"
+    """Run-record column the search maximises."""
+    surrogate: str = "quadratic"
+    """Surrogate model name from the registry (``quadratic``, ``quadratic-paper``, ``linear``, ...)."""
+    top_k: int = 3
+    """Mixtures proposed by the final search (the best is trained)."""
+    rounds: int = 0
+    """Extra active rounds (propose -> pilots) before the final search."""
+    pilots_per_round: int = 2
+    """Pilot mixtures proposed per active round."""
+    parallelism: int = 2
+    """Pilot runs at once (``dsl.ParallelFor`` parallelism)."""
+    trials: int = 400
+    """Optuna trials per search."""
+    seed: int = 0
+    """Seed of the search (Optuna sampler, bootstrap)."""
+
+
+@dataclass
 class ExperimentConfig:
     """One experiment: every stage's settings, the store and the metrics sink."""
 
@@ -154,6 +181,8 @@ class ExperimentConfig:
     """RL update stage."""
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Evaluation stage."""
+    search: SearchConfig = field(default_factory=SearchConfig)
+    """Mixture search (pipeline ``mixture-search``)."""
     store: str = ""
     """Artifact store URI (``file://...`` or ``s3://bucket/prefix``); empty means ``<workdir>/artifacts``."""
     pushgateway: str = ""
@@ -178,7 +207,8 @@ class ExperimentConfig:
             if dom.gate_on_format and not any(r.name == "format" for r in dom.rewards):
                 raise ConfigError(f"{key}.gate_on_format: gating needs a 'format' reward in {key}.rewards")
             _positive(f"{key}.n_train", dom.n_train)
-        _positive("data.n_test", self.data.n_test)
+        if not 0 < self.data.benchmark_scale <= 100:
+            raise ConfigError(f"data.benchmark_scale: must be in (0, 100], got {self.data.benchmark_scale}")
         if self.train.mixture:
             unknown = sorted(set(self.train.mixture) - set(self.data.domains))
             if unknown:
@@ -201,6 +231,14 @@ class ExperimentConfig:
         if self.policy.dtype not in ("auto", "bf16", "fp32"):
             raise ConfigError(f"policy.dtype: must be auto, bf16 or fp32, got {self.policy.dtype!r}")
         _positive("sft.steps", self.sft.steps)
+        bad_seeds = sorted(set(self.search.seeds) - {"single", "exclude_one", "uniform"})
+        if bad_seeds:
+            raise ConfigError(f"search.seeds: unknown families {bad_seeds}; known: single, exclude_one, uniform")
+        bad_heuristics = sorted(set(self.search.heuristics) - {"ain", "aout", "abal", "coli", "norm"})
+        if bad_heuristics:
+            raise ConfigError(f"search.heuristics: unknown {bad_heuristics}; known: ain, aout, abal, coli, norm")
+        for key in ("top_k", "pilots_per_round", "parallelism", "trials"):
+            _positive(f"search.{key}", getattr(self.search, key))
         _positive("eval.max_new_tokens", self.eval.max_new_tokens)
         _positive("eval.batch_size", self.eval.batch_size)
         return self
@@ -213,6 +251,11 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
+    """Rebuild and validate a config serialised with :meth:`ExperimentConfig.to_dict` (components do this)."""
+    return from_dict(ExperimentConfig, data).validate()
 
 
 def _positive(key: str, value: int) -> None:

@@ -62,6 +62,8 @@ def sft_batch(processor, examples: Sequence[Example], completions: Sequence[str]
         "input_ids": input_ids,
         "attention_mask": attention,
         "labels": label_ids,
+        # M-RoPE needs the image positions; the ids were assembled here, so mark them here too.
+        "mm_token_type_ids": (input_ids == processor.image_token_id).long(),
         "pixel_values": encoded["pixel_values"],
         "image_grid_thw": encoded["image_grid_thw"],
     }

@@ -1,0 +1,203 @@
+"""The ``modomodo`` command: one subcommand per stage, plus the whole loop.
+
+Every stage command takes ``--preset`` (a name or a YAML file) and repeated ``--set key=value``
+overrides; the config is validated before any work starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modomodo.cli_mixture import app as mixture_app
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+data_app = typer.Typer(no_args_is_help=True, help="Generate and curate training and benchmark data.")
+rewards_app = typer.Typer(no_args_is_help=True, help="Audit verifiable rewards on logged completions.")
+config_app = typer.Typer(no_args_is_help=True, help="Inspect presets.")
+app.add_typer(data_app, name="data")
+app.add_typer(rewards_app, name="rewards")
+app.add_typer(config_app, name="config")
+app.add_typer(mixture_app, name="mixture", help="Seed/heuristic mixtures, surrogates, Optuna search.")
+console = Console(stderr=True)
+
+Preset = Annotated[str, typer.Option("--preset", "-p", help="Preset name (smoke, demo, paper) or a YAML file.")]
+Overrides = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override, e.g. train.steps=20 (repeatable).")]
+
+
+def _config(preset: str, overrides: list[str] | None):
+    from modomodo.config import ConfigError, load_config
+
+    try:
+        return load_config(preset, overrides or [])
+    except ConfigError as e:
+        console.print(f"[red]config error:[/red] {e}")
+        raise typer.Exit(2) from None
+
+
+@config_app.command("show")
+def config_show(preset: Preset = "smoke", overrides: Overrides = None) -> None:
+    """Print the resolved, validated config as YAML."""
+    import yaml
+
+    typer.echo(yaml.safe_dump(_config(preset, overrides).to_dict(), sort_keys=False))
+
+
+@data_app.command("generate")
+def data_generate(
+    out: Annotated[Path, typer.Option(help="Folder for the raw shards.")],
+    preset: Preset = "smoke",
+    overrides: Overrides = None,
+) -> None:
+    """Draw the built-in synthetic suite (training domains and benchmarks) as raw Parquet shards."""
+    from modomodo import stages
+
+    cfg = _config(preset, overrides)
+    written = stages.generate_synthetic(cfg, out, progress=console)
+    console.print(f"wrote {len(written)} shards to {out}")
+
+
+@data_app.command("curate")
+def data_curate(
+    out: Annotated[Path, typer.Option(help="Folder for the curated dataset.")],
+    preset: Preset = "smoke",
+    overrides: Overrides = None,
+) -> None:
+    """Load, validate, quarantine, split and write shards + manifest (and upload when a store is set)."""
+    from modomodo import stages
+
+    cfg = _config(preset, overrides)
+    report = stages.curate_stage(cfg, out)
+    _print_curation(report)
+
+
+@app.command("warmstart")
+def warmstart(
+    data: Annotated[Path, typer.Option(help="Curated dataset folder.")],
+    out: Annotated[Path, typer.Option(help="Folder for the base policy.")],
+    preset: Preset = "smoke",
+    overrides: Overrides = None,
+) -> None:
+    """Build the base policy: the tiny model + SFT warm-start, or the configured pretrained model."""
+    from modomodo import stages
+
+    cfg = _config(preset, overrides)
+    path = stages.base_policy_stage(cfg, data, out, console=console)
+    console.print(f"base policy: {path}")
+
+
+@app.command("train")
+def train(
+    data: Annotated[Path, typer.Option(help="Curated dataset folder.")],
+    base: Annotated[Path, typer.Option(help="Base policy folder (from `modomodo warmstart`) or model id.")],
+    out: Annotated[Path, typer.Option(help="Run folder: trainer checkpoints, final model, summary.")],
+    preset: Preset = "smoke",
+    overrides: Overrides = None,
+    run_id: Annotated[str, typer.Option(help="Run id (names checkpoints in the store); default: the out folder's name.")] = "",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint (local or in the store).")] = False,
+) -> None:
+    """RL update: GRPO on the configured mixture."""
+    from modomodo import stages
+
+    cfg = _config(preset, overrides)
+    result = stages.rl_stage(cfg, data, base, out, run_id=run_id or out.name, resume=resume, console=console)
+    table = Table(title=f"GRPO run {result.run_id}")
+    for col in ("domain", "weight", "prompts drawn"):
+        table.add_column(col)
+    for d, w in result.mixture.items():
+        table.add_row(d, f"{w:.3f}", str(result.realised_counts.get(d, 0)))
+    console.print(table)
+    resumed = f" (resumed from step {result.resumed_from_step})" if result.resumed_from_step else ""
+    console.print(f"steps: {result.steps}{resumed}, {result.seconds:.1f} s, model: {result.model_dir}")
+
+
+@app.command("evaluate")
+def evaluate(
+    data: Annotated[Path, typer.Option(help="Curated dataset folder.")],
+    model: Annotated[Path, typer.Option(help="Policy folder to evaluate.")],
+    out: Annotated[Path, typer.Option(help="Folder for scores.json and samples.jsonl.")],
+    preset: Preset = "smoke",
+    overrides: Overrides = None,
+) -> None:
+    """Greedy evaluation on every benchmark: per-benchmark scores, In-Score, Out-Score."""
+    from modomodo import stages
+
+    cfg = _config(preset, overrides)
+    result = stages.evaluate_stage(cfg, data, model, out, console=console)
+    console.print(score_table(f"evaluation of {model}", {"model": result}))
+
+
+@rewards_app.command("score")
+def rewards_score(
+    input: Annotated[Path, typer.Option("--input", "-i", help="JSONL: completion, solution, and domain or rewards.")],
+    preset: Preset = "smoke",
+    overrides: Overrides = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
+) -> None:
+    """Score logged completions with a domain's configured rewards or with named registry rewards."""
+    from modomodo import stages
+    from modomodo.rewards.audit import render_table, score_records
+
+    cfg = _config(preset, overrides)
+    lines = input.read_text().splitlines()
+    results = score_records(lines, stages.reward_sets(cfg))
+    if as_json:
+        for r in results:
+            typer.echo(json.dumps(r, sort_keys=True))
+    else:
+        Console().print(render_table(results))
+    if any("error" in r for r in results):
+        raise typer.Exit(1)
+
+
+@app.command("run")
+def run(
+    output: Annotated[Path, typer.Option(help="Folder for everything the run produces.")] = Path("outputs/run"),
+    preset: Preset = "smoke",
+    overrides: Overrides = None,
+) -> None:
+    """The main job: curate -> base policy -> GRPO on the uniform mixture -> evaluate base and trained."""
+    from modomodo import stages
+
+    cfg = _config(preset, overrides)
+    summary = stages.run_local(cfg, output, console=console)
+    console.print(score_table("modomodo run", summary))
+    console.print(f"outputs in {output.resolve()}")
+
+
+def score_table(title: str, results: dict) -> Table:
+    """Benchmarks as rows, one column per evaluated policy, In/Out-Score last."""
+    table = Table(title=title)
+    table.add_column("benchmark")
+    table.add_column("split")
+    for name in results:
+        table.add_column(name, justify="right")
+    first = next(iter(results.values()))
+    for s in first.scores:
+        table.add_row(s.benchmark, s.split, *(f"{r.by_benchmark()[s.benchmark]:.3f}" for r in results.values()))
+    for label, attr in (("In-Score", "in_score"), ("Out-Score", "out_score")):
+        table.add_row(f"[bold]{label}[/bold]", "", *(_fmt(getattr(r, attr)) for r in results.values()))
+    return table
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"[bold]{value:.3f}[/bold]"
+
+
+def _print_curation(report) -> None:
+    console.print(report.summary_table() if hasattr(report, "summary_table") else report)
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app()
+
+
+if __name__ == "__main__":
+    main()
