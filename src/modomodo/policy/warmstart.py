@@ -66,7 +66,7 @@ def warm_start(
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        losses.append(loss.item())
         if on_step is not None:
             on_step(step + 1, losses[-1])
     model.eval()

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# A few GRPO steps of the tiny model in bf16 on CUDA with DeepSpeed ZeRO-2; prints steps/s.
+# Exits 3 with a clear message where no CUDA GPU is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+[[ -x $PY ]] || { scripts/bootstrap.sh; PY=.venv/bin/python; }
+if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  echo "gpu_smoke: no CUDA GPU visible to torch (torch.cuda.is_available() is False); nothing to do." >&2
+  exit 3
+fi
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+# A single DeepSpeed process still needs the torch.distributed rendezvous variables.
+export RANK=0 LOCAL_RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=${MASTER_PORT:-29511}
+work=${WORK:-$(mktemp -d)}
+steps=${STEPS:-10}
+common=(--preset smoke --set policy.dtype=bf16)
+"$PY" -m modomodo.cli data curate --out "$work/data" "${common[@]}"
+"$PY" -m modomodo.cli warmstart --data "$work/data" --out "$work/base" "${common[@]}" --set sft.steps=20
+start=$(date +%s.%N)
+"$PY" -m modomodo.cli train --data "$work/data" --base "$work/base/model" --out "$work/rl" "${common[@]}" \
+  --set train.deepspeed=zero2 --set train.steps="$steps" --set train.checkpoint_every=1000
+"$PY" - "$work/rl/train_summary.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+runtime = next(h["train_runtime"] for h in reversed(s["log_history"]) if "train_runtime" in h)
+print(f"gpu_smoke: {s['steps']} GRPO steps, bf16 + DeepSpeed ZeRO-2, {s['steps'] / runtime:.2f} steps/s")
+PY

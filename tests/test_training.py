@@ -1,0 +1,152 @@
+"""End-to-end training on the smoke preset: SFT warm-start -> GRPO -> evaluation, resume, DeepSpeed.
+
+These tests train the real tiny Qwen2-VL with TRL on CPU (minutes in all). They share one curated
+dataset and one warm-started base policy per session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from modomodo import stages
+from modomodo.config import load_config
+from modomodo.rl.grpo import checkpoint_key
+from modomodo.store import ArtifactStore
+
+pytestmark = pytest.mark.slow
+
+SMOKE = load_config("smoke")
+
+
+@pytest.fixture(scope="session")
+def curated(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("smoke") / "data"
+    stages.curate_stage(SMOKE, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def base_policy(curated, tmp_path_factory) -> Path:
+    return stages.base_policy_stage(SMOKE, curated, tmp_path_factory.mktemp("base"))
+
+
+def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(model_dir / "model.safetensors"))
+
+
+def _in_domain_reward(cfg, data_dir: Path, model_dir: Path, out: Path) -> float:
+    """Mean training reward (each domain's own reward set) of greedy answers on the in-domain test sets."""
+    from modomodo.evaluation.evaluate import generate
+    from modomodo.policy.load import load_policy
+    from modomodo.rewards import RewardContext
+
+    data = stages.load_curated(data_dir)
+    sets = stages.reward_sets(cfg)
+    model, processor = load_policy(model_dir, "fp32")
+    totals = []
+    for name, split in data.splits.items():
+        if split != "in":
+            continue
+        examples = data.benchmarks[name]
+        for ex, completion in zip(examples, generate(model, processor, examples, cfg.eval.max_new_tokens, 64), strict=True):
+            ctx = RewardContext(solution=ex.solution, answer_kind=ex.answer_kind, options=ex.options)
+            totals.append(sets[name].score(completion, ctx).total)
+    return sum(totals) / len(totals)
+
+
+def test_smoke_grpo_improves_in_domain_reward_and_changes_parameters(curated, base_policy, tmp_path):
+    result = stages.rl_stage(SMOKE, curated, base_policy, tmp_path / "rl", run_id="smoke-uniform")
+
+    assert result.steps == SMOKE.train.steps
+    assert sum(result.realised_counts.values()) == SMOKE.train.steps * SMOKE.train.prompts_per_step
+    assert set(result.realised_counts) == set(SMOKE.data.domains)
+    losses = [h["loss"] for h in result.log_history if "loss" in h]
+    assert len(losses) == SMOKE.train.steps, "every step logs its loss"
+    logged_domains = {k.split("/", 1)[1] for h in result.log_history for k in h if k.startswith("reward/")}
+    assert logged_domains == set(SMOKE.data.domains), "per-domain rewards are logged"
+
+    before, after = _weights(base_policy), _weights(Path(result.model_dir))
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert any("language_model" in k or "lm_head" in k or "embed_tokens" in k for k in changed)
+    assert not any(".visual." in f".{k}" for k in changed), "the vision tower is frozen"
+
+    base_reward = _in_domain_reward(SMOKE, curated, base_policy, tmp_path / "eval-base")
+    rl_reward = _in_domain_reward(SMOKE, curated, Path(result.model_dir), tmp_path / "eval-rl")
+    assert rl_reward > base_reward, f"GRPO did not raise the in-domain reward: {base_reward:.3f} -> {rl_reward:.3f}"
+
+
+def test_evaluation_writes_scores_and_per_sample_records(curated, base_policy, tmp_path):
+    result = stages.evaluate_stage(SMOKE, curated, base_policy, tmp_path / "eval")
+    scores = json.loads((tmp_path / "eval" / "scores.json").read_text())
+    assert {s["benchmark"] for s in scores["scores"]} == set(stages.load_curated(curated).benchmarks)
+    ins = [s for s in result.scores if s.split == "in"]
+    expected_in = sum(s.score * s.n for s in ins) / sum(s.n for s in ins)
+    assert result.in_score == pytest.approx(expected_in)
+    samples = [json.loads(line) for line in (tmp_path / "eval" / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == sum(s.n for s in result.scores)
+    assert {"id", "benchmark", "completion", "answer", "parts", "score"} <= set(samples[0])
+
+
+def _train_cmd(curated: Path, base: Path, out: Path, store: str, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "modomodo.cli", "train", "--data", str(curated), "--base", str(base),
+        "--out", str(out), "--run-id", "resume-test", "--set", f"store={store}",
+        "--set", "train.steps=12", "--set", "train.checkpoint_every=3", *extra,
+    ]  # fmt: skip
+
+
+def test_killed_training_resumes_from_the_last_checkpoint(curated, base_policy, tmp_path):
+    store_uri = (tmp_path / "store").as_uri()
+    store = ArtifactStore.from_uri(store_uri)
+    out = tmp_path / "rl"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(_train_cmd(curated, base_policy, out, store_uri), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 600
+    while not store.exists(checkpoint_key("resume-test", 6)):
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert time.monotonic() < deadline, "no checkpoint within 10 minutes"
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "train_summary.json").exists()
+
+    # A fresh disk, as a rescheduled pod would have: only the store survives.
+    import shutil
+
+    shutil.rmtree(out)
+    done = subprocess.run(_train_cmd(curated, base_policy, out, store_uri, "--resume"), env=env,
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["resumed_from_step"] >= 6
+    assert summary["steps"] == 12
+    logged_steps = [h["step"] for h in summary["log_history"] if "loss" in h]
+    assert logged_steps == list(range(summary["resumed_from_step"] + 1, 13)), "resumed at the next step, none repeated"
+    assert store.exists(checkpoint_key("resume-test", 12))
+
+
+@pytest.mark.parametrize("stage", ["zero2", "zero3"])
+def test_deepspeed_config_passes_through_on_cpu(curated, base_policy, tmp_path, stage):
+    env = {
+        **os.environ, "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(29500 + (os.getpid() % 500)),
+        "TORCH_EXTENSIONS_DIR": str(Path.home() / ".cache" / "modomodo-torch-extensions"),
+    }  # fmt: skip
+    cmd = _train_cmd(curated, base_policy, tmp_path / "rl", (tmp_path / "store").as_uri(),
+                     "--set", f"train.deepspeed={stage}", "--set", "train.steps=2")  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "DeepSpeed" in done.stderr or "deepspeed" in done.stderr.lower()
+    summary = json.loads((tmp_path / "rl" / "train_summary.json").read_text())
+    assert summary["steps"] == 2
