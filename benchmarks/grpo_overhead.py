@@ -44,7 +44,9 @@ def bare_trl(cfg, data_dir: Path, base: Path, out: Path, steps: int) -> float:
     freeze_vision_tower(model)
     args = grpo_args(cfg, out, steps)
     args.save_strategy = "no"
-    trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=dataset, processing_class=processor)
+    trainer = GRPOTrainer(
+        model=model, reward_funcs=[reward], args=args, train_dataset=dataset, processing_class=processor
+    )
     output = trainer.train()
     return steps / output.metrics["train_runtime"]
 
@@ -56,13 +58,17 @@ def ours(cfg, data_dir: Path, base: Path, out: Path, run_id: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="grpo-overhead-"))
-    cfg = load_config("smoke", [f"train.steps={args.steps}", f"train.checkpoint_every={args.steps}", "sft.steps=50"])
+    cfg = load_config(
+        "smoke", [f"train.steps={args.steps}", f"train.checkpoint_every={args.steps}", "sft.steps=50"]
+    )
     if not (work / "data" / "curation.json").exists():
         stages.curate_stage(cfg, work / "data")
     base = work / "base" / "model"
@@ -70,8 +76,12 @@ def main() -> None:
         base = stages.base_policy_stage(cfg, work / "data", work / "base")
     rates: dict[str, list[float]] = {"modomodo train": [], "bare TRL GRPOTrainer": []}
     for i in range(args.repeats):
-        rates["modomodo train"].append(ours(cfg, work / "data", base, work / f"ours-{i}", run_id=f"bench-{time.time_ns()}"))
-        rates["bare TRL GRPOTrainer"].append(bare_trl(cfg, work / "data", base, work / f"bare-{i}", args.steps))
+        rates["modomodo train"].append(
+            ours(cfg, work / "data", base, work / f"ours-{i}", run_id=f"bench-{time.time_ns()}")
+        )
+        rates["bare TRL GRPOTrainer"].append(
+            bare_trl(cfg, work / "data", base, work / f"bare-{i}", args.steps)
+        )
     med = {k: statistics.median(v) for k, v in rates.items()}
     rollouts = cfg.train.prompts_per_step * cfg.train.num_generations
     print(f"\nGRPO overhead: tiny Qwen2-VL (hidden {cfg.policy.hidden_size}, {cfg.policy.num_layers} layers), "
@@ -80,7 +90,9 @@ def main() -> None:
     for name, values in rates.items():
         print(f"{name:<24}{med[name]:>18.3f}{', '.join(f'{v:.3f}' for v in values):>28}")
     ratio = med["modomodo train"] / med["bare TRL GRPOTrainer"]
-    print(f"{'ratio (ours / bare)':<24}{ratio:>18.3f}   goal >= 0.95: {'met' if ratio >= 0.95 else 'NOT met'}")
+    print(
+        f"{'ratio (ours / bare)':<24}{ratio:>18.3f}   goal >= 0.95: {'met' if ratio >= 0.95 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,13 @@ def test_paper_preset_has_the_papers_settings():
     cfg = load_config("paper")
     t = cfg.train
     assert (t.num_generations, t.prompts_per_step, t.beta, t.lr, t.warmup_ratio, t.seed, t.steps) == (
-        6, 2, 0.04, 1e-6, 0.1, 42, 2000,
+        6,
+        2,
+        0.04,
+        1e-6,
+        0.1,
+        42,
+        2000,
     )
     assert cfg.policy.model == "Qwen/Qwen2-VL-2B-Instruct"
     assert cfg.policy.freeze_vision
@@ -70,7 +76,9 @@ def test_unknown_preset_lists_the_presets():
 
 def test_a_yaml_file_works_as_a_preset(tmp_path):
     path = tmp_path / "mine.yaml"
-    path.write_text("name: mine\ndata:\n  domains:\n    sci: {rewards: [{name: format}, {name: accuracy, weight: 2}]}\n")
+    path.write_text(
+        "name: mine\ndata:\n  domains:\n    sci: {rewards: [{name: format}, {name: accuracy, weight: 2}]}\n"
+    )
     cfg = load_config(str(path))
     assert cfg.name == "mine"
     assert list(cfg.data.domains) == ["sci"]

@@ -58,7 +58,9 @@ def _in_domain_reward(cfg, data_dir: Path, model_dir: Path, out: Path) -> float:
         if split != "in":
             continue
         examples = data.benchmarks[name]
-        for ex, completion in zip(examples, generate(model, processor, examples, cfg.eval.max_new_tokens, 64), strict=True):
+        for ex, completion in zip(
+            examples, generate(model, processor, examples, cfg.eval.max_new_tokens, 64), strict=True
+        ):
             ctx = RewardContext(solution=ex.solution, answer_kind=ex.answer_kind, options=ex.options)
             totals.append(sets[name].score(completion, ctx).total)
     return sum(totals) / len(totals)
@@ -82,7 +84,9 @@ def test_smoke_grpo_improves_in_domain_reward_and_changes_parameters(curated, ba
 
     base_reward = _in_domain_reward(SMOKE, curated, base_policy, tmp_path / "eval-base")
     rl_reward = _in_domain_reward(SMOKE, curated, Path(result.model_dir), tmp_path / "eval-rl")
-    assert rl_reward > base_reward, f"GRPO did not raise the in-domain reward: {base_reward:.3f} -> {rl_reward:.3f}"
+    assert rl_reward > base_reward, (
+        f"GRPO did not raise the in-domain reward: {base_reward:.3f} -> {rl_reward:.3f}"
+    )
 
 
 def test_evaluation_writes_scores_and_per_sample_records(curated, base_policy, tmp_path):
@@ -132,7 +136,9 @@ def test_killed_training_resumes_from_the_last_checkpoint(curated, base_policy, 
     assert summary["resumed_from_step"] >= 6
     assert summary["steps"] == 12
     logged_steps = [h["step"] for h in summary["log_history"] if "loss" in h]
-    assert logged_steps == list(range(summary["resumed_from_step"] + 1, 13)), "resumed at the next step, none repeated"
+    assert logged_steps == list(range(summary["resumed_from_step"] + 1, 13)), (
+        "resumed at the next step, none repeated"
+    )
     assert store.exists(checkpoint_key("resume-test", 12))
 
 

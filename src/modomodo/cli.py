@@ -27,8 +27,12 @@ app.add_typer(config_app, name="config")
 app.add_typer(mixture_app, name="mixture", help="Seed/heuristic mixtures, surrogates, Optuna search.")
 console = Console(stderr=True)
 
-Preset = Annotated[str, typer.Option("--preset", "-p", help="Preset name (smoke, demo, paper) or a YAML file.")]
-Overrides = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override, e.g. train.steps=20 (repeatable).")]
+Preset = Annotated[
+    str, typer.Option("--preset", "-p", help="Preset name (smoke, demo, paper) or a YAML file.")
+]
+Overrides = Annotated[
+    list[str] | None, typer.Option("--set", "-s", help="Override, e.g. train.steps=20 (repeatable).")
+]
 
 
 def _config(preset: str, overrides: list[str] | None):
@@ -99,8 +103,12 @@ def train(
     out: Annotated[Path, typer.Option(help="Run folder: trainer checkpoints, final model, summary.")],
     preset: Preset = "smoke",
     overrides: Overrides = None,
-    run_id: Annotated[str, typer.Option(help="Run id (names checkpoints in the store); default: the out folder's name.")] = "",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint (local or in the store).")] = False,
+    run_id: Annotated[
+        str, typer.Option(help="Run id (names checkpoints in the store); default: the out folder's name.")
+    ] = "",
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the newest checkpoint (local or in the store).")
+    ] = False,
 ) -> None:
     """RL update: GRPO on the configured mixture."""
     from modomodo import stages
@@ -135,7 +143,9 @@ def evaluate(
 
 @rewards_app.command("score")
 def rewards_score(
-    input: Annotated[Path, typer.Option("--input", "-i", help="JSONL: completion, solution, and domain or rewards.")],
+    input: Annotated[
+        Path, typer.Option("--input", "-i", help="JSONL: completion, solution, and domain or rewards.")
+    ],
     preset: Preset = "smoke",
     overrides: Overrides = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
@@ -158,7 +168,9 @@ def rewards_score(
 
 @app.command("run")
 def run(
-    output: Annotated[Path, typer.Option(help="Folder for everything the run produces.")] = Path("outputs/run"),
+    output: Annotated[Path, typer.Option(help="Folder for everything the run produces.")] = Path(
+        "outputs/run"
+    ),
     preset: Preset = "smoke",
     overrides: Overrides = None,
 ) -> None:
@@ -180,7 +192,9 @@ def score_table(title: str, results: dict) -> Table:
         table.add_column(name, justify="right")
     first = next(iter(results.values()))
     for s in first.scores:
-        table.add_row(s.benchmark, s.split, *(f"{r.by_benchmark()[s.benchmark]:.3f}" for r in results.values()))
+        table.add_row(
+            s.benchmark, s.split, *(f"{r.by_benchmark()[s.benchmark]:.3f}" for r in results.values())
+        )
     for label, attr in (("In-Score", "in_score"), ("Out-Score", "out_score")):
         table.add_row(f"[bold]{label}[/bold]", "", *(_fmt(getattr(r, attr)) for r in results.values()))
     return table

@@ -201,7 +201,9 @@ class ExperimentConfig:
                 raise ConfigError(f"{key}.rewards: a domain without a reward is a config error")
             for i, r in enumerate(dom.rewards):
                 if r.name not in REWARDS:
-                    raise ConfigError(f"{key}.rewards[{i}].name: unknown reward {r.name!r}; known: {sorted(REWARDS)}")
+                    raise ConfigError(
+                        f"{key}.rewards[{i}].name: unknown reward {r.name!r}; known: {sorted(REWARDS)}"
+                    )
                 if not (r.weight >= 0 and r.weight < float("inf")):
                     raise ConfigError(f"{key}.rewards[{i}].weight: must be finite and >= 0, got {r.weight}")
             if dom.gate_on_format and not any(r.name == "format" for r in dom.rewards):
@@ -212,7 +214,9 @@ class ExperimentConfig:
         if self.train.mixture:
             unknown = sorted(set(self.train.mixture) - set(self.data.domains))
             if unknown:
-                raise ConfigError(f"train.mixture: unknown domains {unknown}; training domains: {sorted(self.data.domains)}")
+                raise ConfigError(
+                    f"train.mixture: unknown domains {unknown}; training domains: {sorted(self.data.domains)}"
+                )
             try:
                 Mixture(self.train.mixture)
             except ValueError as e:
@@ -227,16 +231,22 @@ class ExperimentConfig:
             raise ConfigError("train: beta must be >= 0, lr > 0 and 0 <= warmup_ratio < 1")
         if self.train.deepspeed and self.train.deepspeed not in ("zero2", "zero3"):
             if not Path(self.train.deepspeed).is_file():
-                raise ConfigError(f"train.deepspeed: {self.train.deepspeed!r} is neither zero2/zero3 nor a file")
+                raise ConfigError(
+                    f"train.deepspeed: {self.train.deepspeed!r} is neither zero2/zero3 nor a file"
+                )
         if self.policy.dtype not in ("auto", "bf16", "fp32"):
             raise ConfigError(f"policy.dtype: must be auto, bf16 or fp32, got {self.policy.dtype!r}")
         _positive("sft.steps", self.sft.steps)
         bad_seeds = sorted(set(self.search.seeds) - {"single", "exclude_one", "uniform"})
         if bad_seeds:
-            raise ConfigError(f"search.seeds: unknown families {bad_seeds}; known: single, exclude_one, uniform")
+            raise ConfigError(
+                f"search.seeds: unknown families {bad_seeds}; known: single, exclude_one, uniform"
+            )
         bad_heuristics = sorted(set(self.search.heuristics) - {"ain", "aout", "abal", "coli", "norm"})
         if bad_heuristics:
-            raise ConfigError(f"search.heuristics: unknown {bad_heuristics}; known: ain, aout, abal, coli, norm")
+            raise ConfigError(
+                f"search.heuristics: unknown {bad_heuristics}; known: ain, aout, abal, coli, norm"
+            )
         for key in ("top_k", "pilots_per_round", "parallelism", "trials"):
             _positive(f"search.{key}", getattr(self.search, key))
         _positive("eval.max_new_tokens", self.eval.max_new_tokens)
@@ -264,7 +274,11 @@ def _positive(key: str, value: int) -> None:
 
 
 def preset_names() -> list[str]:
-    return sorted(p.name.removesuffix(".yaml") for p in resources.files("modomodo.presets").iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml")
+        for p in resources.files("modomodo.presets").iterdir()
+        if p.name.endswith(".yaml")
+    )
 
 
 def load_config(preset: str = "smoke", overrides: list[str] | None = None) -> ExperimentConfig:

@@ -15,6 +15,7 @@ from pathlib import Path
 from modomodo.config import ExperimentConfig
 from modomodo.data.schema import Example
 from modomodo.metrics import StageMetrics, mixture_label
+from modomodo.progress import progress_bar
 from modomodo.rewards import RewardSet, RewardSpec
 from modomodo.versions import versions
 
@@ -22,7 +23,9 @@ from modomodo.versions import versions
 def reward_sets(cfg: ExperimentConfig) -> dict[str, RewardSet]:
     """Each training domain's reward set, as declared in its config (validated on construction)."""
     return {
-        name: RewardSet(tuple(RewardSpec(r.name, r.weight) for r in dom.rewards), gate_on_format=dom.gate_on_format)
+        name: RewardSet(
+            tuple(RewardSpec(r.name, r.weight) for r in dom.rewards), gate_on_format=dom.gate_on_format
+        )
         for name, dom in cfg.data.domains.items()
     }
 
@@ -87,7 +90,9 @@ def load_curated(data_dir: Path, benchmarks: list[str] | None = None) -> Curated
     from modomodo.data.synthetic import BENCHMARKS
 
     report = CurationReport.load(data_dir)
-    train = {d: read_curated(data_dir, d, "train") for d in sorted(report.rows) if report.rows[d].get("train")}
+    train = {
+        d: read_curated(data_dir, d, "train") for d in sorted(report.rows) if report.rows[d].get("train")
+    }
     names = benchmarks or [b for b in sorted(report.rows) if b in BENCHMARKS and report.rows[b].get("test")]
     return CuratedData(
         train=train,
@@ -144,9 +149,14 @@ def base_policy_stage(cfg: ExperimentConfig, data_dir: Path, out_dir: Path, cons
     if not cfg.sft.enabled:
         save_policy(model, processor, out_dir / "model", source=source)
         return out_dir / "model"
-    bar = _progress(console, "SFT warm-start", cfg.sft.steps)
+    bar = progress_bar(console, "SFT warm-start", cfg.sft.steps)
     result = warm_start(
-        model, processor, data.train, cfg.sft, out_dir / "model", source=source,
+        model,
+        processor,
+        data.train,
+        cfg.sft,
+        out_dir / "model",
+        source=source,
         on_step=(lambda step, loss: bar.update(step, f"loss {loss:.3f}")) if bar else None,
     )
     if bar:
@@ -184,8 +194,15 @@ def rl_stage(
         callbacks.append(ProgressCallback(console))
     with metrics.stage_timer():
         result = train_grpo(
-            cfg, data.train, Path(base_model), out_dir, run_id=run_id, reward_sets=reward_sets(cfg),
-            store=store, resume=resume, callbacks=callbacks,
+            cfg,
+            data.train,
+            Path(base_model),
+            out_dir,
+            run_id=run_id,
+            reward_sets=reward_sets(cfg),
+            store=store,
+            resume=resume,
+            callbacks=callbacks,
         )
     (out_dir / "versions.json").write_text(json.dumps(versions(), indent=2, sort_keys=True) + "\n")
     return result
@@ -194,7 +211,9 @@ def rl_stage(
 # 4. evaluate -----------------------------------------------------------------------------------
 
 
-def evaluate_stage(cfg: ExperimentConfig, data_dir: Path, model_dir: Path, out_dir: Path, *, run_id: str = "", console=None):
+def evaluate_stage(
+    cfg: ExperimentConfig, data_dir: Path, model_dir: Path, out_dir: Path, *, run_id: str = "", console=None
+):
     """Greedy evaluation of ``model_dir`` on every curated benchmark."""
     from modomodo.evaluation.evaluate import evaluate_policy
     from modomodo.policy.load import load_policy
@@ -204,7 +223,12 @@ def evaluate_stage(cfg: ExperimentConfig, data_dir: Path, model_dir: Path, out_d
     metrics = stage_metrics(cfg, run_id or Path(out_dir).name, "evaluate")
     with metrics.stage_timer():
         result = evaluate_policy(
-            model, processor, data.benchmarks, data.splits, cfg.eval, Path(out_dir),
+            model,
+            processor,
+            data.benchmarks,
+            data.splits,
+            cfg.eval,
+            Path(out_dir),
             on_benchmark=(lambda name, score: console.print(f"  {name}: {score:.3f}")) if console else None,
         )
         metrics.record_eval(
@@ -230,34 +254,14 @@ def run_local(cfg: ExperimentConfig, output: Path, console=None) -> dict:
     base = base_policy_stage(cfg, data_dir, base_dir, console=console)
     base_eval = evaluate_stage(cfg, data_dir, base, output / "eval-base", run_id="base", console=console)
     result = rl_stage(cfg, data_dir, base, run_dir, run_id="uniform", console=console)
-    rl_eval = evaluate_stage(cfg, data_dir, Path(result.model_dir), output / "eval-rl", run_id="uniform", console=console)
+    rl_eval = evaluate_stage(
+        cfg, data_dir, Path(result.model_dir), output / "eval-rl", run_id="uniform", console=console
+    )
     summary = {"base": base_eval, "grpo-uniform": rl_eval}
     (output / "summary.json").write_text(
         json.dumps({k: asdict(v) for k, v in summary.items()}, indent=2, sort_keys=True) + "\n"
     )
     return summary
-
-
-class _Bar:
-    def __init__(self, console, label: str, total: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(
-            TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeRemainingColumn(), console=console,
-        )
-        self.task = self.progress.add_task(label, total=total, info="")
-        self.progress.start()
-
-    def update(self, completed: int, info: str) -> None:
-        self.progress.update(self.task, completed=completed, info=info)
-
-    def close(self) -> None:
-        self.progress.stop()
-
-
-def _progress(console, label: str, total: int) -> _Bar | None:
-    return _Bar(console, label, total) if console is not None else None
 
 
 def generate_synthetic(cfg: ExperimentConfig, out_dir: Path, progress=None) -> list[Path]:
@@ -276,3 +280,264 @@ def generate_synthetic(cfg: ExperimentConfig, out_dir: Path, progress=None) -> l
                 write_shard(generate(name, split, n, cfg.data.seed), path)
                 written.append(path)
     return written
+
+
+# Mixture search: rollout profile, pilot plans, run records, surrogate, search, report ---------
+# (what the Kubeflow components call; each takes and returns plain data or local folders)
+
+SEED_FAMILIES = ("single", "exclude_one", "uniform")
+BASELINE_SURROGATES = ("linear", "gp")
+"""Surrogates cross-validated next to the configured one, so the report shows what the quadratic buys."""
+
+
+def rollout_stage(
+    cfg: ExperimentConfig,
+    data_dir: Path,
+    model_dir: Path,
+    out_dir: Path,
+    *,
+    run_id: str,
+    prompts_per_domain: int = 0,
+):
+    """Profile the pass rates of ``model_dir`` on the training prompts (the first
+    ``prompts_per_domain`` of each domain; 0 means all) with the RL update's sampling settings;
+    writes ``pass_rates.json``."""
+    from modomodo.policy.load import load_policy
+    from modomodo.rl.rollout import profile_pass_rates
+
+    if prompts_per_domain < 0:
+        raise ValueError(f"prompts_per_domain must be >= 0, got {prompts_per_domain}")
+    data = load_curated(data_dir)
+    examples = [e for d in sorted(data.train) for e in data.train[d][: prompts_per_domain or None]]
+    model, processor = load_policy(model_dir, cfg.policy.dtype)
+    metrics = stage_metrics(cfg, run_id, "rollout")
+    with metrics.stage_timer():
+        report = profile_pass_rates(
+            model,
+            processor,
+            examples,
+            reward_sets(cfg),
+            num_generations=cfg.train.num_generations,
+            temperature=cfg.train.temperature,
+            max_new_tokens=cfg.train.max_completion_length,
+            batch_size=max(1, cfg.eval.batch_size // cfg.train.num_generations),
+            seed=cfg.train.seed,
+        )
+        metrics.record_pass_rates(report.pass_rates(), report.dropped_per_domain())
+    report.save(Path(out_dir) / "pass_rates.json")
+    return report
+
+
+def score_columns(result) -> dict[str, float]:
+    """An evaluation as run-record score columns: ``<benchmark>_score``, ``in_score``, ``out_score``."""
+    scores = {f"{s.benchmark}_score": s.score for s in result.scores}
+    for column, value in (("in_score", result.in_score), ("out_score", result.out_score)):
+        if value is not None:
+            scores[column] = value
+    return scores
+
+
+def run_record(run: dict, scores: dict[str, float]) -> dict:
+    """The run record of a trained run: ``run`` is what the RL update reports (``run_id``,
+    ``mixture``, ``kind``, ``seed``, ``steps``), ``scores`` its evaluation's score columns."""
+    from modomodo.mixture.records import make_run_record
+
+    metadata = {key: run[key] for key in ("kind", "seed", "steps")}
+    return make_run_record(
+        run["run_id"], run["mixture"], scores, {**metadata, "modomodo": versions()["modomodo"]}
+    )
+
+
+def pilot_item(run: str, mixture, kind: str) -> dict:
+    """One pilot to train, as the pipelines iterate over it (the key is ``run``, never ``name``:
+    a ParallelFor item key called ``name`` resolves wrongly in kfp)."""
+    return {"run": run, "mixture": {d: float(w) for d, w in mixture.items()}, "kind": kind}
+
+
+def seed_pilots(cfg: ExperimentConfig) -> list[dict]:
+    """The seed mixtures of the families in ``search.seeds``, recognised by their weights."""
+    from modomodo.mixture.seeds import excluded_domain, is_uniform, seed_mixtures, single_domain
+
+    family = {
+        "single": lambda w: single_domain(w) is not None,
+        "exclude_one": lambda w: excluded_domain(w) is not None,
+        "uniform": is_uniform,
+    }
+    domains = list(cfg.data.domains)
+    return [
+        pilot_item(p.name, p.mixture, "seed")
+        for p in seed_mixtures(domains)
+        if any(family[f](p.mixture.vector(domains)) for f in cfg.search.seeds)
+    ]
+
+
+def heuristic_pilots(cfg: ExperimentConfig, records) -> list[dict]:
+    """The paper's heuristic mixtures of ``search.heuristics``, computed from the seed runs in
+    ``records``. A heuristic the seed runs cannot support is an error naming what it lacks (the
+    heuristic wave of a pipeline has one pilot per configured heuristic). One that equals a mixture
+    already run is trained again: a replicate, which tells the surrogate about run-to-run noise."""
+    from modomodo.mixture.heuristics import HeuristicError, compute_heuristics
+
+    found, failures = compute_heuristics(records, cfg.search.heuristics)
+    if failures:
+        problems = "; ".join(f"{name}: {why}" for name, why in failures.items())
+        raise HeuristicError(f"search.heuristics: {problems} (search.seeds decides which seed runs exist)")
+    return [pilot_item(f"heuristic-{h.name.lower()}", h.mixture, "heuristic") for h in found]
+
+
+def load_records(cfg: ExperimentConfig, rows: list[dict], previous: Path | None = None):
+    """The run-records table: ``previous`` (a records CSV) plus ``rows``, over the config's domains."""
+    from modomodo.mixture.records import RunRecords, load_run_records
+
+    domains = list(cfg.data.domains)
+    if previous is None:
+        return RunRecords.from_rows(rows, domains)
+    records = load_run_records(previous, domains)
+    return records.append(*rows) if rows else records
+
+
+def fit_surrogate_stage(cfg: ExperimentConfig, records, out_dir: Path, *, run_id: str) -> dict:
+    """Fit the configured surrogate and the baselines to ``records[search.target]``, each
+    cross-validated leave-one-out; writes ``records.csv``, ``surrogate.json`` and ``cv.png``
+    (held-out predictions of the configured model). A baseline with too few runs is reported, not
+    fatal; the configured model must fit."""
+    from modomodo.mixture.plots import plot_cross_validation
+    from modomodo.mixture.quality import cross_validate
+    from modomodo.mixture.surrogates import SurrogateError, make_surrogate
+    from modomodo.report import write_json
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records.write(out_dir / "records.csv")
+    target, chosen = cfg.search.target, cfg.search.surrogate
+    weights, y = records.weights(), records.scores(target)
+    metrics = stage_metrics(cfg, run_id, "surrogate")
+    summary: dict = {"target": target, "model": chosen, "runs": len(records), "cv": {}, "skipped": {}}
+    with metrics.stage_timer():
+        for name in dict.fromkeys([chosen, *BASELINE_SURROGATES]):
+            try:
+                validation = cross_validate(
+                    make_surrogate(name, seed=cfg.search.seed), weights, y, folds=None
+                )
+            except SurrogateError as err:
+                if name == chosen:
+                    raise
+                summary["skipped"][name] = str(err)
+                continue
+            summary["cv"][name] = {
+                k: v for k, v in validation.to_dict().items() if k in ("scheme", "r2", "rmse", "spearman")
+            }
+            if name == chosen:
+                plot_cross_validation(validation, out_dir / "cv.png", title=name)
+        fitted = make_surrogate(chosen, seed=cfg.search.seed).fit(weights, y)
+        summary["fit"] = fitted.describe(list(records.domains))
+        metrics.record_surrogate({name: cv["r2"] for name, cv in summary["cv"].items()})
+    write_json(out_dir / "surrogate.json", summary)
+    return summary
+
+
+def search_stage(
+    cfg: ExperimentConfig, records, out_dir: Path, *, mode: str, k: int, storage: str | None, run_id: str
+):
+    """Optuna over the simplex on the configured surrogate: ``best`` mixtures to train, or the next
+    pilots to ``explore``. The study lives in ``storage`` (an RDB URL), else in ``out_dir/study.db``.
+    Writes ``proposals.json`` and ``simplex.png`` (the fitted surface around the top proposal)."""
+    from modomodo.mixture.plots import plot_simplex_slices
+    from modomodo.mixture.search import SearchConfig, propose, resolve_storage
+    from modomodo.report import write_json
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = SearchConfig(
+        n_trials=cfg.search.trials,
+        seed=cfg.search.seed,
+        storage=resolve_storage(storage or out_dir / "study.db"),
+    )
+    metrics = stage_metrics(cfg, run_id, "search")
+    with metrics.stage_timer():
+        found = propose(records, cfg.search.target, k=k, mode=mode, model=cfg.search.surrogate, config=config)
+        if not found.proposals:
+            raise ValueError(
+                f"the {mode} search proposed no mixture (min_distance {config.min_distance} rules all out)"
+            )
+        metrics.record_search(found.proposals[0].mean, cfg.search.trials)
+    plot_simplex_slices(
+        found.surrogate,
+        list(records.domains),
+        out_dir / "simplex.png",
+        anchor=found.proposals[0].mixture,
+        observed=records.weights(),
+    )
+    write_json(out_dir / "proposals.json", found.to_dict())
+    return found
+
+
+def report_stage(
+    cfg: ExperimentConfig,
+    out_dir: Path,
+    *,
+    run_id: str,
+    base_scores: dict[str, float],
+    final_run: dict,
+    final_scores: dict[str, float],
+    final_label: str = "chosen",
+    records_csv: Path | None = None,
+    surrogate_dir: Path | None = None,
+    search_dir: Path | None = None,
+    profile_dir: Path | None = None,
+) -> Path:
+    """Write ``report.html`` and ``report.json`` into ``out_dir``: base against the final run
+    (``final_run`` as the RL update reports it) and, after a search, against the uniform and best
+    pilots, with the surrogate's quality, the proposals and the plots."""
+    from modomodo.data.synthetic import BENCHMARKS
+    from modomodo.mixture.records import load_run_records
+    from modomodo.report import Contender, Plot, ReportData, build_report, compare
+
+    records = load_run_records(records_csv, list(cfg.data.domains)) if records_csv else None
+    final = Contender(final_label, final_run["run_id"], final_run["mixture"], dict(final_scores))
+    plots = []
+    if surrogate_dir is not None:
+        plots.append(
+            Plot(
+                "Surrogate: held-out prediction against actual score",
+                f"{cfg.search.surrogate} surrogate, leave-one-out; one point a pilot run.",
+                Path(surrogate_dir) / "cv.png",
+            )
+        )
+    if search_dir is not None:
+        plots.append(
+            Plot(
+                "Predicted score over the simplex",
+                "2-D slices through the chosen mixture (red star); white dots are pilot runs projected onto each slice.",
+                Path(search_dir) / "simplex.png",
+            )
+        )
+    data = ReportData(
+        experiment=cfg.name,
+        target=cfg.search.target,
+        domains=tuple(cfg.data.domains),
+        splits={b: BENCHMARKS[b].split for b in benchmark_names(cfg)},
+        contenders=compare(cfg.search.target, base_scores, final, records),
+        pilots=records,
+        surrogate=json.loads((Path(surrogate_dir) / "surrogate.json").read_text()) if surrogate_dir else None,
+        proposals=json.loads((Path(search_dir) / "proposals.json").read_text())["proposals"]
+        if search_dir
+        else [],
+        pass_rates=json.loads((Path(profile_dir) / "pass_rates.json").read_text()) if profile_dir else None,
+        plots=tuple(plots),
+        settings={
+            "RL steps per run": cfg.train.steps,
+            "prompts per step x generations": f"{cfg.train.prompts_per_step} x {cfg.train.num_generations}",
+            "RL seed": cfg.train.seed,
+            "seed families": ", ".join(cfg.search.seeds) if records is not None else "–",
+            "heuristics": ", ".join(cfg.search.heuristics) or "none",
+            "surrogate": cfg.search.surrogate,
+            "search trials": cfg.search.trials,
+            "active rounds": cfg.search.rounds,
+        },
+        versions=versions(),
+    )
+    metrics = stage_metrics(cfg, run_id, "report")
+    with metrics.stage_timer():
+        page = build_report(data, Path(out_dir))
+    return page

@@ -58,7 +58,9 @@ def aggregate(scores: Sequence[BenchmarkScore], split: str) -> float | None:
 
 
 @torch.no_grad()
-def generate(model, processor, examples: Sequence[Example], max_new_tokens: int, batch_size: int) -> list[str]:
+def generate(
+    model, processor, examples: Sequence[Example], max_new_tokens: int, batch_size: int
+) -> list[str]:
     """Greedy completions, in the order of ``examples``."""
     model.eval()
     out: list[str] = []
@@ -91,7 +93,8 @@ def evaluate_policy(
             values = []
             for ex, completion in zip(examples, completions, strict=True):
                 result = scoring_rewards(ex.answer_kind).score(
-                    completion, RewardContext(solution=ex.solution, answer_kind=ex.answer_kind, options=ex.options)
+                    completion,
+                    RewardContext(solution=ex.solution, answer_kind=ex.answer_kind, options=ex.options),
                 )
                 value = result.total
                 values.append(value)

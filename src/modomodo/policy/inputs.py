@@ -43,7 +43,9 @@ def sft_batch(processor, examples: Sequence[Example], completions: Sequence[str]
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
     pad = tokenizer.pad_token_id
     images = [decode_image(e) for e in examples]
-    encoded = processor(images=images, text=[prompt_text(processor, e) for e in examples], return_tensors="pt", padding=True)
+    encoded = processor(
+        images=images, text=[prompt_text(processor, e) for e in examples], return_tensors="pt", padding=True
+    )
     rows, labels = [], []
     for i, completion in enumerate(completions):
         prompt_ids = encoded["input_ids"][i][encoded["attention_mask"][i].bool()].tolist()

@@ -16,7 +16,9 @@ def resolve_dtype(dtype: str) -> torch.dtype:
     if dtype == "fp32":
         return torch.float32
     if dtype == "auto":
-        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+        return (
+            torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+        )
     raise ValueError(f"dtype must be auto, bf16 or fp32, got {dtype!r}")
 
 

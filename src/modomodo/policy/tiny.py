@@ -12,7 +12,12 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from transformers import PreTrainedTokenizerFast, ProcessorMixin, Qwen2VLConfig, Qwen2VLForConditionalGeneration
+from transformers import (
+    PreTrainedTokenizerFast,
+    ProcessorMixin,
+    Qwen2VLConfig,
+    Qwen2VLForConditionalGeneration,
+)
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 TINY_MARKER = "modomodo_tiny.json"
@@ -83,7 +88,9 @@ class TinyQwen2VLProcessor(ProcessorMixin):
         # Qwen2-VL's M-RoPE needs to know which positions are image tokens (1) or video tokens (2).
         ids = text_inputs["input_ids"]
         if return_tensors == "pt":
-            text_inputs["mm_token_type_ids"] = (ids == self.image_token_id).long() + 2 * (ids == self.video_token_id).long()
+            text_inputs["mm_token_type_ids"] = (ids == self.image_token_id).long() + 2 * (
+                ids == self.video_token_id
+            ).long()
         return {**text_inputs, **image_inputs}
 
     def batch_decode(self, *args, **kwargs):
@@ -98,7 +105,14 @@ class TinyQwen2VLProcessor(ProcessorMixin):
 
 
 def _tokenizer_kwargs(kwargs: dict) -> dict:
-    allowed = {"padding", "padding_side", "truncation", "max_length", "add_special_tokens", "return_attention_mask"}
+    allowed = {
+        "padding",
+        "padding_side",
+        "truncation",
+        "max_length",
+        "add_special_tokens",
+        "return_attention_mask",
+    }
     return {k: v for k, v in kwargs.items() if k in allowed}
 
 
@@ -178,7 +192,11 @@ def build_tiny_model(out_dir: Path, corpus: list[str], spec: TinyModelSpec = Tin
             num_attention_heads=spec.num_heads,
             num_key_value_heads=max(1, spec.num_heads // 2),
             max_position_embeddings=4096,
-            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": _mrope_section(spec)},
+            rope_parameters={
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": _mrope_section(spec),
+            },
             tie_word_embeddings=True,
             bos_token_id=ids["<|endoftext|>"],
             eos_token_id=ids["<|im_end|>"],
@@ -224,4 +242,6 @@ def load_tiny_processor(path: Path) -> TinyQwen2VLProcessor:
     tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
     tokenizer.padding_side = "left"
     image_processor = Qwen2VLImageProcessorPil.from_pretrained(path)
-    return TinyQwen2VLProcessor(image_processor, tokenizer, chat_template=tokenizer.chat_template or CHAT_TEMPLATE)
+    return TinyQwen2VLProcessor(
+        image_processor, tokenizer, chat_template=tokenizer.chat_template or CHAT_TEMPLATE
+    )

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from transformers import TrainerCallback
 
 from modomodo.metrics import StageMetrics
+from modomodo.progress import progress_bar
 from modomodo.rl.sampler import Draw, realised_counts
 
 
@@ -17,7 +18,9 @@ class MetricsCallback(TrainerCallback):
     :class:`~modomodo.rl.grpo.DomainRewards` logs; prompts drawn per domain come from the schedule.
     """
 
-    def __init__(self, metrics: StageMetrics, draws: Sequence[Draw], prompts_per_step: int, push_every: int = 10):
+    def __init__(
+        self, metrics: StageMetrics, draws: Sequence[Draw], prompts_per_step: int, push_every: int = 10
+    ):
         self.metrics = metrics
         self.draws = draws
         self.prompts_per_step = prompts_per_step
@@ -54,31 +57,25 @@ class MetricsCallback(TrainerCallback):
 
 
 class ProgressCallback(TrainerCallback):
-    """A rich progress bar with the latest mean reward, for interactive runs."""
+    """Progress of GRPO with the latest mean reward, through the stages' progress bar."""
 
     def __init__(self, console):
         self.console = console
-        self.progress = None
+        self.bar = None
 
     def on_train_begin(self, args, state, control, **kwargs):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(
-            TextColumn("GRPO"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeRemainingColumn(), console=self.console, transient=False,
-        )
-        self.task = self.progress.add_task("grpo", total=state.max_steps, completed=state.global_step, info="")
-        self.progress.start()
+        self.bar = progress_bar(self.console, "GRPO", state.max_steps)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.progress is not None and logs and "reward" in logs:
-            self.progress.update(self.task, completed=state.global_step, info=f"reward {logs['reward']:.3f}")
+        if self.bar is not None and logs and "reward" in logs:
+            self.bar.update(state.global_step, f"reward {logs['reward']:.3f}")
 
     def on_train_end(self, args, state, control, **kwargs):
-        if self.progress is not None:
-            self.progress.update(self.task, completed=state.global_step)
-            self.progress.stop()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _per_domain(logs: dict, prefix: str) -> dict[str, float]:
-    return {k.removeprefix(prefix): float(v) for k, v in logs.items() if k.startswith(prefix) and v is not None}
+    return {
+        k.removeprefix(prefix): float(v) for k, v in logs.items() if k.startswith(prefix) and v is not None
+    }

@@ -59,9 +59,13 @@ class DomainRewards:
 
     def __call__(self, prompts, completions, domain, solution, answer_kind, options, log_metric=None, **_):
         totals, by_domain, acc_by_domain = [], defaultdict(list), defaultdict(list)
-        for completion, d, sol, kind, opts in zip(completions, domain, solution, answer_kind, options, strict=True):
+        for completion, d, sol, kind, opts in zip(
+            completions, domain, solution, answer_kind, options, strict=True
+        ):
             text = completion[-1]["content"] if isinstance(completion, list) else completion
-            result = self.reward_sets[d].score(text, RewardContext(solution=sol, answer_kind=kind, options=tuple(opts)))
+            result = self.reward_sets[d].score(
+                text, RewardContext(solution=sol, answer_kind=kind, options=tuple(opts))
+            )
             totals.append(result.total)
             by_domain[d].append(result.total)
             acc_by_domain[d].append(task_part(result.parts))
@@ -80,11 +84,14 @@ def task_part(parts: Mapping[str, float]) -> float:
 
 def schedule_dataset(train: Mapping[str, Sequence[Example]], cfg: ExperimentConfig):
     """The trainer's dataset: the mixture schedule, one row per scheduled prompt, in order."""
-    from datasets import Dataset, Features, Image, Sequence as HFSequence, Value
+    from datasets import Dataset, Features, Image, Value
+    from datasets import Sequence as HFSequence
 
     mixture = cfg.resolved_mixture()
     sizes = {d: len(train.get(d, ())) for d in mixture}
-    draws = mixture_schedule(sizes, mixture, cfg.train.steps * cfg.train.prompts_per_step, cfg.train.seed, cfg.train.sampling)
+    draws = mixture_schedule(
+        sizes, mixture, cfg.train.steps * cfg.train.prompts_per_step, cfg.train.seed, cfg.train.sampling
+    )
     steps = len(draws) // cfg.train.prompts_per_step
     if steps == 0:
         raise ValueError("the mixture schedule is shorter than one step (a domain was exhausted at once)")
@@ -160,8 +167,13 @@ def grpo_args(cfg: ExperimentConfig, trainer_dir: Path, steps: int):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rollouts = t.prompts_per_step * t.num_generations
     if rollouts % world:
-        raise ValueError(f"prompts_per_step x num_generations ({rollouts}) must divide by WORLD_SIZE ({world})")
-    bf16 = resolve_dtype(cfg.policy.dtype).is_floating_point and str(resolve_dtype(cfg.policy.dtype)) == "torch.bfloat16"
+        raise ValueError(
+            f"prompts_per_step x num_generations ({rollouts}) must divide by WORLD_SIZE ({world})"
+        )
+    bf16 = (
+        resolve_dtype(cfg.policy.dtype).is_floating_point
+        and str(resolve_dtype(cfg.policy.dtype)) == "torch.bfloat16"
+    )
     return GRPOConfig(
         output_dir=str(trainer_dir),
         per_device_train_batch_size=rollouts // world,
@@ -257,4 +269,6 @@ class CheckpointToStore(_checkpoint_callback_base()):
         if self.store is None or not state.is_world_process_zero:
             return
         folder = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
-        self.store.put_dir(folder, checkpoint_key(self.run_id, state.global_step), metadata={"step": state.global_step})
+        self.store.put_dir(
+            folder, checkpoint_key(self.run_id, state.global_step), metadata={"step": state.global_step}
+        )
