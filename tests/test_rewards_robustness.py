@@ -1,6 +1,6 @@
 """Hostile completions: every reward returns a finite value in [0, 1] quickly and never raises.
 
-The time bound (0.5 s per scored completion, measured on every example) guards against blow-ups
+The time bound (2 s per scored completion, measured on every example) guards against blow-ups
 such as catastrophic regex backtracking; it is a correctness bound, not a benchmark.
 """
 
@@ -26,7 +26,7 @@ from modomodo.rewards import (
 )
 from modomodo.rewards.boxes import Box
 
-TIME_BOUND_S = 0.5
+TIME_BOUND_S = 2.0  # generous: a shared CI core can be slow; a regex blow-up takes far longer
 GT_ONE = "[{'Position': [10, 20, 110, 220], 'Confidence': 1}]"
 GT_MANY = "[" + ", ".join(f"[{10 * i}, {10 * i}, {10 * i + 30}, {10 * i + 30}]" for i in range(20)) + "]"
 OPTIONS = ("red", "blue", "green", "7")

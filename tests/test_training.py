@@ -44,26 +44,20 @@ def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(str(model_dir / "model.safetensors"))
 
 
-def _in_domain_reward(cfg, data_dir: Path, model_dir: Path, out: Path) -> float:
-    """Mean training reward (each domain's own reward set) of greedy answers on the in-domain test sets."""
-    from modomodo.evaluation.evaluate import generate
+def _in_domain_reward(cfg, data_dir: Path, model_dir: Path) -> float:
+    """The policy's expected training reward on the in-domain test prompts: G sampled completions
+    per prompt at the training temperature (fixed seed), each scored by its domain's reward set."""
     from modomodo.policy.load import load_policy
-    from modomodo.rewards import RewardContext
+    from modomodo.rl.rollout import profile_pass_rates
 
     data = stages.load_curated(data_dir)
-    sets = stages.reward_sets(cfg)
+    prompts = [e for name, split in data.splits.items() if split == "in" for e in data.benchmarks[name]]
     model, processor = load_policy(model_dir, "fp32")
-    totals = []
-    for name, split in data.splits.items():
-        if split != "in":
-            continue
-        examples = data.benchmarks[name]
-        for ex, completion in zip(
-            examples, generate(model, processor, examples, cfg.eval.max_new_tokens, 64), strict=True
-        ):
-            ctx = RewardContext(solution=ex.solution, answer_kind=ex.answer_kind, options=ex.options)
-            totals.append(sets[name].score(completion, ctx).total)
-    return sum(totals) / len(totals)
+    report = profile_pass_rates(
+        model, processor, prompts, stages.reward_sets(cfg), num_generations=4,
+        temperature=cfg.train.temperature, max_new_tokens=cfg.train.max_completion_length, batch_size=64, seed=0,
+    )  # fmt: skip
+    return sum(p.reward_mean for p in report.prompts) / len(report.prompts)
 
 
 def test_smoke_grpo_improves_in_domain_reward_and_changes_parameters(curated, base_policy, tmp_path):
@@ -82,8 +76,8 @@ def test_smoke_grpo_improves_in_domain_reward_and_changes_parameters(curated, ba
     assert any("language_model" in k or "lm_head" in k or "embed_tokens" in k for k in changed)
     assert not any(".visual." in f".{k}" for k in changed), "the vision tower is frozen"
 
-    base_reward = _in_domain_reward(SMOKE, curated, base_policy, tmp_path / "eval-base")
-    rl_reward = _in_domain_reward(SMOKE, curated, Path(result.model_dir), tmp_path / "eval-rl")
+    base_reward = _in_domain_reward(SMOKE, curated, base_policy)
+    rl_reward = _in_domain_reward(SMOKE, curated, Path(result.model_dir))
     assert rl_reward > base_reward, (
         f"GRPO did not raise the in-domain reward: {base_reward:.3f} -> {rl_reward:.3f}"
     )
