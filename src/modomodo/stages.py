@@ -285,7 +285,6 @@ def generate_synthetic(cfg: ExperimentConfig, out_dir: Path, progress=None) -> l
 # Mixture search: rollout profile, pilot plans, run records, surrogate, search, report ---------
 # (what the Kubeflow components call; each takes and returns plain data or local folders)
 
-SEED_FAMILIES = ("single", "exclude_one", "uniform")
 BASELINE_SURROGATES = ("linear", "gp")
 """Surrogates cross-validated next to the configured one, so the report shows what the quadratic buys."""
 

@@ -168,24 +168,33 @@ def profile_pass_rates(
     ``batch_size`` counts prompts per ``generate`` call (each expands to G sequences). Sampling is
     seeded without touching the caller's global RNG state.
     """
-    if not examples:
-        raise RolloutError("profile_pass_rates needs at least one example")
     if num_generations < 1 or batch_size < 1 or max_new_tokens < 1:
         raise RolloutError(
             f"num_generations, batch_size and max_new_tokens must be >= 1, got {num_generations}, {batch_size}, {max_new_tokens}"
         )
     if temperature <= 0:
         raise RolloutError(f"temperature must be > 0 for sampling, got {temperature}")
-    if not 0.0 < pass_threshold <= 1.0:
-        raise RolloutError(f"pass_threshold must lie in (0, 1], got {pass_threshold}")
-    unknown = sorted({e.domain for e in examples} - set(reward_sets))
-    if unknown:
-        raise RolloutError(f"no reward set for domains {unknown}; configured: {sorted(reward_sets)}")
+    _check_inputs(examples, reward_sets, pass_threshold)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         completions = sample_completions(
             model, processor, examples, num_generations, temperature, max_new_tokens, batch_size
         )
+    prompts = score_samples(examples, completions, reward_sets, pass_threshold=pass_threshold)
+    return PassRateReport(prompts, num_generations, float(temperature), max_new_tokens, pass_threshold)
+
+
+def score_samples(
+    examples: Sequence[Example],
+    completions: Sequence[Sequence[str]],
+    reward_sets: Mapping[str, RewardSet],
+    *,
+    pass_threshold: float = PASS_THRESHOLD,
+) -> list[PromptProfile]:
+    """Score each example's completions with its domain's reward set."""
+    _check_inputs(examples, reward_sets, pass_threshold)
+    if len(completions) != len(examples) or any(not texts for texts in completions):
+        raise RolloutError(f"need at least one completion for each of the {len(examples)} examples")
     prompts = []
     for example, texts in zip(examples, completions, strict=True):
         context = RewardContext(
@@ -206,4 +215,16 @@ def profile_pass_rates(
                 samples=len(texts),
             )
         )
-    return PassRateReport(prompts, num_generations, float(temperature), max_new_tokens, pass_threshold)
+    return prompts
+
+
+def _check_inputs(
+    examples: Sequence[Example], reward_sets: Mapping[str, RewardSet], pass_threshold: float
+) -> None:
+    if not examples:
+        raise RolloutError("a pass-rate profile needs at least one example")
+    if not 0.0 < pass_threshold <= 1.0:
+        raise RolloutError(f"pass_threshold must lie in (0, 1], got {pass_threshold}")
+    unknown = sorted({e.domain for e in examples} - set(reward_sets))
+    if unknown:
+        raise RolloutError(f"no reward set for domains {unknown}; configured: {sorted(reward_sets)}")
