@@ -15,7 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from modomodo.cli_common import Overrides, Preset, console, resolve_config
 from modomodo.cli_mixture import app as mixture_app
+from modomodo.cli_pipelines import register as register_pipeline_commands
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Generate and curate training and benchmark data.")
@@ -25,24 +27,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(rewards_app, name="rewards")
 app.add_typer(config_app, name="config")
 app.add_typer(mixture_app, name="mixture", help="Seed/heuristic mixtures, surrogates, Optuna search.")
-console = Console(stderr=True)
-
-Preset = Annotated[
-    str, typer.Option("--preset", "-p", help="Preset name (smoke, demo, paper) or a YAML file.")
-]
-Overrides = Annotated[
-    list[str] | None, typer.Option("--set", "-s", help="Override, e.g. train.steps=20 (repeatable).")
-]
-
-
-def _config(preset: str, overrides: list[str] | None):
-    from modomodo.config import ConfigError, load_config
-
-    try:
-        return load_config(preset, overrides or [])
-    except ConfigError as e:
-        console.print(f"[red]config error:[/red] {e}")
-        raise typer.Exit(2) from None
+register_pipeline_commands(app)  # run, compile, submit
 
 
 @config_app.command("show")
@@ -50,7 +35,7 @@ def config_show(preset: Preset = "smoke", overrides: Overrides = None) -> None:
     """Print the resolved, validated config as YAML."""
     import yaml
 
-    typer.echo(yaml.safe_dump(_config(preset, overrides).to_dict(), sort_keys=False))
+    typer.echo(yaml.safe_dump(resolve_config(preset, overrides).to_dict(), sort_keys=False))
 
 
 @data_app.command("generate")
@@ -62,7 +47,7 @@ def data_generate(
     """Draw the built-in synthetic suite (training domains and benchmarks) as raw Parquet shards."""
     from modomodo import stages
 
-    cfg = _config(preset, overrides)
+    cfg = resolve_config(preset, overrides)
     written = stages.generate_synthetic(cfg, out, progress=console)
     console.print(f"wrote {len(written)} shards to {out}")
 
@@ -76,7 +61,7 @@ def data_curate(
     """Load, validate, quarantine, split and write shards + manifest (and upload when a store is set)."""
     from modomodo import stages
 
-    cfg = _config(preset, overrides)
+    cfg = resolve_config(preset, overrides)
     report = stages.curate_stage(cfg, out)
     _print_curation(report)
 
@@ -91,7 +76,7 @@ def warmstart(
     """Build the base policy: the tiny model + SFT warm-start, or the configured pretrained model."""
     from modomodo import stages
 
-    cfg = _config(preset, overrides)
+    cfg = resolve_config(preset, overrides)
     path = stages.base_policy_stage(cfg, data, out, console=console)
     console.print(f"base policy: {path}")
 
@@ -113,7 +98,7 @@ def train(
     """RL update: GRPO on the configured mixture."""
     from modomodo import stages
 
-    cfg = _config(preset, overrides)
+    cfg = resolve_config(preset, overrides)
     result = stages.rl_stage(cfg, data, base, out, run_id=run_id or out.name, resume=resume, console=console)
     table = Table(title=f"GRPO run {result.run_id}")
     for col in ("domain", "weight", "prompts drawn"):
@@ -136,7 +121,7 @@ def evaluate(
     """Greedy evaluation on every benchmark: per-benchmark scores, In-Score, Out-Score."""
     from modomodo import stages
 
-    cfg = _config(preset, overrides)
+    cfg = resolve_config(preset, overrides)
     result = stages.evaluate_stage(cfg, data, model, out, console=console)
     console.print(score_table(f"evaluation of {model}", {"model": result}))
 
@@ -154,7 +139,7 @@ def rewards_score(
     from modomodo import stages
     from modomodo.rewards.audit import render_table, score_records
 
-    cfg = _config(preset, overrides)
+    cfg = resolve_config(preset, overrides)
     lines = input.read_text().splitlines()
     results = score_records(lines, stages.reward_sets(cfg))
     if as_json:
@@ -164,23 +149,6 @@ def rewards_score(
         Console().print(render_table(results))
     if any("error" in r for r in results):
         raise typer.Exit(1)
-
-
-@app.command("run")
-def run(
-    output: Annotated[Path, typer.Option(help="Folder for everything the run produces.")] = Path(
-        "outputs/run"
-    ),
-    preset: Preset = "smoke",
-    overrides: Overrides = None,
-) -> None:
-    """The main job: curate -> base policy -> GRPO on the uniform mixture -> evaluate base and trained."""
-    from modomodo import stages
-
-    cfg = _config(preset, overrides)
-    summary = stages.run_local(cfg, output, console=console)
-    console.print(score_table("modomodo run", summary))
-    console.print(f"outputs in {output.resolve()}")
 
 
 def score_table(title: str, results: dict) -> Table:

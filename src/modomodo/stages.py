@@ -8,7 +8,6 @@ in a local process, in kfp's local runner and in a pod on a cluster.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -238,30 +237,6 @@ def evaluate_stage(
             result.out_score,
         )
     return result
-
-
-# The whole loop, in one process ----------------------------------------------------------------
-
-
-def run_local(cfg: ExperimentConfig, output: Path, console=None) -> dict:
-    """curate -> base policy -> GRPO on the configured (default uniform) mixture -> evaluate base
-    and trained policy. Returns the evaluation results by policy name."""
-    output = Path(output)
-    data_dir, base_dir, run_dir = output / "data", output / "base", output / "rl"
-    for folder in (data_dir, base_dir, run_dir):
-        shutil.rmtree(folder, ignore_errors=True)
-    curate_stage(cfg, data_dir)
-    base = base_policy_stage(cfg, data_dir, base_dir, console=console)
-    base_eval = evaluate_stage(cfg, data_dir, base, output / "eval-base", run_id="base", console=console)
-    result = rl_stage(cfg, data_dir, base, run_dir, run_id="uniform", console=console)
-    rl_eval = evaluate_stage(
-        cfg, data_dir, Path(result.model_dir), output / "eval-rl", run_id="uniform", console=console
-    )
-    summary = {"base": base_eval, "grpo-uniform": rl_eval}
-    (output / "summary.json").write_text(
-        json.dumps({k: asdict(v) for k, v in summary.items()}, indent=2, sort_keys=True) + "\n"
-    )
-    return summary
 
 
 def generate_synthetic(cfg: ExperimentConfig, out_dir: Path, progress=None) -> list[Path]:

@@ -1,0 +1,179 @@
+"""Wall time of the mixture-search pipeline under kfp's local runner against the same stage
+functions called directly, one after another, in one process; same preset.
+
+    python benchmarks/orchestration_overhead.py [--preset smoke] [--set key=value ...] [--workdir DIR]
+
+The pipeline pays for a fresh Python process per step (imports, loading the model from the
+artifact), artifact bookkeeping and the run-record steps; it gains from running two pilots at once.
+The direct variant runs the same graph (curate, base policy, base evaluation, pass-rate profile,
+every wave of pilots with RL update + evaluation, surrogate fits, searches, the final run, the
+report) sequentially. Both wall time and CPU time (this process and its children, user + system)
+are shown: CPU time counts the orchestration work itself and is less sensitive to other load on
+the machine; wall time includes the gain of parallel pilots. With ``--repeats`` the variants
+alternate which goes first. Goal: pipeline / direct wall time <= 1.15.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from modomodo.pipelines.local import run_locally
+
+from modomodo import stages
+from modomodo.config import ExperimentConfig, load_config
+
+PROFILE_PROMPTS = 32
+
+
+def train_and_score(cfg: ExperimentConfig, data: Path, base: Path, out: Path, store, pilot: dict) -> dict:
+    """One pilot as the pipeline's loop body does it: RL update -> evaluate -> run record."""
+    from dataclasses import replace
+
+    run_cfg = replace(cfg, train=replace(cfg.train, mixture=pilot["mixture"])).validate()
+    run_id = f"{cfg.name}-{pilot['run']}"
+    result = stages.rl_stage(run_cfg, data, base, out / run_id, run_id=run_id, resume=True, store=store)
+    scores = stages.score_columns(
+        stages.evaluate_stage(run_cfg, data, Path(result.model_dir), out / f"{run_id}-eval", run_id=run_id)
+    )
+    run = {
+        "run_id": run_id,
+        "mixture": run_cfg.resolved_mixture(),
+        "kind": pilot["kind"],
+        "seed": cfg.train.seed,
+        "steps": result.steps,
+    }
+    return {"run": run, "scores": scores, "record": stages.run_record(run, scores)}
+
+
+def direct(cfg: ExperimentConfig, out: Path) -> None:
+    """The mixture-search graph, step by step, in this process."""
+    from modomodo.store import ArtifactStore
+
+    store = ArtifactStore.from_uri(str(out / "store"))
+    data = out / "data"
+    stages.curate_stage(cfg, data)
+    base = stages.base_policy_stage(cfg, data, out / "base")
+    base_scores = stages.score_columns(
+        stages.evaluate_stage(cfg, data, base, out / "eval-base", run_id="base")
+    )
+    stages.rollout_stage(
+        cfg, data, base, out / "profile", run_id="profile", prompts_per_domain=PROFILE_PROMPTS
+    )
+
+    def wave(pilots: list[dict], previous: Path | None, index: int) -> tuple[object, Path]:
+        rows = [train_and_score(cfg, data, base, out, store, pilot)["record"] for pilot in pilots]
+        records = stages.load_records(cfg, rows, previous)
+        folder = out / f"surrogate-{index}"
+        stages.fit_surrogate_stage(cfg, records, folder, run_id=f"surrogate-{index}")
+        return records, folder / "records.csv"
+
+    records, table = wave(stages.seed_pilots(cfg), None, 0)
+    if cfg.search.heuristics:
+        records, table = wave(stages.heuristic_pilots(cfg, records), table, 1)
+    for round_index in range(1, cfg.search.rounds + 1):
+        found = stages.search_stage(
+            cfg,
+            records,
+            out / f"round{round_index}",
+            mode="explore",
+            k=cfg.search.pilots_per_round,
+            storage=None,
+            run_id="round",
+        )
+        pilots = [
+            stages.pilot_item(f"round{round_index}-{i}", p.mixture, "pilot")
+            for i, p in enumerate(found.proposals)
+        ]
+        records, table = wave(pilots, table, 1 + round_index)
+    best = stages.search_stage(
+        cfg, records, out / "search", mode="best", k=cfg.search.top_k, storage=None, run_id="search"
+    )
+    chosen = train_and_score(
+        cfg, data, base, out, store, stages.pilot_item("chosen", best.proposals[0].mixture, "model")
+    )
+    stages.report_stage(
+        cfg,
+        out / "report",
+        run_id="report",
+        base_scores=base_scores,
+        final_run=chosen["run"],
+        final_scores=chosen["scores"],
+        records_csv=table,
+        surrogate_dir=table.parent,
+        search_dir=out / "search",
+        profile_dir=out / "profile",
+    )
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and of its waited-for children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measure(run: Callable[[int], object], repeat: int) -> tuple[float, float]:
+    """Wall and CPU seconds of ``run(repeat)``."""
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    run(repeat)
+    return time.perf_counter() - wall, cpu_seconds() - cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--preset", default="smoke")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], help="Config override (repeatable)."
+    )
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    cfg = load_config(args.preset, args.overrides)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="orchestration-overhead-"))
+    variants = {
+        "direct stage calls, one process": lambda i: direct(cfg, work / f"direct-{i}"),
+        "kfp local pipeline": lambda i: run_locally(
+            "mixture-search",
+            cfg,
+            work / f"pipeline-{i}",
+            store_uri=str(work / f"pipeline-{i}" / "store"),
+            arguments={"profile_prompts": PROFILE_PROMPTS},
+        ),
+    }
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    for i in range(args.repeats):
+        order = list(variants) if i % 2 == 0 else list(reversed(variants))
+        for name in order:
+            results[name].append(measure(variants[name], i))
+    pilots = (
+        len(stages.seed_pilots(cfg))
+        + len(cfg.search.heuristics)
+        + cfg.search.rounds * cfg.search.pilots_per_round
+    )
+    print(f"\nOrchestration overhead: preset {args.preset} {' '.join(args.overrides)}")
+    print(
+        f"{pilots} pilots + 1 final run of {cfg.train.steps} GRPO steps, ParallelFor parallelism "
+        f"{cfg.search.parallelism}, {args.repeats} repeat(s), medians"
+    )
+    print(f"{'variant':<36}{'wall s':>10}{'CPU s':>10}")
+    median = {
+        name: (statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs))
+        for name, runs in results.items()
+    }
+    for name, (wall, cpu) in median.items():
+        print(f"{name:<36}{wall:>10.1f}{cpu:>10.1f}")
+    (direct_wall, direct_cpu), (pipeline_wall, pipeline_cpu) = median.values()
+    ratio = pipeline_wall / direct_wall
+    print(f"{'ratio (pipeline / direct)':<36}{ratio:>10.3f}{pipeline_cpu / direct_cpu:>10.3f}")
+    print(f"goal: wall ratio <= 1.15: {'met' if ratio <= 1.15 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

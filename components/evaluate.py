@@ -1,0 +1,46 @@
+"""Component: greedy evaluation of a policy on every benchmark."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+from modomodo.components import RUNTIME_IMAGE
+
+
+@dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
+def evaluate(
+    config: dict,
+    run: dict,
+    pushgateway: str,
+    gpus: int,
+    data: Input[Dataset],
+    model: Input[Model],
+    metrics: Output[Metrics],
+    samples: Output[Dataset],
+) -> NamedTuple("Evaluation", [("scores", dict)]):
+    """Per-benchmark scores, In-Score and Out-Score of ``model`` (``stages.evaluate_stage``): in
+    the ``metrics`` artifact, and returned as ``scores``, the score columns of a run record;
+    per-sample outputs go to ``samples``. ``run`` is what trained the model (its ``run_id`` and ``mixture`` label the
+    pushed metrics)."""
+    from collections import namedtuple
+    from pathlib import Path
+
+    from modomodo.components import runtime
+
+    from modomodo import stages
+
+    cfg = runtime.with_mixture(runtime.experiment_config(config, pushgateway), run.get("mixture", {}))
+    runtime.check_gpus(gpus)
+    result = stages.evaluate_stage(
+        cfg, Path(data.path), Path(model.path), Path(samples.path), run_id=run["run_id"]
+    )
+    columns = stages.score_columns(result)
+    runtime.log_metrics(metrics, columns)
+    runtime.annotate(
+        samples,
+        cfg,
+        run_id=run["run_id"],
+        mixture=run.get("mixture", {}),
+        max_new_tokens=result.max_new_tokens,
+    )
+    return namedtuple("Evaluation", ["scores"])(columns)

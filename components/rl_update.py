@@ -1,0 +1,69 @@
+"""Component: the RL update, GRPO on one mixture."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Model, Output
+from modomodo.components import RUNTIME_IMAGE
+
+
+@dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
+def rl_update(
+    config: dict,
+    mixture: dict,
+    run_name: str,
+    kind: str,
+    store_uri: str,
+    pushgateway: str,
+    gpus: int,
+    data: Input[Dataset],
+    base_model: Input[Model],
+    model: Output[Model],
+) -> NamedTuple("RLUpdate", [("run", dict)]):
+    """GRPO from ``base_model`` on ``mixture`` (``stages.rl_stage``); returns the run
+    (``run_id``, ``mixture``, ``kind``, ``seed``, ``steps``) for its run record.
+
+    The run id is ``<experiment>-<run_name>-<hash of the inputs>``: checkpoints go to the artifact
+    store under it, and the stage always resumes, so a retried pod continues from the newest
+    checkpoint of the same inputs while a first attempt finds none. Only the final model becomes the ``model``
+    artifact; checkpoints stay in the store. ``gpus`` is the count the pod requests (0 on CPU).
+    """
+    import json
+    import shutil
+    import tempfile
+    from collections import namedtuple
+    from pathlib import Path
+
+    from modomodo.components import runtime
+
+    from modomodo import stages
+
+    cfg = runtime.with_mixture(runtime.experiment_config(config, pushgateway), mixture)
+    runtime.check_gpus(gpus)
+    run_id = f"{cfg.name}-{run_name}-{runtime.fingerprint(config, mixture, data.uri, base_model.uri)}"
+    store = runtime.open_store(store_uri, cfg)
+    with tempfile.TemporaryDirectory() as scratch:
+        result = stages.rl_stage(
+            cfg,
+            Path(data.path),
+            Path(base_model.path),
+            Path(scratch),
+            run_id=run_id,
+            resume=True,
+            store=store,
+        )
+        out = Path(model.path)
+        shutil.move(result.model_dir, out)
+        for name in ("train_summary.json", "versions.json"):
+            shutil.copy(Path(scratch) / name, out / name)
+    run = {
+        "run_id": run_id,
+        "mixture": cfg.resolved_mixture(),
+        "kind": kind,
+        "seed": cfg.train.seed,
+        "steps": result.steps,
+    }
+    (out / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
+    url = runtime.publish(store, out, f"runs/{run_id}/model", run)
+    runtime.annotate(model, cfg, **run, store_url=url, resumed_from_step=result.resumed_from_step)
+    return namedtuple("RLUpdate", ["run"])(run)

@@ -1,0 +1,105 @@
+"""What component bodies share: config, run ids, artifact metadata, the artifact store.
+
+A lightweight component ships only its function's source to the pod, so shared code lives in
+this installed module (part of the runtime image) and bodies import it. Nothing here imports kfp:
+artifacts are duck-typed (``.uri``, ``.path``, ``.metadata``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from modomodo.config import ExperimentConfig, config_from_dict
+from modomodo.metrics import PUSHGATEWAY_ENV
+from modomodo.store import ArtifactStore
+from modomodo.versions import versions
+
+
+def experiment_config(config: dict[str, Any], pushgateway: str = "") -> ExperimentConfig:
+    """Rebuild the validated experiment config from a pipeline's ``config`` parameter and point
+    the stage metrics at ``pushgateway`` (empty: leave the environment as it is)."""
+    if pushgateway:
+        os.environ[PUSHGATEWAY_ENV] = pushgateway
+    return config_from_dict(integral_floats_to_int(config))
+
+
+def integral_floats_to_int(value: Any) -> Any:
+    """Undo what a pipeline parameter does to numbers: KFP carries a ``dict`` as a protobuf
+    ``Struct``, where every number is a double, so ``steps: 60`` arrives as ``60.0``. Integral
+    floats become ints again; float config fields accept ints, so nothing else changes."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: integral_floats_to_int(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [integral_floats_to_int(v) for v in value]
+    return value
+
+
+def fingerprint(*inputs: Any) -> str:
+    """A short hash of JSON-able inputs: the same inputs give the same run id, so a retried pod
+    resumes its own checkpoints and never another run's."""
+    text = json.dumps(integral_floats_to_int(list(inputs)), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def open_store(store_uri: str, cfg: ExperimentConfig) -> ArtifactStore:
+    """The artifact store of the pipeline parameter, else of the config; one of them is required
+    so that checkpoints and heavy outputs survive the pod."""
+    uri = store_uri or cfg.store
+    if not uri:
+        raise ValueError(
+            "no artifact store: pass the pipeline parameter store_uri (file:///... or s3://bucket/prefix)"
+        )
+    return ArtifactStore.from_uri(uri)
+
+
+def annotate(artifact: Any, cfg: ExperimentConfig, **metadata: Any) -> None:
+    """Record on an output artifact what produced it: experiment, seeds, package versions, plus
+    ``metadata`` (mixture, run id, store URL, ...)."""
+    artifact.metadata.update(
+        {
+            "experiment": cfg.name,
+            "data_seed": cfg.data.seed,
+            "train_seed": cfg.train.seed,
+            "versions": versions(),
+            **metadata,
+        }
+    )
+
+
+def publish(store: ArtifactStore, local_dir: Path, key: str, metadata: dict[str, Any]) -> str:
+    """Copy a heavy output (shards, a model) into the artifact store; returns its URL."""
+    store.put_dir(Path(local_dir), key, metadata=metadata)
+    return store.url_for(key)
+
+
+def with_mixture(cfg: ExperimentConfig, mixture: dict[str, float]) -> ExperimentConfig:
+    """``cfg`` training on ``mixture`` (validated against the domains); empty keeps the config's."""
+    if mixture:
+        cfg.train.mixture = integral_floats_to_int(mixture)
+        cfg.validate()
+    return cfg
+
+
+def check_gpus(gpus: int) -> None:
+    """Fail clearly when the pod asked for GPUs that torch cannot see (a missing device plugin or
+    driver would otherwise train on CPU for days)."""
+    if gpus > 0:
+        import torch
+
+        if torch.cuda.device_count() < gpus:
+            raise RuntimeError(f"the step requested {gpus} GPU(s) but torch sees {torch.cuda.device_count()}")
+
+
+def log_metrics(artifact: Any, values: dict[str, float]) -> None:
+    """Log scalars on a ``Metrics`` artifact, leaving out non-finite ones: KFP stores metrics in a
+    protobuf ``Struct``, which cannot hold NaN (an R² of constant scores is NaN)."""
+    for name, value in values.items():
+        if math.isfinite(value):
+            artifact.log_metric(name, float(value))

@@ -1,0 +1,139 @@
+"""The ``mixture-search`` pipeline: pilots -> surrogate -> search -> final training -> report.
+
+curate -> base policy (evaluated, and its pass rates profiled) -> seed pilots in a ``ParallelFor``
+(each: RL update -> evaluate -> run record) -> ``dsl.Collected`` records -> fit surrogate
+[-> heuristic pilots -> fit] [-> rounds of: propose -> pilots -> fit] -> search -> RL update on
+the best mixture -> evaluate -> report comparing base, uniform, best pilot and the chosen mixture.
+
+KFP has no loops over a data-dependent number of waves, so the waves are fixed when the pipeline
+is built: a heuristic wave when ``search.heuristics`` is set, and ``search.rounds`` active rounds.
+The pilot count inside a wave is data (the planners' lists).
+"""
+
+# No `from __future__ import annotations`: kfp reads the pipeline signature's annotations as types.
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact
+from modomodo.components.base_policy import base_policy
+from modomodo.components.curate import curate_data
+from modomodo.components.evaluate import evaluate
+from modomodo.components.pilots import plan_heuristic_pilots, plan_seed_pilots, run_record
+from modomodo.components.report import report
+from modomodo.components.rl_update import rl_update
+from modomodo.components.rollout import rollout_reward
+from modomodo.components.search import search_mixture
+from modomodo.components.surrogate import fit_surrogate
+from modomodo.pipelines.settings import ClusterSettings, Placement
+
+from modomodo.config import ExperimentConfig
+
+NAME = "mixture-search"
+
+
+class Outputs(NamedTuple):
+    report: HTML
+    summary: Artifact
+
+
+def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
+    """The pipeline for ``cfg``'s search shape (waves, parallelism, data caching); every value
+    the components use comes from the ``config`` parameter at run time."""
+    cluster = cluster or ClusterSettings()
+    search = cfg.search
+    cache_data = all(domain.source == "synthetic" for domain in cfg.data.domains.values())
+
+    @dsl.pipeline(name=NAME, description=__doc__.splitlines()[0])
+    def mixture_search(
+        config: dict,
+        store_uri: str,
+        pushgateway: str = "",
+        gpus: int = 1,
+        s3_secret: str = "modomodo-s3",
+        profile_prompts: int = 32,
+    ) -> Outputs:
+        place = Placement(gpus=gpus, s3_secret=s3_secret, cluster=cluster, cache_data=cache_data)
+        data = place(curate_data(config=config, store_uri=store_uri, pushgateway=pushgateway)).outputs["data"]
+        base = place(base_policy(config=config, pushgateway=pushgateway, gpus=gpus, data=data))
+        common = {"config": config, "pushgateway": pushgateway, "gpus": gpus, "data": data}
+        base_eval = place(evaluate(run=base.outputs["run"], model=base.outputs["model"], **common))
+        profile = place(
+            rollout_reward(prompts_per_domain=profile_prompts, model=base.outputs["model"], **common)
+        )
+
+        def pilot_wave(pilots, previous) -> dsl.PipelineTask:
+            """Train and evaluate every pilot of the list ``pilots``, at most
+            ``search.parallelism`` at once; then fit the wave's records appended to the table
+            ``previous`` (None for the first wave)."""
+            with dsl.ParallelFor(pilots, parallelism=search.parallelism) as pilot:
+                trained = place(
+                    rl_update(
+                        mixture=pilot.mixture,
+                        run_name=pilot.run,
+                        kind=pilot.kind,
+                        store_uri=store_uri,
+                        base_model=base.outputs["model"],
+                        **common,
+                    )
+                )
+                scored = place(evaluate(run=trained.outputs["run"], model=trained.outputs["model"], **common))
+                record = place(run_record(run=trained.outputs["run"], scores=scored.outputs["scores"]))
+            earlier = {"previous": previous} if previous is not None else {}
+            rows = dsl.Collected(record.outputs["record"])
+            return place(fit_surrogate(config=config, pushgateway=pushgateway, rows=rows, **earlier))
+
+        fit = pilot_wave(place(plan_seed_pilots(config=config)).output, None)
+        if search.heuristics:
+            heuristics = place(plan_heuristic_pilots(config=config, records=fit.outputs["records"]))
+            fit = pilot_wave(heuristics.output, fit.outputs["records"])
+        for round_index in range(1, search.rounds + 1):
+            ask = place(
+                search_mixture(
+                    config=config,
+                    pushgateway=pushgateway,
+                    mode="explore",
+                    wave=f"round{round_index}",
+                    records=fit.outputs["records"],
+                )
+            )
+            fit = pilot_wave(ask.outputs["pilots"], fit.outputs["records"])
+        best = place(
+            search_mixture(
+                config=config,
+                pushgateway=pushgateway,
+                mode="best",
+                wave="search",
+                records=fit.outputs["records"],
+            )
+        )
+
+        final = place(
+            rl_update(
+                mixture=best.outputs["best"],
+                run_name="chosen",
+                kind="model",
+                store_uri=store_uri,
+                base_model=base.outputs["model"],
+                **common,
+            )
+        )
+        final_eval = place(evaluate(run=final.outputs["run"], model=final.outputs["model"], **common))
+        summary = place(
+            report(
+                config=config,
+                store_uri=store_uri,
+                pushgateway=pushgateway,
+                pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                base_scores=base_eval.outputs["scores"],
+                final_run=final.outputs["run"],
+                final_scores=final_eval.outputs["scores"],
+                final_label="chosen",
+                records=fit.outputs["records"],
+                surrogate=fit.outputs["surrogate"],
+                proposals=best.outputs["proposals"],
+                profile=profile.outputs["profile"],
+            )
+        )
+        return Outputs(report=summary.outputs["html"], summary=summary.outputs["summary"])
+
+    return mixture_search

@@ -1,0 +1,137 @@
+"""How each step runs on a cluster: GPU, resources, placement, secrets, retries and caching.
+
+The table ``STEPS`` is the single place these decisions live (``docs/pipelines.md`` explains them).
+KFP takes a pipeline parameter for the GPU count and the Secret name; everything else here is
+compiled into the IR as constants (``ClusterSettings``, chosen when compiling). kfp's local runner
+ignores resources, placement, retries and caching.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kfp import dsl, kubernetes
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: str
+    """CPU request (cores, or millicores like ``500m``)."""
+    memory: str
+    """Memory request and limit (``64Gi``); equal, so a step is never OOM-killed for using what it asked for."""
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Compile-time placement of the steps on a Kubernetes cluster."""
+
+    accelerator: str = "nvidia.com/gpu"
+    """Extended resource a GPU step requests (its count is the pipeline parameter ``gpus``)."""
+    gpu_resources: Resources = Resources(cpu="8", memory="64Gi")
+    """CPU and memory of a GPU step (data loading, generation bookkeeping, model copies)."""
+    cpu_resources: Resources = Resources(cpu="2", memory="8Gi")
+    """CPU and memory of every other step."""
+    gpu_node_selector: dict[str, str] = field(default_factory=lambda: {"nvidia.com/gpu.present": "true"})
+    """Node labels a GPU step requires (the NVIDIA GPU operator sets this one)."""
+    gpu_tolerations: tuple[dict[str, str], ...] = (
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+    )
+    """Taints of GPU nodes that GPU steps tolerate."""
+    s3_secret_keys: dict[str, str] = field(
+        default_factory=lambda: {
+            "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
+            "AWS_ENDPOINT_URL": "AWS_ENDPOINT_URL",
+        }
+    )
+    """Secret key -> environment variable, for the steps that use the artifact store."""
+    study_secret: str = "modomodo-study"
+    """Optional Secret whose key ``url`` (an RDB URL, e.g. PostgreSQL) persists Optuna studies;
+    without it the study is a SQLite file inside the search step's output."""
+    retry_backoff: str = "60s"
+    """Wait before the first retry; doubled for each further one."""
+    retries: bool = True
+    """Give the steps their retry policies. kfp's local runner honours them too, but a local
+    failure is no preemption: local runs turn them off rather than wait minutes to fail again."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """How one component runs."""
+
+    gpu: bool
+    retries: int
+    """Attempts after a failure; only for idempotent steps whose failures can be transient."""
+    cache: bool
+    """KFP reuses an earlier execution with the same inputs: only for steps whose outputs are a
+    function of their inputs (no reads of mutable external state, no per-run side effects)."""
+    s3: bool = False
+    """Gets the S3 credentials (uses the artifact store)."""
+    study: bool = False
+    """Gets the optional Optuna storage URL."""
+
+
+STEPS: dict[str, Step] = {
+    # Reads sources that may change under the same name; cached only when every source is the
+    # deterministic synthetic generator (decided per config when compiling).
+    "curate-data": Step(gpu=False, retries=2, cache=True, s3=True),
+    "base-policy": Step(gpu=True, retries=2, cache=True),
+    "rollout-reward": Step(gpu=True, retries=2, cache=True),
+    # Resumes from its own checkpoints in the store (run id = hash of the inputs), so a retry
+    # continues; GPU nodes are where preemptions and evictions happen.
+    "rl-update": Step(gpu=True, retries=3, cache=True, s3=True),
+    "evaluate": Step(gpu=True, retries=2, cache=True),
+    # Pure computations on small inputs: a failure is deterministic, retrying only delays it.
+    "plan-seed-pilots": Step(gpu=False, retries=0, cache=True),
+    "plan-heuristic-pilots": Step(gpu=False, retries=0, cache=True),
+    "run-record": Step(gpu=False, retries=0, cache=True),
+    "fit-surrogate": Step(gpu=False, retries=0, cache=True),
+    # Talks to the study database; its study name derives from the inputs, so a retry resumes it.
+    "search-mixture": Step(gpu=False, retries=2, cache=True, study=True),
+    # Publishes this run's report to the store and marks the run done in the metrics: a cache hit
+    # would skip both for the new run.
+    "report": Step(gpu=False, retries=2, cache=False, s3=True),
+}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Applies ``STEPS`` to tasks inside a pipeline function (where the parameters are channels)."""
+
+    gpus: Any
+    """The pipeline parameter with the GPU count (or a constant)."""
+    s3_secret: Any
+    """The pipeline parameter with the S3 Secret's name (or a constant)."""
+    cluster: ClusterSettings
+    cache_data: bool = True
+
+    def __call__(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
+        name = task.component_spec.name
+        if name not in STEPS:
+            raise KeyError(f"no step settings for component {name!r}; add it to pipelines.settings.STEPS")
+        step = STEPS[name]
+        resources = self.cluster.gpu_resources if step.gpu else self.cluster.cpu_resources
+        task.set_cpu_request(resources.cpu)
+        task.set_memory_request(resources.memory).set_memory_limit(resources.memory)
+        if step.gpu:
+            task.set_accelerator_type(self.cluster.accelerator).set_accelerator_limit(self.gpus)
+            for key, value in self.cluster.gpu_node_selector.items():
+                kubernetes.add_node_selector(task, label_key=key, label_value=value)
+            for toleration in self.cluster.gpu_tolerations:
+                kubernetes.add_toleration(task, **toleration)
+        if step.s3:
+            kubernetes.use_secret_as_env(
+                task, secret_name=self.s3_secret, secret_key_to_env=self.cluster.s3_secret_keys
+            )
+        if step.study:
+            kubernetes.use_secret_as_env(
+                task,
+                secret_name=self.cluster.study_secret,
+                secret_key_to_env={"url": "MODOMODO_STUDY_STORAGE"},
+                optional=True,
+            )
+        if step.retries and self.cluster.retries:
+            task.set_retry(step.retries, backoff_duration=self.cluster.retry_backoff, backoff_factor=2.0)
+        task.set_caching_options(step.cache and (self.cache_data or name != "curate-data"))
+        return task

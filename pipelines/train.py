@@ -1,0 +1,68 @@
+"""The ``train`` pipeline: one mixture, curate -> base policy -> RL update -> evaluate -> report.
+
+What scheduled or CI-triggered retraining submits: the mixture is ``train.mixture`` of the
+``config`` parameter (uniform when empty), e.g. the one a ``mixture-search`` run chose.
+"""
+
+# No `from __future__ import annotations`: kfp reads the pipeline signature's annotations as types.
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact
+from modomodo.components.base_policy import base_policy
+from modomodo.components.curate import curate_data
+from modomodo.components.evaluate import evaluate
+from modomodo.components.report import report
+from modomodo.components.rl_update import rl_update
+from modomodo.pipelines.settings import ClusterSettings, Placement
+
+from modomodo.config import ExperimentConfig
+
+NAME = "train"
+
+
+class Outputs(NamedTuple):
+    report: HTML
+    summary: Artifact
+
+
+def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
+    """The pipeline; ``cfg`` decides only whether curation may be cached (synthetic sources)."""
+    cluster = cluster or ClusterSettings()
+    cache_data = all(domain.source == "synthetic" for domain in cfg.data.domains.values())
+
+    @dsl.pipeline(name=NAME, description=__doc__.splitlines()[0])
+    def train(
+        config: dict, store_uri: str, pushgateway: str = "", gpus: int = 1, s3_secret: str = "modomodo-s3"
+    ) -> Outputs:
+        place = Placement(gpus=gpus, s3_secret=s3_secret, cluster=cluster, cache_data=cache_data)
+        data = place(curate_data(config=config, store_uri=store_uri, pushgateway=pushgateway)).outputs["data"]
+        common = {"config": config, "pushgateway": pushgateway, "gpus": gpus, "data": data}
+        base = place(base_policy(config=config, pushgateway=pushgateway, gpus=gpus, data=data))
+        base_eval = place(evaluate(run=base.outputs["run"], model=base.outputs["model"], **common))
+        trained = place(
+            rl_update(
+                mixture={},
+                run_name="train",
+                kind="model",
+                store_uri=store_uri,
+                base_model=base.outputs["model"],
+                **common,
+            )
+        )
+        trained_eval = place(evaluate(run=trained.outputs["run"], model=trained.outputs["model"], **common))
+        summary = place(
+            report(
+                config=config,
+                store_uri=store_uri,
+                pushgateway=pushgateway,
+                pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                base_scores=base_eval.outputs["scores"],
+                final_run=trained.outputs["run"],
+                final_scores=trained_eval.outputs["scores"],
+                final_label="trained",
+            )
+        )
+        return Outputs(report=summary.outputs["html"], summary=summary.outputs["summary"])
+
+    return train

@@ -1,0 +1,432 @@
+"""The experiment report: one self-contained HTML page a person reads, and the same facts as JSON.
+
+``build_report`` writes ``report.html`` and ``report.json`` into a folder. Plots are inlined as
+base64 ``data:`` URIs rather than linked: the page is then one file, which is what Kubeflow's UI
+renders for an ``HTML`` artifact (it shows only that file, so relative links to PNGs would break),
+and it survives being downloaded, mailed or attached to a ticket. No external assets: the CSS is
+inline and the page works offline.
+
+After loading, a small script records on ``<body>`` whether every plot decoded
+(``data-plots-loaded``), whether anything is wider than the window (``data-overflow``), how many
+tables need sideways scrolling (``data-clipped-tables``) and the page height (``data-height``), so
+a headless browser can check the page the way a reader sees it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from modomodo.mixture.records import RUN_ID, RunRecords
+from modomodo.mixture.seeds import is_uniform
+from modomodo.mixture.simplex import Mixture, weight_column
+
+SCORE_LABELS = {"in_score": "In-Score", "out_score": "Out-Score"}
+
+
+class ReportError(ValueError):
+    """Report inputs that do not fit together (a contender without the target score, ...)."""
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One column of the comparison table."""
+
+    label: str
+    """``base``, ``uniform``, ``best pilot`` or ``chosen``."""
+    run_id: str
+    mixture: dict[str, float] | None
+    """None for the base policy (no RL mixture)."""
+    scores: dict[str, float]
+    """Run-record score columns: ``<benchmark>_score``, ``in_score``, ``out_score``."""
+
+
+@dataclass(frozen=True)
+class Plot:
+    title: str
+    caption: str
+    path: Path
+    """A PNG file; inlined into the page."""
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything the report shows; the optional parts are absent for a single training run."""
+
+    experiment: str
+    target: str
+    """The score column the search maximised (``out_score``)."""
+    domains: tuple[str, ...]
+    splits: dict[str, str]
+    """Benchmark -> ``in`` or ``out``."""
+    contenders: tuple[Contender, ...]
+    pilots: RunRecords | None = None
+    surrogate: dict | None = None
+    """``surrogate.json`` of the last fit: cross-validation per model, skipped baselines, the fit."""
+    proposals: list[dict] = field(default_factory=list)
+    """``Proposal.to_dict()`` of the final search, best first."""
+    pass_rates: dict | None = None
+    """``pass_rates.json`` of the base policy's rollout profile."""
+    plots: tuple[Plot, ...] = ()
+    settings: dict[str, object] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def json_safe(value):
+    """``value`` with every non-finite float replaced by None, so the JSON is strict (``NaN`` is
+    not JSON, and browsers refuse it)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_json(path: Path, value) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(json_safe(value), indent=2, sort_keys=True, allow_nan=False) + "\n")
+    return path
+
+
+def compare(
+    target: str,
+    base_scores: Mapping[str, float],
+    chosen: Contender,
+    pilots: RunRecords | None = None,
+) -> tuple[Contender, ...]:
+    """The comparison columns: base, the uniform pilot and the best pilot (when there are pilots),
+    and the chosen mixture's run."""
+    columns = [Contender("base", "base", None, dict(base_scores))]
+    if pilots is not None and len(pilots):
+        frame, weights = pilots.frame, pilots.weights()
+        uniform = [i for i, w in enumerate(weights) if is_uniform(w)]
+        if uniform:
+            columns.append(_pilot_contender("uniform", pilots, uniform[0]))
+        best = int(pilots.scores(target).argmax())
+        columns.append(_pilot_contender(f"best pilot ({frame[RUN_ID].iloc[best]})", pilots, best))
+    columns.append(chosen)
+    missing = [c.label for c in columns if target not in c.scores]
+    if missing:
+        raise ReportError(f"{missing} have no {target!r} score")
+    return tuple(columns)
+
+
+def _pilot_contender(label: str, pilots: RunRecords, row: int) -> Contender:
+    record = pilots.frame.iloc[row]
+    scores = {c: float(record[c]) for c in pilots.score_columns if pd.notna(record[c])}
+    mixture = Mixture.from_vector(pilots.domains, pilots.weights()[row]).to_dict()
+    return Contender(label, str(record[RUN_ID]), mixture, scores)
+
+
+def summary(data: ReportData) -> dict[str, object]:
+    """The headline: the chosen mixture and its target score against uniform (if run) and base."""
+    by_label = {c.label: c for c in data.contenders}
+    chosen = data.contenders[-1]
+    result: dict[str, object] = {
+        "target": data.target,
+        "chosen": {
+            "label": chosen.label,
+            "run_id": chosen.run_id,
+            "mixture": chosen.mixture,
+            "scores": chosen.scores,
+        },
+    }
+    for label in ("uniform", "base"):
+        if label in by_label:
+            other = by_label[label]
+            result[label] = {
+                "run_id": other.run_id,
+                "mixture": other.mixture,
+                "scores": other.scores,
+                "delta": chosen.scores[data.target] - other.scores[data.target],
+            }
+    return result
+
+
+def build_report(data: ReportData, out_dir: Path) -> Path:
+    """Write ``report.html`` and ``report.json`` into ``out_dir``; returns the HTML path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    missing = [str(p.path) for p in data.plots if not p.path.is_file()]
+    if missing:
+        raise ReportError(f"plots not found: {missing}")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    write_json(out_dir / "report.json", _json_document(data, generated))
+    page = out_dir / "report.html"
+    page.write_text(_html_document(data, generated))
+    return page
+
+
+# JSON ------------------------------------------------------------------------------------------
+
+
+def _json_document(data: ReportData, generated: str) -> dict[str, object]:
+    return {
+        "experiment": data.experiment,
+        "generated": generated,
+        "summary": summary(data),
+        "comparison": [
+            {"label": c.label, "run_id": c.run_id, "mixture": c.mixture, "scores": c.scores}
+            for c in data.contenders
+        ],
+        "pilots": data.pilots.frame.to_dict(orient="records") if data.pilots is not None else [],
+        "surrogate": data.surrogate,
+        "proposals": data.proposals,
+        "pass_rates": data.pass_rates,
+        "plots": [{"title": p.title, "caption": p.caption, "file": p.path.name} for p in data.plots],
+        "settings": data.settings,
+        "versions": data.versions,
+    }
+
+
+# HTML ------------------------------------------------------------------------------------------
+
+_CSS = """
+:root { --ink: #1f2430; --muted: #5b6475; --line: #d9dde5; --accent: #2a62c9; --good: #1d7f4e; --bad: #b23b3b; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink); background: #f6f7f9; }
+main { max-width: 1100px; margin: 0 auto; padding: 24px 20px 48px; }
+header { margin-bottom: 8px; }
+h1 { font-size: 1.6rem; margin: 0 0 4px; }
+h2 { font-size: 1.2rem; margin: 0 0 12px; }
+.meta { color: var(--muted); font-size: 0.9rem; }
+section { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 16px 20px; margin-top: 18px; }
+.headline { font-size: 1.05rem; border-left: 4px solid var(--accent); }
+.scroll { overflow-x: auto; max-width: 100%; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; font-size: 0.9rem; }
+th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
+th:first-child, td:first-child { text-align: left; }
+thead th { background: #eef1f6; position: sticky; top: 0; }
+tr.total td { font-weight: 600; border-top: 2px solid var(--ink); }
+tr.best td { background: #eaf6ef; }
+.pos { color: var(--good); } .neg { color: var(--bad); }
+.mixture { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 0.82rem; }
+td:has(> .mixture) { text-align: left; white-space: normal; min-width: 9rem; }
+figure { margin: 16px 0 0; }
+figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; background: #fff; }
+figcaption { color: var(--muted); font-size: 0.88rem; margin-top: 6px; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0; font-size: 0.9rem; }
+dt { color: var(--muted); } dd { margin: 0; overflow-wrap: anywhere; }
+.note { color: var(--muted); font-size: 0.88rem; }
+"""
+
+_SELF_CHECK = """
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var loaded = images.every(function (img) { return img.complete && img.naturalWidth > 0; });
+  var scrollers = Array.prototype.slice.call(document.querySelectorAll(".scroll"));
+  var clipped = scrollers.filter(function (el) { return el.scrollWidth > el.clientWidth + 1; }).length;
+  var body = document.body;
+  body.setAttribute("data-plots", String(images.length));
+  body.setAttribute("data-plots-loaded", String(loaded));
+  body.setAttribute("data-overflow", String(document.documentElement.scrollWidth > window.innerWidth));
+  body.setAttribute("data-clipped-tables", String(clipped));
+  body.setAttribute("data-height", String(document.documentElement.scrollHeight));
+});
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def _delta(value: float) -> str:
+    cls = "pos" if value > 0 else "neg" if value < 0 else ""
+    return f'<span class="{cls}">{value:+.3f}</span>'
+
+
+def _mixture_text(mixture: Mapping[str, float] | None) -> str:
+    return "–" if not mixture else _e(Mixture(mixture, normalize=True).label(2).replace(",", ", "))
+
+
+def _table(head: Sequence[str], rows: Sequence[str]) -> str:
+    cells = "".join(f"<th>{_e(h)}</th>" for h in head)
+    return f'<div class="scroll"><table><thead><tr>{cells}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+
+
+def _row(cells: Sequence[str], cls: str = "") -> str:
+    attr = f' class="{cls}"' if cls else ""
+    return f"<tr{attr}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def _headline(data: ReportData) -> str:
+    facts = summary(data)
+    chosen = data.contenders[-1]
+    label = SCORE_LABELS.get(data.target, data.target)
+    text = (
+        f"The chosen mixture <b>{_mixture_text(chosen.mixture)}</b> reaches {label} "
+        f"<b>{_num(chosen.scores[data.target])}</b>"
+    )
+    against = [
+        f"{_delta(facts[name]['delta'])} against {name} ({_num(facts[name]['scores'][data.target])})"
+        for name in ("uniform", "base")
+        if name in facts
+    ]
+    if against:
+        text += ": " + " and ".join(against)
+    return f'<section class="headline"><p>{text}.</p></section>'
+
+
+def _comparison(data: ReportData) -> str:
+    head = ["", *(c.label for c in data.contenders)]
+    rows = [
+        _row(
+            [
+                "mixture",
+                *(f'<span class="mixture">{_mixture_text(c.mixture)}</span>' for c in data.contenders),
+            ]
+        )
+    ]
+    for split in ("in", "out"):
+        for benchmark in sorted(b for b, s in data.splits.items() if s == split):
+            column = f"{benchmark}_score"
+            rows.append(
+                _row([f"{_e(benchmark)} ({split})", *(_num(c.scores.get(column)) for c in data.contenders)])
+            )
+    for column, label in SCORE_LABELS.items():
+        rows.append(_row([label, *(_num(c.scores.get(column)) for c in data.contenders)], "total"))
+    note = (
+        '<p class="note">Per-benchmark scores: mean IoU on box benchmarks, exact-match accuracy on the others; '
+        "In- and Out-Score are sample-count-weighted means over the in- and out-of-domain benchmarks.</p>"
+    )
+    return f"<section><h2>Base, uniform, best pilot and the chosen mixture</h2>{_table(head, rows)}{note}</section>"
+
+
+def _pilots(data: ReportData) -> str:
+    if data.pilots is None or not len(data.pilots):
+        return ""
+    frame = data.pilots.frame
+    order = frame.sort_values(data.target, ascending=False).index
+    best = frame[data.target].idxmax()
+    has_kind = "kind" in frame.columns
+    head = ["run", *(["kind"] if has_kind else []), *(f"w {d}" for d in data.domains), *SCORE_LABELS.values()]
+    rows = []
+    for i in order:
+        record = frame.loc[i]
+        cells = [_e(record[RUN_ID]), *([_e(record["kind"])] if has_kind else [])]
+        cells += [_num(float(record[weight_column(d)]), 2) for d in data.domains]
+        cells += [_num(float(record[c])) if c in frame.columns else "–" for c in SCORE_LABELS]
+        rows.append(_row(cells, "best" if i == best else ""))
+    return (
+        f"<section><h2>Pilot runs ({len(frame)})</h2>{_table(head, rows)}"
+        f'<p class="note">Sorted by {_e(SCORE_LABELS.get(data.target, data.target))}; the best pilot is highlighted.</p></section>'
+    )
+
+
+def _surrogate(data: ReportData) -> str:
+    if not data.surrogate:
+        return ""
+    cv = data.surrogate.get("cv", {})
+    rows = [
+        _row(
+            [
+                _e(name) + (" (used)" if name == data.surrogate.get("model") else ""),
+                _e(q["scheme"]),
+                _num(q["r2"]),
+                _num(q["rmse"], 4),
+                _num(q["spearman"]),
+            ]
+        )
+        for name, q in cv.items()
+    ]
+    skipped = "".join(
+        f"<li>{_e(name)}: {_e(why)}</li>" for name, why in data.surrogate.get("skipped", {}).items()
+    )
+    skipped_html = f'<p class="note">Not fitted:</p><ul class="note">{skipped}</ul>' if skipped else ""
+    return (
+        f"<section><h2>Surrogate quality ({data.surrogate.get('runs', '?')} runs)</h2>"
+        f"{_table(['model', 'validation', 'R²', 'RMSE', 'Spearman'], rows)}{skipped_html}"
+        '<p class="note">Held-out predictions: each run is predicted by a model fitted without it. Spearman matters most: '
+        "the search only needs the ranking of mixtures.</p></section>"
+    )
+
+
+def _proposals(data: ReportData) -> str:
+    if not data.proposals:
+        return ""
+    rows = [
+        _row(
+            [
+                str(i + 1),
+                f'<span class="mixture">{_mixture_text(p["mixture"])}</span>',
+                _num(p["mean"]),
+                f"{_num(p['lower'])} – {_num(p['upper'])}",
+                _e(p["source"]),
+            ],
+            "best" if i == 0 else "",
+        )
+        for i, p in enumerate(data.proposals)
+    ]
+    return (
+        f"<section><h2>Proposed mixtures</h2>{_table(['#', 'mixture', 'predicted', '90% interval', 'source'], rows)}"
+        '<p class="note">The first proposal was trained as the chosen mixture. Intervals come from bootstrap refits of the surrogate.</p></section>'
+    )
+
+
+def _pass_rates(data: ReportData) -> str:
+    if not data.pass_rates:
+        return ""
+    rates, dropped = data.pass_rates["pass_rates"], data.pass_rates.get("dropped_per_domain", {})
+    rows = [_row([_e(d), _num(rate), str(dropped.get(d, 0))]) for d, rate in rates.items()]
+    definition = data.pass_rates.get("definitions", {}).get("pass", "")
+    g = data.pass_rates.get("num_generations", "?")
+    return (
+        f"<section><h2>Base policy pass rates</h2>{_table(['domain', 'pass rate', 'prompts without signal'], rows)}"
+        f'<p class="note">{g} samples a prompt; {_e(definition)}. A prompt whose samples all pass or all fail gives GRPO '
+        "no learning signal.</p></section>"
+    )
+
+
+def _plots(data: ReportData) -> str:
+    figures = []
+    for plot in data.plots:
+        encoded = base64.b64encode(plot.path.read_bytes()).decode("ascii")
+        figures.append(
+            f'<figure><img src="data:image/png;base64,{encoded}" alt="{_e(plot.title)}">'
+            f"<figcaption><b>{_e(plot.title)}.</b> {_e(plot.caption)}</figcaption></figure>"
+        )
+    return f"<section><h2>Plots</h2>{''.join(figures)}</section>" if figures else ""
+
+
+def _settings(data: ReportData) -> str:
+    items = {**data.settings, **{f"version {k}": v for k, v in data.versions.items()}}
+    body = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items.items())
+    return f"<section><h2>Settings</h2><dl>{body}</dl></section>" if body else ""
+
+
+def _html_document(data: ReportData, generated: str) -> str:
+    parts = [
+        _headline(data),
+        _comparison(data),
+        _pilots(data),
+        _surrogate(data),
+        _proposals(data),
+        _plots(data),
+        _pass_rates(data),
+        _settings(data),
+    ]
+    title = f"modomodo report: {data.experiment}"
+    return (
+        "<!doctype html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head>"
+        f"<body><main><header><h1>{_e(title)}</h1>"
+        f'<div class="meta">{_e(len(data.domains))} domains: {_e(", ".join(data.domains))} · target {_e(data.target)} · generated {_e(generated)}</div>'
+        f"</header>{''.join(parts)}</main><script>{_SELF_CHECK}</script></body></html>\n"
+    )

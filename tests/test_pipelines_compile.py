@@ -1,0 +1,351 @@
+"""Compile every pipeline and check the IR a cluster would run: GPU requests, secrets, placement,
+retries, caching, the ParallelFor fan-out and the Collected fan-in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from modomodo.components import RUNTIME_IMAGE
+from modomodo.pipelines import PIPELINES, compile_pipeline
+from modomodo.pipelines.settings import STEPS, ClusterSettings
+
+from modomodo.config import load_config
+
+SMOKE = load_config("smoke")
+GPU_STEPS = {name for name, step in STEPS.items() if step.gpu}
+GPU_COUNT = "{{$.inputs.parameters['pipelinechannel--gpus']}}"
+
+
+class IR:
+    """A compiled package: the pipeline spec and its Kubernetes platform spec."""
+
+    def __init__(self, path: Path):
+        self.spec, self.platform = yaml.safe_load_all(path.read_text())
+        self.executors = self.spec["deploymentSpec"]["executors"]
+        self.k8s = self.platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+    def dags(self):
+        """Every DAG (root and loop bodies) as (name, tasks)."""
+        yield "root", self.spec["root"]["dag"]["tasks"]
+        for name, component in self.spec["components"].items():
+            if "dag" in component:
+                yield name, component["dag"]["tasks"]
+
+    def tasks(self):
+        """Every task as (dag name, task name, task, component name, executor name)."""
+        for dag, tasks in self.dags():
+            for name, task in tasks.items():
+                ref = task["componentRef"]["name"]
+                executor = self.spec["components"][ref].get("executorLabel")
+                yield dag, name, task, ref.removeprefix("comp-"), executor
+
+    def step_tasks(self, step: str):
+        """Tasks of component ``step`` (``rl-update`` matches ``rl-update-2`` too)."""
+        return [t for t in self.tasks() if t[4] is not None and _step_of(t[3]) == step]
+
+
+def _step_of(component: str) -> str:
+    base, _, suffix = component.rpartition("-")
+    return base if suffix.isdigit() else component
+
+
+def compiled(tmp_path: Path, name: str, cfg=SMOKE, cluster: ClusterSettings | None = None) -> IR:
+    return IR(compile_pipeline(name, cfg, tmp_path / f"{name}.yaml", cluster))
+
+
+@pytest.fixture(scope="module")
+def search_ir(tmp_path_factory) -> IR:
+    return compiled(tmp_path_factory.mktemp("ir"), "mixture-search")
+
+
+@pytest.fixture(scope="module")
+def train_ir(tmp_path_factory) -> IR:
+    return compiled(tmp_path_factory.mktemp("ir"), "train")
+
+
+@pytest.fixture(params=sorted(PIPELINES))
+def ir(request, search_ir, train_ir) -> IR:
+    return {"mixture-search": search_ir, "train": train_ir}[request.param]
+
+
+def test_every_step_runs_the_runtime_image_without_installing_packages(ir):
+    for executor in ir.executors.values():
+        container = executor["container"]
+        assert container["image"] == RUNTIME_IMAGE
+        assert not any("pip install" in part for part in container["command"] + container.get("args", []))
+
+
+def test_every_task_has_step_settings(ir):
+    steps = {_step_of(component) for _, _, _, component, executor in ir.tasks() if executor}
+    assert steps <= set(STEPS)
+
+
+def test_gpu_steps_request_the_gpu_count_parameter_cpu_and_memory(ir):
+    cluster = ClusterSettings()
+    for _, name, task, component, executor in ir.tasks():
+        if executor is None:
+            continue
+        resources = ir.executors[executor]["container"]["resources"]
+        gpu = _step_of(component) in GPU_STEPS
+        expected = cluster.gpu_resources if gpu else cluster.cpu_resources
+        assert resources["resourceCpuRequest"] == expected.cpu, name
+        assert resources["resourceMemoryRequest"] == resources["resourceMemoryLimit"] == expected.memory, name
+        if gpu:
+            assert resources["accelerator"] == {
+                "resourceType": "nvidia.com/gpu",
+                "type": "nvidia.com/gpu",
+                "resourceCount": GPU_COUNT,
+            }
+            # The count resolves from the pipeline parameter ``gpus`` (through any loop DAG).
+            assert "pipelinechannel--gpus" in task["inputs"]["parameters"], name
+        else:
+            assert "accelerator" not in resources, name
+
+
+def test_gpus_is_a_pipeline_parameter_and_the_config_default_is_the_preset(ir):
+    parameters = ir.spec["root"]["inputDefinitions"]["parameters"]
+    assert parameters["gpus"]["parameterType"] == "NUMBER_INTEGER"
+    assert parameters["gpus"]["defaultValue"] == 1
+    assert parameters["store_uri"].get("isOptional") is not True  # no store, no run
+    config = parameters["config"]["defaultValue"]
+    assert config["name"] == SMOKE.name
+    assert config["train"]["steps"] == SMOKE.train.steps
+    assert set(config["data"]["domains"]) == set(SMOKE.data.domains)
+
+
+def test_gpu_steps_tolerate_gpu_taints_and_select_gpu_nodes(ir):
+    for _, name, _, component, executor in ir.tasks():
+        if executor is None:
+            continue
+        placement = ir.k8s.get(executor, {})
+        if _step_of(component) in GPU_STEPS:
+            assert placement["nodeSelector"]["labels"] == {"nvidia.com/gpu.present": "true"}, name
+            assert placement["tolerations"] == [
+                {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+            ]
+        else:
+            assert "nodeSelector" not in placement and "tolerations" not in placement, name
+
+
+def test_store_steps_get_s3_credentials_from_the_secret_parameter(ir):
+    store_steps = {name for name, step in STEPS.items() if step.s3}
+    seen = set()
+    for _, name, _, component, executor in ir.tasks():
+        if executor is None:
+            continue
+        secrets = ir.k8s.get(executor, {}).get("secretAsEnv", [])
+        s3 = [s for s in secrets if any(k["envVar"] == "AWS_SECRET_ACCESS_KEY" for k in s["keyToEnv"])]
+        if _step_of(component) in store_steps:
+            seen.add(_step_of(component))
+            (secret,) = s3
+            assert {
+                k["secretKey"]: k["envVar"] for k in secret["keyToEnv"]
+            } == ClusterSettings().s3_secret_keys
+            assert secret["optional"] is False
+            # The Secret's name is the pipeline parameter s3_secret (forwarded into loop DAGs).
+            assert secret["secretNameParameter"]["componentInputParameter"] in (
+                "s3_secret",
+                "pipelinechannel--s3_secret",
+            )
+        else:
+            assert not s3, f"{name} does not use the store and must not see its credentials"
+    assert seen == store_steps & {_step_of(t[3]) for t in ir.tasks()}
+
+
+def test_search_gets_the_optional_study_storage_secret(search_ir):
+    for _, _, _, _, executor in search_ir.step_tasks("search-mixture"):
+        (secret,) = search_ir.k8s[executor]["secretAsEnv"]
+        assert secret["optional"] is True
+        assert secret["secretNameParameter"]["runtimeValue"]["constant"] == "modomodo-study"
+        assert secret["keyToEnv"] == [{"secretKey": "url", "envVar": "MODOMODO_STUDY_STORAGE"}]
+
+
+def test_retries_only_on_idempotent_steps_that_can_fail_transiently(ir):
+    for _, name, task, component, executor in ir.tasks():
+        if executor is None:
+            continue
+        retries = STEPS[_step_of(component)].retries
+        if retries:
+            assert task["retryPolicy"]["maxRetryCount"] == retries, name
+            assert task["retryPolicy"]["backoffDuration"] == "60s"
+            assert task["retryPolicy"]["backoffFactor"] == 2.0
+        else:
+            assert "retryPolicy" not in task, name
+    rl_updates = [t for t in ir.tasks() if _step_of(t[3]) == "rl-update"]
+    assert rl_updates and all(t[2]["retryPolicy"]["maxRetryCount"] == 3 for t in rl_updates)
+
+
+def test_caching_on_pure_steps_and_off_for_the_report(ir):
+    for _, name, task, component, executor in ir.tasks():
+        if executor is None:
+            continue
+        enabled = task.get("cachingOptions", {}).get("enableCache", False)
+        assert enabled is STEPS[_step_of(component)].cache, name
+    (report,) = [t for t in ir.tasks() if t[3] == "report"]
+    assert report[2]["cachingOptions"].get("enableCache", False) is False
+
+
+def test_curation_of_sources_outside_the_generator_is_never_cached(tmp_path):
+    cfg = load_config("smoke", [f"data.domains.det.source={tmp_path / 'det.jsonl'}"])
+    for name in PIPELINES:
+        ir = compiled(tmp_path, name, cfg)
+        ((_, _, task, _, _),) = ir.step_tasks("curate-data")
+        assert task["cachingOptions"].get("enableCache", False) is False
+        assert all(t[2]["cachingOptions"]["enableCache"] for t in ir.step_tasks("rl-update"))
+
+
+def test_seed_pilots_fan_out_in_a_parallel_for_and_fan_in_with_collected(search_ir):
+    root = search_ir.spec["root"]["dag"]["tasks"]
+    loops = {name: task for name, task in root.items() if task.get("parameterIterator")}
+    assert list(loops) == ["for-loop-1"]
+    loop = loops["for-loop-1"]
+    assert loop["iteratorPolicy"]["parallelismLimit"] == SMOKE.search.parallelism
+    assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--plan-seed-pilots-Output"
+    assert loop["inputs"]["parameters"]["pipelinechannel--plan-seed-pilots-Output"][
+        "taskOutputParameter"
+    ] == {
+        "producerTask": "plan-seed-pilots",
+        "outputParameterKey": "Output",
+    }
+    body = search_ir.spec["components"][loop["componentRef"]["name"]]["dag"]
+    assert set(body["tasks"]) == {"rl-update", "evaluate-2", "run-record"}
+    # Each iteration trains the item's mixture under the item's run name.
+    rl_inputs = body["tasks"]["rl-update"]["inputs"]["parameters"]
+    item = "pipelinechannel--plan-seed-pilots-Output-loop-item"
+    assert rl_inputs["mixture"] == {
+        "componentInputParameter": item,
+        "parameterExpressionSelector": 'parseJson(string_value)["mixture"]',
+    }
+    assert rl_inputs["run_name"]["parameterExpressionSelector"] == 'parseJson(string_value)["run"]'
+    # Fan-in: the loop exposes every iteration's run record, fit-surrogate takes the list.
+    assert body["outputs"]["parameters"]["pipelinechannel--run-record-record"]["valueFromParameter"] == {
+        "producerSubtask": "run-record",
+        "outputParameterKey": "record",
+    }
+    rows = root["fit-surrogate"]["inputs"]["parameters"]["rows"]
+    assert rows["taskOutputParameter"] == {
+        "producerTask": "for-loop-1",
+        "outputParameterKey": "pipelinechannel--run-record-record",
+    }
+    assert (
+        search_ir.spec["components"]["comp-fit-surrogate"]["inputDefinitions"]["parameters"]["rows"][
+            "parameterType"
+        ]
+        == "LIST"
+    )
+
+
+def test_the_final_run_trains_the_best_mixture_and_the_report_compares(search_ir):
+    root = search_ir.spec["root"]["dag"]["tasks"]
+    (final,) = [name for name in root if _step_of(name) == "rl-update"]
+    assert root[final]["inputs"]["parameters"]["mixture"]["taskOutputParameter"] == {
+        "producerTask": "search-mixture",
+        "outputParameterKey": "best",
+    }
+    assert root["search-mixture"]["inputs"]["parameters"]["mode"]["runtimeValue"]["constant"] == "best"
+    report = root["report"]["inputs"]
+    assert report["parameters"]["base_scores"]["taskOutputParameter"]["producerTask"] == "evaluate"
+    assert report["parameters"]["final_run"]["taskOutputParameter"]["producerTask"] == final
+    assert report["artifacts"]["records"]["taskOutputArtifact"]["producerTask"] == "fit-surrogate"
+    assert report["artifacts"]["proposals"]["taskOutputArtifact"]["producerTask"] == "search-mixture"
+
+
+def test_heuristics_and_rounds_add_waves(tmp_path):
+    cfg = load_config("smoke", ["search.heuristics=[ain, norm]", "search.rounds=2", "search.parallelism=3"])
+    ir = compiled(tmp_path, "mixture-search", cfg)
+    root = ir.spec["root"]["dag"]["tasks"]
+    loops = {name: task for name, task in root.items() if task.get("parameterIterator")}
+    assert len(loops) == 1 + 1 + 2
+    assert {task["iteratorPolicy"]["parallelismLimit"] for task in loops.values()} == {3}
+    sources = sorted(task["parameterIterator"]["items"]["inputParameter"] for task in loops.values())
+    assert sources == sorted(
+        [
+            "pipelinechannel--plan-seed-pilots-Output",
+            "pipelinechannel--plan-heuristic-pilots-Output",
+            "pipelinechannel--search-mixture-pilots",
+            "pipelinechannel--search-mixture-2-pilots",
+        ]
+    )
+    modes = {
+        name: task["inputs"]["parameters"]["mode"]["runtimeValue"]["constant"]
+        for name, task in root.items()
+        if _step_of(name) == "search-mixture"
+    }
+    assert sorted(modes.values()) == ["best", "explore", "explore"]
+    # Each wave's fit appends to the previous wave's table.
+    fits = [name for name in root if _step_of(name) == "fit-surrogate"]
+    assert len(fits) == 4
+    previous = [root[f]["inputs"].get("artifacts", {}).get("previous") for f in fits]
+    assert sum(p is None for p in previous) == 1
+
+
+def test_train_pipeline_is_one_mixture_without_pilots(train_ir):
+    root = train_ir.spec["root"]["dag"]["tasks"]
+    assert not any(task.get("parameterIterator") for task in root.values())
+    assert {_step_of(n) for n in root} == {"curate-data", "base-policy", "evaluate", "rl-update", "report"}
+    (rl,) = [n for n in root if _step_of(n) == "rl-update"]
+    assert root[rl]["inputs"]["parameters"]["mixture"]["runtimeValue"]["constant"] == {}
+
+
+def test_cluster_settings_are_compile_options(tmp_path):
+    cluster = ClusterSettings(
+        accelerator="amd.com/gpu", gpu_node_selector={"pool": "a100"}, gpu_tolerations=(), retries=False
+    )
+    ir = compiled(tmp_path, "train", cluster=cluster)
+    for _, name, task, component, executor in ir.tasks():
+        if _step_of(component) in GPU_STEPS:
+            assert (
+                ir.executors[executor]["container"]["resources"]["accelerator"]["resourceType"]
+                == "amd.com/gpu"
+            )
+            assert ir.k8s[executor]["nodeSelector"]["labels"] == {"pool": "a100"}
+            assert "tolerations" not in ir.k8s[executor]
+        assert "retryPolicy" not in task, name
+
+
+def test_compile_command_writes_every_pipeline_for_the_given_image(tmp_path):
+    # A fresh interpreter: the image is read when the components are first imported.
+    script = (
+        "import typer; from modomodo.cli_pipelines import register; app = typer.Typer(); register(app); app()"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            "compile",
+            "--output",
+            str(tmp_path),
+            "--set",
+            "train.steps=7",
+            "--image",
+            "registry.local/modomodo:test",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{name}.yaml" for name in PIPELINES)
+    ir = IR(tmp_path / "mixture-search.yaml")
+    assert {e["container"]["image"] for e in ir.executors.values()} == {"registry.local/modomodo:test"}
+    assert ir.spec["root"]["inputDefinitions"]["parameters"]["config"]["defaultValue"]["train"]["steps"] == 7
+
+
+def test_compile_command_rejects_a_bad_config_before_compiling(tmp_path):
+    script = (
+        "import typer; from modomodo.cli_pipelines import register; app = typer.Typer(); register(app); app()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, "compile", "--output", str(tmp_path), "--set", "train.steps=0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "train.steps" in result.stderr
+    assert not any(tmp_path.iterdir())

@@ -1,0 +1,170 @@
+"""The stage functions behind the mixture-search components that need no training: pilot plans,
+run records, the surrogate fit and the search (on run records with a known score surface)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from modomodo.components.runtime import experiment_config, fingerprint, integral_floats_to_int
+
+from modomodo import stages
+from modomodo.config import ConfigError, load_config
+from modomodo.mixture.heuristics import HeuristicError
+from modomodo.mixture.records import RunRecordsError
+from modomodo.mixture.seeds import random_pilots
+from modomodo.mixture.simplex import Mixture
+
+THREE = load_config(
+    "smoke",
+    [
+        "data.domains={det: {rewards: [{name: format}, {name: iou_visual_rft, weight: 2}]},"
+        " geo: {rewards: [{name: format}, {name: accuracy, weight: 2}]},"
+        " sci: {rewards: [{name: format}, {name: accuracy, weight: 2}]}}",
+        "search.trials=60",
+    ],
+)
+DOMAINS = list(THREE.data.domains)
+
+
+def true_score(w: np.ndarray) -> float:
+    """A quadratic surface whose maximum lies inside the edge of the first two domains, away from
+    every seed mixture (for three domains at ``TRUE_BEST``)."""
+    return float(np.array([0.2, 0.3, 0.1, 0.15, 0.25])[: len(w)] @ w + 1.2 * w[0] * w[1])
+
+
+TRUE_BEST = np.array([1.1 / 2.4, 1 - 1.1 / 2.4, 0.0])
+
+
+def records_for(pilots: list[dict]) -> list[dict]:
+    rows = []
+    for i, pilot in enumerate(pilots):
+        w = np.array(list(pilot["mixture"].values()))
+        score = true_score(w)
+        run = {
+            "run_id": f"{pilot['run']}-{i}",
+            "mixture": pilot["mixture"],
+            "kind": pilot["kind"],
+            "seed": 42,
+            "steps": 60,
+        }
+        rows.append(
+            stages.run_record(run, {"in_score": score + 0.05, "out_score": score, "chart_score": score})
+        )
+    return rows
+
+
+def test_seed_pilots_follow_the_configured_families():
+    def plan(seeds: str) -> list[dict]:
+        return stages.seed_pilots(load_config("smoke", [f"search.seeds={seeds}"]))
+
+    every = plan("[single, exclude_one, uniform]")
+    assert len(every) == 5 + 5 + 1
+    assert {p["kind"] for p in every} == {"seed"}
+    assert len({p["run"] for p in every}) == len(every)
+    singles = plan("[single]")
+    assert sorted(p["run"] for p in singles) == sorted(
+        f"single-{d}" for d in load_config("smoke").data.domains
+    )
+    assert all(max(p["mixture"].values()) == 1.0 for p in singles)
+    (uniform,) = plan("[uniform]")
+    assert uniform["mixture"] == pytest.approx({d: 0.2 for d in uniform["mixture"]})
+    # ParallelFor items never use the key "name" (kfp resolves it wrongly).
+    assert all(set(p) == {"run", "mixture", "kind"} for p in every)
+
+
+def test_run_record_is_a_row_of_the_records_table():
+    (pilot,) = stages.seed_pilots(load_config("smoke", ["search.seeds=[uniform]"]))
+    run = {
+        "run_id": "smoke-uniform-abc",
+        "mixture": pilot["mixture"],
+        "kind": "seed",
+        "seed": 42,
+        "steps": 60,
+    }
+    row = stages.run_record(run, {"in_score": 0.5, "out_score": 0.25})
+    assert row["run_id"] == "smoke-uniform-abc"
+    assert row["w_det"] == pytest.approx(0.2)
+    assert (row["in_score"], row["out_score"], row["kind"], row["steps"]) == (0.5, 0.25, "seed", 60)
+    with pytest.raises(RunRecordsError, match="score names end in"):
+        stages.run_record(run, {"in": 0.5})
+
+
+def test_heuristic_pilots_from_seed_runs_and_a_clear_error_when_seeds_lack():
+    cfg = load_config("smoke", ["search.heuristics=[ain, coli, norm]"])
+    records = stages.load_records(cfg, records_for(stages.seed_pilots(cfg)))
+    pilots = stages.heuristic_pilots(cfg, records)
+    assert [p["run"] for p in pilots] == ["heuristic-ain", "heuristic-coli", "heuristic-norm"]
+    assert all(p["kind"] == "heuristic" and sum(p["mixture"].values()) == pytest.approx(1) for p in pilots)
+    singles_only = load_config("smoke", ["search.heuristics=[norm]", "search.seeds=[single, uniform]"])
+    records = stages.load_records(singles_only, records_for(stages.seed_pilots(singles_only)))
+    with pytest.raises(HeuristicError, match="norm.*exclude-one"):
+        stages.heuristic_pilots(singles_only, records)
+
+
+def test_records_append_to_the_previous_wave(tmp_path):
+    first = stages.load_records(THREE, records_for(stages.seed_pilots(THREE)))
+    first.write(tmp_path / "records.csv")
+    extra = records_for([{"run": "pilot", "mixture": {"det": 0.5, "geo": 0.5, "sci": 0.0}, "kind": "pilot"}])
+    both = stages.load_records(THREE, extra, tmp_path / "records.csv")
+    assert len(both) == len(first) + 1
+    assert both.run_ids[:-1] == first.run_ids
+    assert stages.load_records(THREE, [], tmp_path / "records.csv").fingerprint() == first.fingerprint()
+
+
+def test_surrogate_fit_reports_cross_validated_quality_and_plots(tmp_path):
+    pilots = stages.seed_pilots(THREE) + [
+        stages.pilot_item(p.name, p.mixture, p.kind) for p in random_pilots(DOMAINS, 8, seed=1)
+    ]
+    records = stages.load_records(THREE, records_for(pilots))
+    summary = stages.fit_surrogate_stage(THREE, records, tmp_path, run_id="t-surrogate")
+    assert summary["model"] == "quadratic" and summary["runs"] == len(pilots)
+    assert set(summary["cv"]) == {"quadratic", "linear", "gp"}
+    # The surface is quadratic: the quadratic predicts held-out runs far better than the linear model.
+    assert summary["cv"]["quadratic"]["r2"] > 0.95
+    assert summary["cv"]["quadratic"]["rmse"] < summary["cv"]["linear"]["rmse"] / 3
+    assert summary["cv"]["quadratic"]["scheme"] == "leave-one-out"
+    assert (tmp_path / "cv.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((tmp_path / "surrogate.json").read_text())["fit"]["model"] == "quadratic"
+
+
+def test_a_baseline_with_too_few_runs_is_skipped_not_fatal(tmp_path):
+    cfg = load_config("smoke", ["search.seeds=[single]", "search.surrogate=gp"])
+    records = stages.load_records(cfg, records_for(stages.seed_pilots(cfg))[:4])
+    summary = stages.fit_surrogate_stage(cfg, records, tmp_path, run_id="t")
+    assert "linear" in summary["skipped"] and "needs at least 5 runs" in summary["skipped"]["linear"]
+    assert "gp" in summary["cv"]
+
+
+def test_search_finds_the_best_mixture_and_explores_away_from_runs(tmp_path):
+    pilots = stages.seed_pilots(THREE) + [
+        stages.pilot_item(p.name, p.mixture, p.kind) for p in random_pilots(DOMAINS, 8, seed=1)
+    ]
+    records = stages.load_records(THREE, records_for(pilots))
+    best = stages.search_stage(THREE, records, tmp_path / "best", mode="best", k=3, storage=None, run_id="t")
+    assert len(best.proposals) == 3
+    assert best.proposals[0].mixture.distance(Mixture.from_vector(DOMAINS, TRUE_BEST)) < 0.1
+    saved = json.loads((tmp_path / "best" / "proposals.json").read_text())
+    assert saved["mode"] == "best" and saved["proposals"][0]["mixture"] == pytest.approx(
+        best.proposals[0].mixture.to_dict()
+    )
+    assert (tmp_path / "best" / "simplex.png").is_file() and (tmp_path / "best" / "study.db").is_file()
+    explore = stages.search_stage(
+        THREE, records, tmp_path / "explore", mode="explore", k=2, storage=None, run_id="t"
+    )
+    assert len(explore.proposals) == 2
+    for proposal in explore.proposals:
+        assert min(proposal.mixture.distance(m) for m in records.mixtures()) >= 0.05
+
+
+def test_component_config_survives_the_protobuf_round_trip():
+    # A pipeline's dict parameter turns every number into a float; components restore the ints.
+    as_sent = json.loads(json.dumps(THREE.to_dict()), parse_int=float)
+    assert as_sent["train"]["steps"] == float(THREE.train.steps)
+    with pytest.raises(ConfigError, match="train.steps"):
+        load_config("smoke", ["train.steps=60.0"])
+    assert experiment_config(as_sent) == THREE
+    assert integral_floats_to_int({"a": [1.0, 0.5], "b": {"c": 2.0}}) == {"a": [1, 0.5], "b": {"c": 2}}
+    assert fingerprint(as_sent, {"det": 1.0}) == fingerprint(THREE.to_dict(), {"det": 1})
+    assert fingerprint(THREE.to_dict(), {"det": 1}) != fingerprint(THREE.to_dict(), {"geo": 1})
