@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -27,6 +28,21 @@ class LocalRun:
         return json.loads(self.json.read_text())["summary"]
 
 
+LOCAL_PARALLELISM = 2
+"""kfp's local runner runs at most two ``ParallelFor`` iterations at once."""
+
+
+def local_settings(cfg: ExperimentConfig) -> ClusterSettings:
+    """Steps on this machine: no retries, every core for a step that runs alone, an equal share
+    for each of the pilots that run at once."""
+    cores = os.cpu_count() or 1
+    return ClusterSettings(
+        retries=False,
+        threads=cores,
+        loop_threads=max(1, cores // min(LOCAL_PARALLELISM, cfg.search.parallelism)),
+    )
+
+
 def run_locally(
     name: str,
     cfg: ExperimentConfig,
@@ -40,9 +56,8 @@ def run_locally(
     """Run pipeline ``name`` on ``cfg``; artifacts go under ``output/pipeline-root``, the report
     to ``output/report.html`` and ``output/report.json``. ``cache`` reuses the outputs of earlier
     local runs with the same inputs (``output/pipeline-root/.kfp_cache``). ``arguments`` adds
-    pipeline parameters (``profile_prompts``, ...). kfp runs at most two ``ParallelFor``
-    iterations at once; ``gpus`` is 0 (local steps use whatever device torch finds) and steps are
-    not retried."""
+    pipeline parameters (``profile_prompts``, ...). Steps run with ``local_settings``; ``gpus``
+    is 0 (local steps use whatever device torch finds)."""
     from kfp import local
 
     output = Path(output).resolve()
@@ -51,7 +66,7 @@ def run_locally(
     with warnings.catch_warnings():
         # kfp warns once a step that the cluster settings (resources, accelerator) do not apply here.
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
-        task = build_pipeline(name, cfg, ClusterSettings(retries=False))(
+        task = build_pipeline(name, cfg, local_settings(cfg))(
             config=cfg.to_dict(), store_uri=store_uri, pushgateway=pushgateway, gpus=0, **(arguments or {})
         )
     html, summary = output / "report.html", output / "report.json"

@@ -74,10 +74,16 @@ def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
                         store_uri=store_uri,
                         base_model=base.outputs["model"],
                         **common,
-                    )
+                    ),
+                    in_loop=True,
                 )
-                scored = place(evaluate(run=trained.outputs["run"], model=trained.outputs["model"], **common))
-                record = place(run_record(run=trained.outputs["run"], scores=scored.outputs["scores"]))
+                scored = place(
+                    evaluate(run=trained.outputs["run"], model=trained.outputs["model"], **common),
+                    in_loop=True,
+                )
+                record = place(
+                    run_record(run=trained.outputs["run"], scores=scored.outputs["scores"]), in_loop=True
+                )
             earlier = {"previous": previous} if previous is not None else {}
             rows = dsl.Collected(record.outputs["record"])
             return place(fit_surrogate(config=config, pushgateway=pushgateway, rows=rows, **earlier))

@@ -54,6 +54,12 @@ class ClusterSettings:
     retries: bool = True
     """Give the steps their retry policies. kfp's local runner honours them too, but a local
     failure is no preemption: local runs turn them off rather than wait minutes to fail again."""
+    threads: int | None = None
+    """``OMP_NUM_THREADS`` of every step; None: its CPU request. PyTorch otherwise starts one
+    thread per core it sees, which in a pod is every core of the node, far more than its share."""
+    loop_threads: int | None = None
+    """``OMP_NUM_THREADS`` of the steps inside a ``ParallelFor``; None: as ``threads``. Local runs,
+    where parallel pilots share one machine, give each pilot its share of the cores."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ class Placement:
     cluster: ClusterSettings
     cache_data: bool = True
 
-    def __call__(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
+    def __call__(self, task: dsl.PipelineTask, *, in_loop: bool = False) -> dsl.PipelineTask:
         name = task.component_spec.name
         if name not in STEPS:
             raise KeyError(f"no step settings for component {name!r}; add it to pipelines.settings.STEPS")
@@ -114,6 +120,10 @@ class Placement:
         resources = self.cluster.gpu_resources if step.gpu else self.cluster.cpu_resources
         task.set_cpu_request(resources.cpu)
         task.set_memory_request(resources.memory).set_memory_limit(resources.memory)
+        threads = (
+            (in_loop and self.cluster.loop_threads) or self.cluster.threads or cpu_threads(resources.cpu)
+        )
+        task.set_env_variable("OMP_NUM_THREADS", str(threads))
         if step.gpu:
             task.set_accelerator_type(self.cluster.accelerator).set_accelerator_limit(self.gpus)
             for key, value in self.cluster.gpu_node_selector.items():
@@ -135,3 +145,9 @@ class Placement:
             task.set_retry(step.retries, backoff_duration=self.cluster.retry_backoff, backoff_factor=2.0)
         task.set_caching_options(step.cache and (self.cache_data or name != "curate-data"))
         return task
+
+
+def cpu_threads(cpu: str) -> int:
+    """Whole cores of a Kubernetes CPU quantity (``8``, ``2.5``, ``500m``), at least 1."""
+    cores = float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+    return max(1, int(cores))

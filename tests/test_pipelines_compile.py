@@ -11,7 +11,7 @@ import pytest
 import yaml
 from modomodo.components import RUNTIME_IMAGE
 from modomodo.pipelines import PIPELINES, compile_pipeline
-from modomodo.pipelines.settings import STEPS, ClusterSettings
+from modomodo.pipelines.settings import STEPS, ClusterSettings, cpu_threads
 
 from modomodo.config import load_config
 
@@ -349,3 +349,26 @@ def test_compile_command_rejects_a_bad_config_before_compiling(tmp_path):
     assert result.returncode == 2
     assert "train.steps" in result.stderr
     assert not any(tmp_path.iterdir())
+
+
+def _threads(ir: IR, executor: str) -> str:
+    (value,) = [
+        e["value"] for e in ir.executors[executor]["container"]["env"] if e["name"] == "OMP_NUM_THREADS"
+    ]
+    return value
+
+
+def test_every_step_runs_as_many_threads_as_it_requested_cores(ir):
+    cluster = ClusterSettings()
+    for _, name, _, component, executor in ir.tasks():
+        if executor:
+            expected = cluster.gpu_resources if _step_of(component) in GPU_STEPS else cluster.cpu_resources
+            assert _threads(ir, executor) == str(cpu_threads(expected.cpu)), name
+
+
+def test_pilots_that_share_a_machine_split_its_cores(tmp_path):
+    ir = compiled(tmp_path, "mixture-search", cluster=ClusterSettings(threads=4, loop_threads=2))
+    for dag, name, _, _, executor in ir.tasks():
+        if executor:
+            assert _threads(ir, executor) == ("2" if dag.startswith("comp-for-loop") else "4"), name
+    assert cpu_threads("500m") == 1 and cpu_threads("2500m") == 2 and cpu_threads("16") == 16
