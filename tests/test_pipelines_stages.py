@@ -92,7 +92,7 @@ def test_run_record_is_a_row_of_the_records_table():
 
 
 def test_heuristic_pilots_from_seed_runs_and_a_clear_error_when_seeds_lack():
-    cfg = load_config("smoke", ["search.heuristics=[ain, coli, norm]"])
+    cfg = load_config("smoke", ["search.seeds=[single, exclude_one, uniform]", "search.heuristics=[ain, coli, norm]"])
     records = stages.load_records(cfg, records_for(stages.seed_pilots(cfg)))
     pilots = stages.heuristic_pilots(cfg, records)
     assert [p["run"] for p in pilots] == ["heuristic-ain", "heuristic-coli", "heuristic-norm"]

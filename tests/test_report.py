@@ -18,7 +18,7 @@ from modomodo.config import load_config
 from modomodo.mixture.seeds import random_pilots
 from modomodo.report import Contender, ReportData, ReportError, build_report, compare
 
-CFG = load_config("smoke", ["search.trials=25"])
+CFG = load_config("smoke", ["search.trials=25", "search.seeds=[single, exclude_one, uniform]"])
 DOMAINS = list(CFG.data.domains)
 BENCHMARKS = stages.benchmark_names(CFG)
 CHROMIUM = "/usr/bin/chromium"
