@@ -173,7 +173,15 @@ def _fmt(value: float | None) -> str:
 
 
 def _print_curation(report) -> None:
-    console.print(report.summary_table() if hasattr(report, "summary_table") else report)
+    """Kept rows per domain and split, and quarantined rows with their reasons."""
+    table = Table(title="curated data")
+    for col in ("domain", "train", "test", "quarantined"):
+        table.add_column(col)
+    for domain, rows in sorted(report.rows.items()):
+        reasons = report.quarantined.get(domain, {})
+        quarantined = ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())) or "0"
+        table.add_row(domain, str(rows.get("train", 0)), str(rows.get("test", 0)), quarantined)
+    console.print(table)
 
 
 def main() -> None:

@@ -19,6 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+from transformers import TrainerCallback
+
 from modomodo.config import ExperimentConfig
 from modomodo.data.prompts import render_prompt
 from modomodo.data.schema import Example
@@ -170,10 +173,7 @@ def grpo_args(cfg: ExperimentConfig, trainer_dir: Path, steps: int):
         raise ValueError(
             f"prompts_per_step x num_generations ({rollouts}) must divide by WORLD_SIZE ({world})"
         )
-    bf16 = (
-        resolve_dtype(cfg.policy.dtype).is_floating_point
-        and str(resolve_dtype(cfg.policy.dtype)) == "torch.bfloat16"
-    )
+    bf16 = resolve_dtype(cfg.policy.dtype) == torch.bfloat16
     return GRPOConfig(
         output_dir=str(trainer_dir),
         per_device_train_batch_size=rollouts // world,
@@ -251,13 +251,7 @@ def train_grpo(
     return result
 
 
-def _checkpoint_callback_base():
-    from transformers import TrainerCallback
-
-    return TrainerCallback
-
-
-class CheckpointToStore(_checkpoint_callback_base()):
+class CheckpointToStore(TrainerCallback):
     """Copy each checkpoint the trainer saves into the artifact store (manifest last), so a pod that
     restarts on an empty disk can resume from it."""
 
