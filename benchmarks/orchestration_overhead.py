@@ -23,10 +23,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from modomodo.pipelines.local import run_locally
-
 from modomodo import stages
 from modomodo.config import ExperimentConfig, load_config
+from modomodo.pipelines.local import run_locally
 
 PROFILE_PROMPTS = 32
 

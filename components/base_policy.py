@@ -4,6 +4,7 @@ from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
+
 from modomodo.components import RUNTIME_IMAGE
 
 
@@ -19,9 +20,8 @@ def base_policy(
     from collections import namedtuple
     from pathlib import Path
 
-    from modomodo.components import runtime
-
     from modomodo import stages
+    from modomodo.components import runtime
 
     cfg = runtime.experiment_config(config, pushgateway)
     runtime.check_gpus(gpus)

@@ -2,6 +2,7 @@
 
 from kfp import dsl
 from kfp.dsl import Dataset, Output
+
 from modomodo.components import RUNTIME_IMAGE
 
 
@@ -12,9 +13,8 @@ def curate_data(config: dict, store_uri: str, pushgateway: str, data: Output[Dat
     import hashlib
     from pathlib import Path
 
-    from modomodo.components import runtime
-
     from modomodo import stages
+    from modomodo.components import runtime
 
     cfg = runtime.experiment_config(config, pushgateway)
     folder = Path(data.path)

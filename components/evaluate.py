@@ -4,6 +4,7 @@ from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
 from modomodo.components import RUNTIME_IMAGE
 
 
@@ -25,9 +26,8 @@ def evaluate(
     from collections import namedtuple
     from pathlib import Path
 
-    from modomodo.components import runtime
-
     from modomodo import stages
+    from modomodo.components import runtime
 
     cfg = runtime.with_mixture(runtime.experiment_config(config, pushgateway), run.get("mixture", {}))
     runtime.check_gpus(gpus)

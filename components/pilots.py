@@ -4,15 +4,15 @@ from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input
+
 from modomodo.components import RUNTIME_IMAGE
 
 
 @dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
 def plan_seed_pilots(config: dict) -> list:
     """The seed mixtures of ``search.seeds`` as pilot items ``{run, mixture, kind}``."""
-    from modomodo.components import runtime
-
     from modomodo import stages
+    from modomodo.components import runtime
 
     return stages.seed_pilots(runtime.experiment_config(config))
 
@@ -22,9 +22,8 @@ def plan_heuristic_pilots(config: dict, records: Input[Dataset]) -> list:
     """The paper's heuristic mixtures of ``search.heuristics``, computed from the seed runs."""
     from pathlib import Path
 
-    from modomodo.components import runtime
-
     from modomodo import stages
+    from modomodo.components import runtime
 
     cfg = runtime.experiment_config(config)
     return stages.heuristic_pilots(cfg, stages.load_records(cfg, [], Path(records.path) / "records.csv"))
@@ -35,9 +34,8 @@ def run_record(run: dict, scores: dict) -> NamedTuple("RunRecord", [("record", d
     """One row of the run-records table: the RL update's run and its evaluation's scores."""
     from collections import namedtuple
 
-    from modomodo.components import runtime
-
     from modomodo import stages
+    from modomodo.components import runtime
 
     record = stages.run_record(runtime.integral_floats_to_int(run), scores)
     return namedtuple("RunRecord", ["record"])(record)

@@ -4,6 +4,7 @@ from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Model, Output
+
 from modomodo.components import RUNTIME_IMAGE
 
 
@@ -34,9 +35,8 @@ def report(
     from collections import namedtuple
     from pathlib import Path
 
-    from modomodo.components import runtime
-
     from modomodo import stages
+    from modomodo.components import runtime
 
     cfg = runtime.experiment_config(config, pushgateway)
     with tempfile.TemporaryDirectory() as scratch:

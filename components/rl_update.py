@@ -4,6 +4,7 @@ from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
+
 from modomodo.components import RUNTIME_IMAGE
 
 
@@ -34,9 +35,8 @@ def rl_update(
     from collections import namedtuple
     from pathlib import Path
 
-    from modomodo.components import runtime
-
     from modomodo import stages
+    from modomodo.components import runtime
 
     cfg = runtime.with_mixture(runtime.experiment_config(config, pushgateway), mixture)
     runtime.check_gpus(gpus)
@@ -51,6 +51,7 @@ def rl_update(
             run_id=run_id,
             resume=True,
             store=store,
+            metrics_port=runtime.metrics_port(),
         )
         out = Path(model.path)
         shutil.move(result.model_dir, out)

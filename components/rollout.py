@@ -2,6 +2,7 @@
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
 from modomodo.components import RUNTIME_IMAGE
 
 
@@ -21,9 +22,8 @@ def rollout_reward(
     (``stages.rollout_stage``; ``prompts_per_domain`` 0 profiles every training prompt)."""
     from pathlib import Path
 
-    from modomodo.components import runtime
-
     from modomodo import stages
+    from modomodo.components import runtime
 
     cfg = runtime.experiment_config(config, pushgateway)
     runtime.check_gpus(gpus)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from modomodo.config import ExperimentConfig, config_from_dict
-from modomodo.metrics import PUSHGATEWAY_ENV
+from modomodo.metrics import METRICS_PORT_ENV, PUSHGATEWAY_ENV
 from modomodo.store import ArtifactStore
 from modomodo.versions import versions
 
@@ -85,6 +85,15 @@ def with_mixture(cfg: ExperimentConfig, mixture: dict[str, float]) -> Experiment
         cfg.train.mixture = integral_floats_to_int(mixture)
         cfg.validate()
     return cfg
+
+
+def metrics_port() -> int:
+    """The port to serve ``/metrics`` on, from the pod's environment (set by the pipeline's
+    cluster settings); 0 when unset."""
+    raw = os.environ.get(METRICS_PORT_ENV, "0") or "0"
+    if not raw.isdigit() or int(raw) > 65535:
+        raise ValueError(f"{METRICS_PORT_ENV}={raw!r}: must be a port number (0-65535)")
+    return int(raw)
 
 
 def check_gpus(gpus: int) -> None:

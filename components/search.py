@@ -4,6 +4,7 @@ from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output
+
 from modomodo.components import RUNTIME_IMAGE
 
 
@@ -25,9 +26,8 @@ def search_mixture(
     from collections import namedtuple
     from pathlib import Path
 
-    from modomodo.components import runtime
-
     from modomodo import stages
+    from modomodo.components import runtime
 
     cfg = runtime.experiment_config(config, pushgateway)
     table = stages.load_records(cfg, [], Path(records.path) / "records.csv")

@@ -2,6 +2,7 @@
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
 from modomodo.components import RUNTIME_IMAGE
 
 
@@ -21,9 +22,8 @@ def fit_surrogate(
     ``surrogate`` the fit (``surrogate.json``) and the held-out prediction plot (``cv.png``)."""
     from pathlib import Path
 
-    from modomodo.components import runtime
-
     from modomodo import stages
+    from modomodo.components import runtime
 
     cfg = runtime.experiment_config(config, pushgateway)
     table = stages.load_records(

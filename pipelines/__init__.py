@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kfp import compiler
-from modomodo.pipelines import mixture_search, train
-from modomodo.pipelines.settings import ClusterSettings
 
 from modomodo.config import ExperimentConfig
+from modomodo.pipelines import mixture_search, train
+from modomodo.pipelines.settings import ClusterSettings
 
 PIPELINES: dict[str, Callable] = {mixture_search.NAME: mixture_search.build, train.NAME: train.build}
 """Pipeline name -> builder."""

@@ -9,10 +9,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from modomodo.config import ExperimentConfig
 from modomodo.pipelines import build_pipeline
 from modomodo.pipelines.settings import ClusterSettings
-
-from modomodo.config import ExperimentConfig
 
 
 @dataclass(frozen=True)
@@ -34,10 +33,12 @@ LOCAL_PARALLELISM = 2
 
 def local_settings(cfg: ExperimentConfig) -> ClusterSettings:
     """Steps on this machine: no retries, every core for a step that runs alone, an equal share
-    for each of the pilots that run at once."""
+    for each of the pilots that run at once, no ``/metrics`` server (pilots running at once would
+    want the same port; the Pushgateway gets the metrics)."""
     cores = os.cpu_count() or 1
     return ClusterSettings(
         retries=False,
+        metrics_port=0,
         threads=cores,
         loop_threads=max(1, cores // min(LOCAL_PARALLELISM, cfg.search.parallelism)),
     )

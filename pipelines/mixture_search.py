@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact
+
 from modomodo.components.base_policy import base_policy
 from modomodo.components.curate import curate_data
 from modomodo.components.evaluate import evaluate
@@ -24,9 +25,8 @@ from modomodo.components.rl_update import rl_update
 from modomodo.components.rollout import rollout_reward
 from modomodo.components.search import search_mixture
 from modomodo.components.surrogate import fit_surrogate
-from modomodo.pipelines.settings import ClusterSettings, Placement
-
 from modomodo.config import ExperimentConfig
+from modomodo.pipelines.settings import ClusterSettings, Placement
 
 NAME = "mixture-search"
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from kfp import dsl, kubernetes
 
+from modomodo.metrics import METRICS_PORT_ENV
+
 
 @dataclass(frozen=True)
 class Resources:
@@ -49,6 +51,10 @@ class ClusterSettings:
     study_secret: str = "modomodo-study"
     """Optional Secret whose key ``url`` (an RDB URL, e.g. PostgreSQL) persists Optuna studies;
     without it the study is a SQLite file inside the search step's output."""
+    metrics_port: int = 9400
+    """Port on which the long-running steps (the RL update) serve ``/metrics`` while they run, with
+    the ``prometheus.io/scrape|port|path`` pod annotations a scraping Prometheus discovers pods by;
+    0: off (they still push to the Pushgateway)."""
     retry_backoff: str = "60s"
     """Wait before the first retry; doubled for each further one."""
     retries: bool = True
@@ -76,6 +82,8 @@ class Step:
     """Gets the S3 credentials (uses the artifact store)."""
     study: bool = False
     """Gets the optional Optuna storage URL."""
+    serves_metrics: bool = False
+    """Runs long enough to be scraped: serves ``/metrics`` on ``ClusterSettings.metrics_port``."""
 
 
 STEPS: dict[str, Step] = {
@@ -86,7 +94,7 @@ STEPS: dict[str, Step] = {
     "rollout-reward": Step(gpu=True, retries=2, cache=True),
     # Resumes from its own checkpoints in the store (run id = hash of the inputs), so a retry
     # continues; GPU nodes are where preemptions and evictions happen.
-    "rl-update": Step(gpu=True, retries=3, cache=True, s3=True),
+    "rl-update": Step(gpu=True, retries=3, cache=True, s3=True, serves_metrics=True),
     "evaluate": Step(gpu=True, retries=2, cache=True),
     # Pure computations on small inputs: a failure is deterministic, retrying only delays it.
     "plan-seed-pilots": Step(gpu=False, retries=0, cache=True),
@@ -141,6 +149,13 @@ class Placement:
                 secret_key_to_env={"url": "MODOMODO_STUDY_STORAGE"},
                 optional=True,
             )
+        if step.serves_metrics and self.cluster.metrics_port:
+            port = str(self.cluster.metrics_port)
+            task.set_env_variable(METRICS_PORT_ENV, port)
+            for key, value in (("scrape", "true"), ("port", port), ("path", "/metrics")):
+                kubernetes.add_pod_annotation(
+                    task, annotation_key=f"prometheus.io/{key}", annotation_value=value
+                )
         if step.retries and self.cluster.retries:
             task.set_retry(step.retries, backoff_duration=self.cluster.retry_backoff, backoff_factor=2.0)
         task.set_caching_options(step.cache and (self.cache_data or name != "curate-data"))

@@ -9,14 +9,14 @@ from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact
+
 from modomodo.components.base_policy import base_policy
 from modomodo.components.curate import curate_data
 from modomodo.components.evaluate import evaluate
 from modomodo.components.report import report
 from modomodo.components.rl_update import rl_update
-from modomodo.pipelines.settings import ClusterSettings, Placement
-
 from modomodo.config import ExperimentConfig
+from modomodo.pipelines.settings import ClusterSettings, Placement
 
 NAME = "train"
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from modomodo.components import RUNTIME_IMAGE
+from modomodo.config import load_config
 from modomodo.pipelines import PIPELINES, compile_pipeline
 from modomodo.pipelines.settings import STEPS, ClusterSettings, cpu_threads
-
-from modomodo.config import load_config
 
 SMOKE = load_config("smoke")
 GPU_STEPS = {name for name, step in STEPS.items() if step.gpu}
@@ -372,3 +372,35 @@ def test_pilots_that_share_a_machine_split_its_cores(tmp_path):
         if executor:
             assert _threads(ir, executor) == ("2" if dag.startswith("comp-for-loop") else "4"), name
     assert cpu_threads("500m") == 1 and cpu_threads("2500m") == 2 and cpu_threads("16") == 16
+
+
+def _pod_annotations(ir: IR, executor: str) -> dict[str, str]:
+    return ir.k8s.get(executor, {}).get("podMetadata", {}).get("annotations", {})
+
+
+def _env(ir: IR, executor: str) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in ir.executors[executor]["container"].get("env", [])}
+
+
+def test_the_rl_update_serves_metrics_for_a_scraping_prometheus(ir):
+    port = str(ClusterSettings().metrics_port)
+    for _, name, _, component, executor in ir.tasks():
+        if not executor:
+            continue
+        annotations, env = _pod_annotations(ir, executor), _env(ir, executor)
+        if STEPS[_step_of(component)].serves_metrics:
+            assert env["MODOMODO_METRICS_PORT"] == port, name
+            assert annotations == {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": port,
+                "prometheus.io/path": "/metrics",
+            }, name
+        else:
+            assert "MODOMODO_METRICS_PORT" not in env and not annotations, name
+    assert [s for s, step in STEPS.items() if step.serves_metrics] == ["rl-update"]
+
+
+def test_metrics_port_zero_turns_the_server_off(tmp_path):
+    ir = compiled(tmp_path, "train", cluster=ClusterSettings(metrics_port=0))
+    for _, name, _, _, executor in ir.step_tasks("rl-update"):
+        assert "MODOMODO_METRICS_PORT" not in _env(ir, executor) and not _pod_annotations(ir, executor), name

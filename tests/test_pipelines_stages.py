@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from modomodo.components.runtime import experiment_config, fingerprint, integral_floats_to_int
 
 from modomodo import stages
+from modomodo.components.runtime import experiment_config, fingerprint, integral_floats_to_int, metrics_port
 from modomodo.config import ConfigError, load_config
 from modomodo.mixture.heuristics import HeuristicError
 from modomodo.mixture.records import RunRecordsError
@@ -92,7 +92,9 @@ def test_run_record_is_a_row_of_the_records_table():
 
 
 def test_heuristic_pilots_from_seed_runs_and_a_clear_error_when_seeds_lack():
-    cfg = load_config("smoke", ["search.seeds=[single, exclude_one, uniform]", "search.heuristics=[ain, coli, norm]"])
+    cfg = load_config(
+        "smoke", ["search.seeds=[single, exclude_one, uniform]", "search.heuristics=[ain, coli, norm]"]
+    )
     records = stages.load_records(cfg, records_for(stages.seed_pilots(cfg)))
     pilots = stages.heuristic_pilots(cfg, records)
     assert [p["run"] for p in pilots] == ["heuristic-ain", "heuristic-coli", "heuristic-norm"]
@@ -168,3 +170,14 @@ def test_component_config_survives_the_protobuf_round_trip():
     assert integral_floats_to_int({"a": [1.0, 0.5], "b": {"c": 2.0}}) == {"a": [1, 0.5], "b": {"c": 2}}
     assert fingerprint(as_sent, {"det": 1.0}) == fingerprint(THREE.to_dict(), {"det": 1})
     assert fingerprint(THREE.to_dict(), {"det": 1}) != fingerprint(THREE.to_dict(), {"geo": 1})
+
+
+def test_metrics_port_comes_from_the_pod_environment(monkeypatch):
+    monkeypatch.delenv("MODOMODO_METRICS_PORT", raising=False)
+    assert metrics_port() == 0
+    monkeypatch.setenv("MODOMODO_METRICS_PORT", "9400")
+    assert metrics_port() == 9400
+    for bad in ("http", "-1", "70000"):
+        monkeypatch.setenv("MODOMODO_METRICS_PORT", bad)
+        with pytest.raises(ValueError, match="MODOMODO_METRICS_PORT"):
+            metrics_port()

@@ -14,12 +14,12 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import typer
-from modomodo.pipelines import compile_pipeline
-from modomodo.pipelines.submit import package_name, submit, version_name_for
 from typer.testing import CliRunner
 
 from modomodo.cli_pipelines import register
 from modomodo.config import load_config
+from modomodo.pipelines import compile_pipeline
+from modomodo.pipelines.submit import package_name, submit, version_name_for
 
 API = "/apis/v2beta1"
 

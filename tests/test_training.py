@@ -11,12 +11,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from servers import free_port
 
 from modomodo import stages
 from modomodo.config import load_config
@@ -162,3 +165,31 @@ def test_deepspeed_config_passes_through_on_cpu(curated, base_policy, tmp_path, 
     assert "DeepSpeed" in done.stderr or "deepspeed" in done.stderr.lower()
     summary = json.loads((tmp_path / "rl" / "train_summary.json").read_text())
     assert summary["steps"] == 2
+
+
+def test_the_rl_update_serves_live_metrics_while_it_trains(curated, base_policy, tmp_path):
+    cfg = load_config("smoke", ["train.steps=4", "train.checkpoint_every=4"])
+    port, pages, done = free_port(), [], threading.Event()
+
+    def scrape():  # what a Prometheus scraping the pod would see during the run
+        while not done.is_set():
+            try:
+                pages.append(
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+                )
+            except OSError:
+                pass
+            time.sleep(0.2)
+
+    scraper = threading.Thread(target=scrape, daemon=True)
+    scraper.start()
+    try:
+        stages.rl_stage(cfg, curated, base_policy, tmp_path / "rl", run_id="served", metrics_port=port)
+    finally:
+        done.set()
+        scraper.join()
+    live = [p for p in pages if "modomodo_train_steps_total{" in p]
+    assert live, f"no scrape of :{port}/metrics saw the training metrics ({len(pages)} pages)"
+    assert 'run="served"' in live[-1] and 'stage="train"' in live[-1]
+    with pytest.raises(OSError):  # the server stops with the stage
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)

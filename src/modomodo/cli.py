@@ -94,12 +94,24 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the newest checkpoint (local or in the store).")
     ] = False,
+    metrics_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Serve live metrics on /metrics of this port; 0: off.")
+    ] = 0,
 ) -> None:
     """RL update: GRPO on the configured mixture."""
     from modomodo import stages
 
     cfg = resolve_config(preset, overrides)
-    result = stages.rl_stage(cfg, data, base, out, run_id=run_id or out.name, resume=resume, console=console)
+    result = stages.rl_stage(
+        cfg,
+        data,
+        base,
+        out,
+        run_id=run_id or out.name,
+        resume=resume,
+        console=console,
+        metrics_port=metrics_port,
+    )
     table = Table(title=f"GRPO run {result.run_id}")
     for col in ("domain", "weight", "prompts drawn"):
         table.add_column(col)

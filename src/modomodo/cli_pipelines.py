@@ -91,11 +91,14 @@ def compile(  # noqa: A001 - the command is called compile
     gpu_memory: Annotated[str, typer.Option(help="Memory of a GPU step.")] = "64Gi",
     cpu_memory: Annotated[str, typer.Option(help="Memory of a CPU step.")] = "8Gi",
     accelerator: Annotated[str, typer.Option(help="Extended resource of a GPU.")] = "nvidia.com/gpu",
+    metrics_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port the RL update serves /metrics on (0: off).")
+    ] = 9400,
 ) -> None:
     """Compile pipelines to Kubeflow IR YAML, with the resolved config as the default argument."""
     cfg = resolve_config(preset, overrides)
     _use_image(image)
-    cluster = _cluster(gpu_cpu, gpu_memory, cpu_memory, accelerator)
+    cluster = _cluster(gpu_cpu, gpu_memory, cpu_memory, accelerator, metrics_port)
     for path in _compile(cfg, output, pipeline, cluster):
         console.print(f"compiled {path}")
 
@@ -156,7 +159,7 @@ def submit(
     typer.echo(result.url)
 
 
-def _cluster(gpu_cpu: str, gpu_memory: str, cpu_memory: str, accelerator: str):
+def _cluster(gpu_cpu: str, gpu_memory: str, cpu_memory: str, accelerator: str, metrics_port: int):
     from modomodo.pipelines.settings import ClusterSettings, Resources
 
     defaults = ClusterSettings()
@@ -164,6 +167,7 @@ def _cluster(gpu_cpu: str, gpu_memory: str, cpu_memory: str, accelerator: str):
         accelerator=accelerator,
         gpu_resources=Resources(cpu=gpu_cpu, memory=gpu_memory),
         cpu_resources=Resources(cpu=defaults.cpu_resources.cpu, memory=cpu_memory),
+        metrics_port=metrics_port,
     )
 
 

@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 PUSHGATEWAY_ENV = "MODOMODO_PUSHGATEWAY"
 """Environment variable naming the Pushgateway (``host:port`` or URL) when ``push`` gets none."""
+METRICS_PORT_ENV = "MODOMODO_METRICS_PORT"
+"""Environment variable with the port a long-running stage serves ``/metrics`` on (unset or 0: off)."""
 PUSH_JOB = "modomodo"
 """The ``job`` of every pushed group; ``run`` and ``stage`` complete the grouping key."""
 

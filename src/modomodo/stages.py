@@ -177,8 +177,13 @@ def rl_stage(
     resume: bool = False,
     store=None,
     console=None,
+    metrics_port: int = 0,
 ):
-    """GRPO on the configured mixture; checkpoints go to the store so a restarted pod resumes."""
+    """GRPO on the configured mixture; checkpoints go to the store so a restarted pod resumes.
+
+    With ``metrics_port`` the run also serves its live metrics on ``/metrics`` of that port until
+    it ends, for a Prometheus that scrapes pods (the Pushgateway gets them either way).
+    """
     from modomodo.rl.callbacks import MetricsCallback, ProgressCallback
     from modomodo.rl.grpo import schedule_dataset, train_grpo
 
@@ -191,18 +196,23 @@ def rl_stage(
     callbacks = [MetricsCallback(metrics, draws, cfg.train.prompts_per_step)]
     if console is not None:
         callbacks.append(ProgressCallback(console))
-    with metrics.stage_timer():
-        result = train_grpo(
-            cfg,
-            data.train,
-            Path(base_model),
-            out_dir,
-            run_id=run_id,
-            reward_sets=reward_sets(cfg),
-            store=store,
-            resume=resume,
-            callbacks=callbacks,
-        )
+    server = metrics.serve(metrics_port) if metrics_port else None
+    try:
+        with metrics.stage_timer():
+            result = train_grpo(
+                cfg,
+                data.train,
+                Path(base_model),
+                out_dir,
+                run_id=run_id,
+                reward_sets=reward_sets(cfg),
+                store=store,
+                resume=resume,
+                callbacks=callbacks,
+            )
+    finally:
+        if server is not None:
+            server.shutdown()
     (out_dir / "versions.json").write_text(json.dumps(versions(), indent=2, sort_keys=True) + "\n")
     return result
 

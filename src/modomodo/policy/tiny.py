@@ -89,10 +89,13 @@ class TinyQwen2VLProcessor(ProcessorMixin):
         # Qwen2-VL's M-RoPE needs to know which positions are image tokens (1) or video tokens (2).
         ids = text_inputs["input_ids"]
         if return_tensors == "pt":
-            text_inputs["mm_token_type_ids"] = (ids == self.image_token_id).long() + 2 * (ids == self.video_token_id).long()
+            text_inputs["mm_token_type_ids"] = (ids == self.image_token_id).long() + 2 * (
+                ids == self.video_token_id
+            ).long()
         else:
             text_inputs["mm_token_type_ids"] = [
-                [1 if t == self.image_token_id else 2 if t == self.video_token_id else 0 for t in row] for row in ids
+                [1 if t == self.image_token_id else 2 if t == self.video_token_id else 0 for t in row]
+                for row in ids
             ]
         return {**text_inputs, **image_inputs}
 
