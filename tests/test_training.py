@@ -47,6 +47,18 @@ def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(str(model_dir / "model.safetensors"))
 
 
+def test_warm_start_trains_the_language_model_only_and_checks_image_reliance(base_policy):
+    init, trained = _weights(base_policy.parent / "init"), _weights(base_policy)
+    visual = [k for k in init if ".visual." in f".{k}"]
+    assert visual and all(torch.equal(init[k], trained[k]) for k in visual), "the vision tower stays frozen"
+    assert any(not torch.equal(init[k], trained[k]) for k in init if k not in visual)
+    reliance = json.loads((base_policy / "warmstart.json").read_text())["image_reliance"]
+    assert set(reliance) == set(SMOKE.data.domains)
+    for check in reliance.values():
+        assert check["examples"] == 32
+        assert check["gap"] == pytest.approx(check["rotated_image_loss"] - check["own_image_loss"])
+
+
 def _in_domain_reward(cfg, data_dir: Path, model_dir: Path) -> float:
     """The policy's expected training reward on the in-domain test prompts: G sampled completions
     per prompt at the training temperature (fixed seed), each scored by its domain's reward set."""

@@ -129,7 +129,8 @@ def tokenizer_corpus(data: CuratedData) -> list[str]:
 def base_policy_stage(cfg: ExperimentConfig, data_dir: Path, out_dir: Path, console=None) -> Path:
     """Build the base policy in ``out_dir``: the tiny model + SFT warm-start, or the configured
     pretrained model saved as is (optionally warm-started too)."""
-    from modomodo.policy.load import load_policy, save_policy
+    from modomodo.policy.image_reliance import image_reliance
+    from modomodo.policy.load import freeze_vision_tower, load_policy, save_policy
     from modomodo.policy.tiny import TinyModelSpec, build_tiny_model
     from modomodo.policy.warmstart import warm_start
 
@@ -145,6 +146,8 @@ def base_policy_stage(cfg: ExperimentConfig, data_dir: Path, out_dir: Path, cons
         )
         source = build_tiny_model(out_dir / "init", tokenizer_corpus(data), spec)
     model, processor = load_policy(source, "fp32")
+    if cfg.policy.freeze_vision:
+        freeze_vision_tower(model)
     if not cfg.sft.enabled:
         save_policy(model, processor, out_dir / "model", source=source)
         return out_dir / "model"
@@ -160,8 +163,33 @@ def base_policy_stage(cfg: ExperimentConfig, data_dir: Path, out_dir: Path, cons
     )
     if bar:
         bar.close()
-    (out_dir / "model" / "warmstart.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
+    reliance = {
+        domain: image_reliance(model, processor, examples)
+        for domain, examples in reliance_examples(data).items()
+    }
+    summary = {
+        **asdict(result),
+        "image_reliance": {d: {**asdict(r), "gap": r.gap} for d, r in reliance.items()},
+    }
+    (out_dir / "model" / "warmstart.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if console is not None:
+        gaps = ", ".join(f"{d} {r.gap:+.3f}" for d, r in reliance.items())
+        console.print(f"image reliance (loss with rotated images - with the right ones; ~0: blind): {gaps}")
     return out_dir / "model"
+
+
+RELIANCE_EXAMPLES = 32
+"""Examples per domain for the base policy's image-reliance check."""
+
+
+def reliance_examples(data: CuratedData) -> dict[str, list[Example]]:
+    """Per training domain, the examples to check image reliance on: its held-out test split when
+    it is also an in-domain benchmark (same name), else its first training examples."""
+    return {
+        domain: (data.benchmarks.get(domain) or data.train[domain])[:RELIANCE_EXAMPLES]
+        for domain in sorted(data.train)
+        if len(data.train[domain]) >= 2
+    }
 
 
 # 3. RL update ----------------------------------------------------------------------------------
