@@ -48,3 +48,16 @@ def test_different_images_change_the_loss_and_the_model_is_left_as_it_was(tiny_p
 def test_one_example_cannot_be_checked(tiny_policy):
     with pytest.raises(ValueError, match="at least two"):
         image_reliance(*tiny_policy, SCI[:1])
+
+
+def test_the_base_policy_check_prefers_each_domains_held_out_split():
+    from modomodo.stages import RELIANCE_EXAMPLES, CuratedData, reliance_examples
+
+    geo, sci_test = generate("geo", "train", 40, seed=1), generate("sci", "test", 3, seed=1)
+    data = CuratedData(
+        train={"geo": geo, "sci": SCI, "lonely": SCI[:1]},
+        benchmarks={"sci": sci_test, "chart": generate("chart", "test", 5, seed=1)},
+        splits={"sci": "in", "chart": "out"},
+    )
+    chosen = reliance_examples(data)
+    assert chosen == {"geo": geo[:RELIANCE_EXAMPLES], "sci": sci_test}, "one example has no image to swap"

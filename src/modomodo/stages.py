@@ -184,12 +184,10 @@ RELIANCE_EXAMPLES = 32
 
 def reliance_examples(data: CuratedData) -> dict[str, list[Example]]:
     """Per training domain, the examples to check image reliance on: its held-out test split when
-    it is also an in-domain benchmark (same name), else its first training examples."""
-    return {
-        domain: (data.benchmarks.get(domain) or data.train[domain])[:RELIANCE_EXAMPLES]
-        for domain in sorted(data.train)
-        if len(data.train[domain]) >= 2
-    }
+    it is also an in-domain benchmark (same name), else its first training examples; a domain with
+    fewer than two examples has no images to swap and is left out."""
+    chosen = {d: (data.benchmarks.get(d) or data.train[d])[:RELIANCE_EXAMPLES] for d in sorted(data.train)}
+    return {d: examples for d, examples in chosen.items() if len(examples) >= 2}
 
 
 # 3. RL update ----------------------------------------------------------------------------------
