@@ -17,7 +17,7 @@ from servers import free_port
 
 from modomodo import metrics as m
 from modomodo.metrics import METRICS, PUSHGATEWAY_ENV, StageMetrics, mixture_label
-from modomodo.store import RetryPolicy
+from modomodo.retry import RetryPolicy
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
 FAST_RETRY = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from servers import FlakyProxy, S3Server
 
+from modomodo.retry import RetryPolicy
 from modomodo.store import (
     MANIFEST_NAME,
     ArtifactNotFoundError,
@@ -21,7 +22,6 @@ from modomodo.store import (
     InvalidKeyError,
     InvalidStoreUriError,
     LocalStore,
-    RetryPolicy,
     S3Store,
     StoreAccessError,
     StoreError,
@@ -382,7 +382,7 @@ def proxy(s3_server: S3Server) -> Iterator[FlakyProxy]:
 
 
 def _retry_warnings(caplog: pytest.LogCaptureFixture) -> int:
-    return sum("retry" in r.getMessage() for r in caplog.records if r.name == "modomodo.store")
+    return sum("retry" in r.getMessage() for r in caplog.records if r.name == "modomodo.retry")
 
 
 def test_s3_transient_failures_are_retried_by_our_policy(

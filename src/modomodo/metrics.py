@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import pushadd_to_gateway
 from prometheus_client.metrics import MetricWrapperBase
 
-from modomodo.store import RetryPolicy
+from modomodo.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
