@@ -4,21 +4,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-want_test=0; [[ "${1:-}" == "--test" ]] && want_test=1
+# Plain `if`s, not `test && action`: under `set -e` a false test inside `$(...)` or as a script's
+# last command is a failure, and the script would stop without a word.
+want_test=0
+if [[ "${1:-}" == "--test" ]]; then want_test=1; fi
 
 if [[ ! -x .venv/bin/python ]]; then
   "$PY" -m venv .venv
 fi
-stamp=.venv/.modomodo-installed$([[ $want_test == 1 ]] && echo -test)
-if [[ ! -f $stamp || pyproject.toml -nt $stamp || constraints.txt -nt $stamp ]]; then
+fresh() { [[ -f $1 && ! pyproject.toml -nt $1 && ! constraints.txt -nt $1 ]]; }
+test_stamp=.venv/.modomodo-installed-test
+if (( want_test )); then stamp=$test_stamp extras="[test]"; else stamp=.venv/.modomodo-installed extras=""; fi
+# A test install includes the runtime install.
+if ! fresh "$stamp" && ! fresh "$test_stamp"; then
   # torch first, from the CPU wheel; the constraints file keeps every later step on that build.
   .venv/bin/pip install -q -c constraints.txt torch==2.13.0
-  extras=$([[ $want_test == 1 ]] && echo "[test]" || true)
   DS_BUILD_OPS=0 .venv/bin/pip install -q -c constraints.txt -e ".${extras}"
   touch "$stamp"
 fi
 
-if [[ $want_test == 1 ]]; then
+if (( want_test )); then
   need=()
   command -v prometheus >/dev/null || need+=(prometheus)
   command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
