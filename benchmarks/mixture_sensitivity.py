@@ -86,6 +86,10 @@ def main() -> None:
             f"{name:<14}{means[name]:>10.3f}{stds[name]:>9.3f}{ins:>9.3f}"
             + "".join(f"{per[b]:>11.3f}" for b in benchmarks)
         )
+    reliance = json.loads((Path(base) / "warmstart.json").read_text()).get("image_reliance", {})
+    if reliance:  # a base that ignores the picture cannot learn visual skills differently per mixture
+        gaps = ", ".join(f"{d} {r['gap']:+.4f}" for d, r in reliance.items())
+        print(f"base image reliance (rotated - own image loss; ~0: blind): {gaps}")
     spread = max(means.values()) - min(means.values())
     noise = statistics.mean(stds.values())
     print(f"\nspread of Out-Score means across mixtures: {spread:.3f}; mean seed std: {noise:.3f}; "
