@@ -11,29 +11,22 @@ The pilot count inside a wave is data (the planners' lists).
 """
 
 # No `from __future__ import annotations`: kfp reads the pipeline signature's annotations as types.
-from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact
 
 from modomodo.components.base_policy import base_policy
 from modomodo.components.curate import curate_data
 from modomodo.components.evaluate import evaluate
 from modomodo.components.pilots import plan_heuristic_pilots, plan_seed_pilots, run_record
-from modomodo.components.report import report
 from modomodo.components.rl_update import rl_update
 from modomodo.components.rollout import rollout_reward
 from modomodo.components.search import search_mixture
 from modomodo.components.surrogate import fit_surrogate
 from modomodo.config import ExperimentConfig
+from modomodo.pipelines.final_run import Outputs, final_run_and_report
 from modomodo.pipelines.settings import ClusterSettings, Placement
 
 NAME = "mixture-search"
-
-
-class Outputs(NamedTuple):
-    report: HTML
-    summary: Artifact
 
 
 def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
@@ -113,33 +106,19 @@ def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
             )
         )
 
-        final = place(
-            rl_update(
-                mixture=best.outputs["best"],
-                run_name="chosen",
-                kind="model",
-                store_uri=store_uri,
-                base_model=base.outputs["model"],
-                **common,
-            )
+        return final_run_and_report(
+            place,
+            common,
+            store_uri=store_uri,
+            base=base,
+            base_eval=base_eval,
+            mixture=best.outputs["best"],
+            run_name="chosen",
+            label="chosen",
+            records=fit.outputs["records"],
+            surrogate=fit.outputs["surrogate"],
+            proposals=best.outputs["proposals"],
+            profile=profile.outputs["profile"],
         )
-        final_eval = place(evaluate(run=final.outputs["run"], model=final.outputs["model"], **common))
-        summary = place(
-            report(
-                config=config,
-                store_uri=store_uri,
-                pushgateway=pushgateway,
-                pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                base_scores=base_eval.outputs["scores"],
-                final_run=final.outputs["run"],
-                final_scores=final_eval.outputs["scores"],
-                final_label="chosen",
-                records=fit.outputs["records"],
-                surrogate=fit.outputs["surrogate"],
-                proposals=best.outputs["proposals"],
-                profile=profile.outputs["profile"],
-            )
-        )
-        return Outputs(report=summary.outputs["html"], summary=summary.outputs["summary"])
 
     return mixture_search

@@ -5,25 +5,17 @@ What scheduled or CI-triggered retraining submits: the mixture is ``train.mixtur
 """
 
 # No `from __future__ import annotations`: kfp reads the pipeline signature's annotations as types.
-from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact
 
 from modomodo.components.base_policy import base_policy
 from modomodo.components.curate import curate_data
 from modomodo.components.evaluate import evaluate
-from modomodo.components.report import report
-from modomodo.components.rl_update import rl_update
 from modomodo.config import ExperimentConfig
+from modomodo.pipelines.final_run import Outputs, final_run_and_report
 from modomodo.pipelines.settings import ClusterSettings, Placement
 
 NAME = "train"
-
-
-class Outputs(NamedTuple):
-    report: HTML
-    summary: Artifact
 
 
 def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
@@ -40,29 +32,15 @@ def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
         common = {"config": config, "pushgateway": pushgateway, "gpus": gpus, "data": data}
         base = place(base_policy(config=config, pushgateway=pushgateway, gpus=gpus, data=data))
         base_eval = place(evaluate(run=base.outputs["run"], model=base.outputs["model"], **common))
-        trained = place(
-            rl_update(
-                mixture={},
-                run_name="train",
-                kind="model",
-                store_uri=store_uri,
-                base_model=base.outputs["model"],
-                **common,
-            )
+        return final_run_and_report(
+            place,
+            common,
+            store_uri=store_uri,
+            base=base,
+            base_eval=base_eval,
+            mixture={},
+            run_name="train",
+            label="trained",
         )
-        trained_eval = place(evaluate(run=trained.outputs["run"], model=trained.outputs["model"], **common))
-        summary = place(
-            report(
-                config=config,
-                store_uri=store_uri,
-                pushgateway=pushgateway,
-                pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                base_scores=base_eval.outputs["scores"],
-                final_run=trained.outputs["run"],
-                final_scores=trained_eval.outputs["scores"],
-                final_label="trained",
-            )
-        )
-        return Outputs(report=summary.outputs["html"], summary=summary.outputs["summary"])
 
     return train
