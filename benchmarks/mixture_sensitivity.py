@@ -7,6 +7,11 @@ Prints each mixture's Out-Score (mean and standard deviation over seeds) next to
 then the spread across mixtures (max - min of the means) against the seed noise (mean of the
 per-mixture standard deviations). If the spread does not clearly exceed the noise, the suite cannot
 rank mixtures and the surrogate search has nothing to learn from.
+
+Each policy is also scored on the out-of-domain benchmarks with every image swapped for the next
+example's ("Out blind"): what a policy scores there it owes to the question and answer priors, not to
+the picture. "Out seen" = Out - Out blind is the part that needs the image; mixtures that differ
+there differ in a visual skill, not only in answer form.
 """
 
 from __future__ import annotations
@@ -19,7 +24,26 @@ import time
 from pathlib import Path
 
 from modomodo import stages
-from modomodo.config import load_config
+from modomodo.config import ExperimentConfig, load_config
+from modomodo.evaluation.evaluate import evaluate_policy
+from modomodo.policy.image_reliance import rotate_images
+from modomodo.policy.load import load_policy
+
+
+def blind_out_score(cfg: ExperimentConfig, data_dir: Path, model_dir: Path, out_dir: Path) -> float:
+    """Out-Score of ``model_dir`` with each out-of-domain example shown the next example's image."""
+    data = stages.load_curated(data_dir)
+    ood = {b: rotate_images(exs) for b, exs in data.benchmarks.items() if data.splits[b] == "out"}
+    model, processor = load_policy(model_dir, cfg.policy.dtype)
+    return evaluate_policy(model, processor, ood, data.splits, cfg.eval, out_dir).out_score
+
+
+def _blind(cfg: ExperimentConfig, data_dir: Path, model_dir: Path, run_dir: Path) -> float:
+    """:func:`blind_out_score`, cached in ``run_dir/eval-blind`` like the other results."""
+    cached = run_dir / "eval-blind" / "scores.json"
+    if cached.exists():
+        return json.loads(cached.read_text())["out_score"]
+    return blind_out_score(cfg, data_dir, model_dir, run_dir / "eval-blind")
 
 
 def main() -> None:
@@ -44,34 +68,42 @@ def main() -> None:
     mixtures["uniform"] = {d: 1.0 / len(domains) for d in domains}
 
     base_eval = stages.evaluate_stage(cfg, work / "data", base, work / "eval-base", run_id="base")
+    base_blind = _blind(cfg, work / "data", base, work / "base")
     results: dict[str, list[dict]] = {}
+    blind: dict[str, list[float]] = {}
     for name, mixture in mixtures.items():
         for seed in range(args.seeds):
             run = f"{name}-s{seed}"
             summary = work / run / "eval" / "scores.json"
+            run_cfg = load_config(
+                args.preset,
+                [*args.overrides, f"train.mixture={json.dumps(mixture)}", f"train.seed={42 + seed}"],
+            )
             if not summary.exists():
-                run_cfg = load_config(
-                    args.preset,
-                    [*args.overrides, f"train.mixture={json.dumps(mixture)}", f"train.seed={42 + seed}"],
-                )
                 trained = stages.rl_stage(run_cfg, work / "data", base, work / run / "rl", run_id=run)
                 stages.evaluate_stage(
                     run_cfg, work / "data", Path(trained.model_dir), work / run / "eval", run_id=run
                 )
             results.setdefault(name, []).append(json.loads(summary.read_text()))
+            blind.setdefault(name, []).append(
+                _blind(run_cfg, work / "data", work / run / "rl" / "model", work / run)
+            )
             print(
-                f"  {run}: out {results[name][-1]['out_score']:.3f} in {results[name][-1]['in_score']:.3f}",
+                f"  {run}: out {results[name][-1]['out_score']:.3f} (blind {blind[name][-1]:.3f}) "
+                f"in {results[name][-1]['in_score']:.3f}",
                 flush=True,
             )
 
     benchmarks = [s["benchmark"] for s in results["uniform"][0]["scores"] if s["split"] == "out"]
     print(f"\nMixture sensitivity: preset {args.preset}, {cfg.train.steps} GRPO steps, {args.seeds} seeds, "
           f"{time.perf_counter() - start:.0f} s in all")  # fmt: skip
-    header = f"{'mixture':<14}{'Out mean':>10}{'Out std':>9}{'In mean':>9}" + "".join(
-        f"{b:>11}" for b in benchmarks
+    header = (
+        f"{'mixture':<14}{'Out mean':>10}{'Out std':>9}{'Out blind':>10}{'Out seen':>9}{'In mean':>9}"
+        + "".join(f"{b:>11}" for b in benchmarks)
     )
     print(header)
-    print(f"{'base (SFT)':<14}{base_eval.out_score:>10.3f}{'':>9}{base_eval.in_score:>9.3f}"
+    print(f"{'base (SFT)':<14}{base_eval.out_score:>10.3f}{'':>9}{base_blind:>10.3f}"
+          f"{base_eval.out_score - base_blind:>9.3f}{base_eval.in_score:>9.3f}"
           + "".join(f"{base_eval.by_benchmark()[b]:>11.3f}" for b in benchmarks))  # fmt: skip
     means, stds = {}, {}
     for name, runs in results.items():
@@ -82,9 +114,10 @@ def main() -> None:
             for b in benchmarks
         }
         ins = statistics.mean(r["in_score"] for r in runs)
+        blind_mean = statistics.mean(blind[name])
         print(
-            f"{name:<14}{means[name]:>10.3f}{stds[name]:>9.3f}{ins:>9.3f}"
-            + "".join(f"{per[b]:>11.3f}" for b in benchmarks)
+            f"{name:<14}{means[name]:>10.3f}{stds[name]:>9.3f}{blind_mean:>10.3f}"
+            f"{means[name] - blind_mean:>9.3f}{ins:>9.3f}" + "".join(f"{per[b]:>11.3f}" for b in benchmarks)
         )
     reliance = json.loads((Path(base) / "warmstart.json").read_text()).get("image_reliance", {})
     if reliance:  # a base that ignores the picture cannot learn visual skills differently per mixture

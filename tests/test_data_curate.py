@@ -26,7 +26,7 @@ from modomodo.data.curate import (
 from modomodo.data.prompts import BOX_INSTRUCTION, MC_INSTRUCTION
 from modomodo.data.shards import SHARD_SCHEMA, encode_meta, sha256_file, write_shard
 from modomodo.data.sources import SourceError, SourceSpec
-from modomodo.data.synthetic import generate
+from modomodo.data.synthetic import GENERATOR_VERSION, generate
 
 
 def synthetic(n_train: int = 0, n_test: int = 0) -> SourceSpec:
@@ -77,7 +77,7 @@ def test_synthetic_suite_curates_losslessly_with_a_complete_report(tmp_path):
         "ref": {"train": 10, "test": 6},
     }
     assert report.quarantined == {"chart": {}, "det": {}, "ref": {}}
-    assert (report.seed, report.generator_version) == (5, "synthetic-v1")
+    assert (report.seed, report.generator_version) == (5, GENERATOR_VERSION)
     assert [s.rows for s in report.shards_of("det", "train")] == [4, 4, 4]
     for shard in report.shards:
         assert sha256_file(tmp_path / "out" / shard.path) == shard.sha256

@@ -173,8 +173,8 @@ def test_reference_completion_is_short_well_formatted_and_fully_rewarded(name, s
 def test_every_question_type_and_both_box_cases_occur():
     qtypes = {name: {e.meta["qtype"] for e in _examples(name, n=200)} for name in (*DOMAINS, *OOD)}
     assert qtypes["geo"] == {"width", "height", "area", "difference"}
-    assert qtypes["spatial"] == {"relation", "distance", "neighbour"}
-    assert qtypes["sci"] == {"colour", "shape", "common"}
+    assert qtypes["spatial"] == {"relation", "distance", "neighbour", "count_colour"}
+    assert qtypes["sci"] == {"colour", "shape", "common", "count"}
     assert qtypes["chart"] == {"value_of_colour", "colour_of_value"}
     assert qtypes["mathcount"] == {"count", "more", "subtract"}
     assert qtypes["mixmc"] == {"colour", "shape", "relation"}
@@ -213,6 +213,10 @@ def test_spatial_answers_follow_from_the_two_positions():
             neighbour = Cell(b.row + steps[where][0], b.col + steps[where][1])
             assert ex.solution == items[neighbour][0], ex.id
             continue
+        if ex.meta["qtype"] == "count_colour":
+            colour = re.fullmatch(r"How many (\w+) shapes are there\?", ex.problem).group(1)
+            assert ex.solution == str(len(_find(items, colour, None))), ex.id
+            continue
         ca, sa, cb, sb = re.match(pattern, ex.problem).groups()
         (a,), (b,) = _find(items, ca, sa), _find(items, cb, sb)
         if ex.meta["qtype"] == "relation":
@@ -239,6 +243,9 @@ def test_sci_and_mixmc_choices_follow_from_the_picture():
                 {f"all {c}" for c in colours} if len(colours) == 1 else {f"all {s}s" for s in shapes}
             )
             assert len(colours) == 1 or len(shapes) == 1, ex.id
+        elif qtype == "count":
+            assert ex.problem.startswith("How many shapes are in the picture?"), ex.id
+            assert answer == str(len(items)), ex.id
         else:
             ca, sa, cb, sb = re.match(
                 r"Relative to the (\w+) (\w+), where is the (\w+) (\w+)\?", ex.problem

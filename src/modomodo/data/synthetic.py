@@ -25,7 +25,7 @@ from modomodo.data.draw import render_png
 from modomodo.data.schema import AnswerKind, Example
 from modomodo.data.tasks import Generator, Task
 
-GENERATOR_VERSION = "synthetic-v1"
+GENERATOR_VERSION = "synthetic-v2"
 """Bump when any generator changes what it draws; it seeds every RNG, so all data changes with it."""
 SPLITS: tuple[str, ...] = ("train", "test")
 _TEST_SHARE = 64  # of 256: a quarter of the problem space is reserved for test splits
@@ -80,12 +80,12 @@ DOMAINS: dict[str, DomainInfo] = {
         ("measure", "count", "arith"), ("letter",), 1969,
     ),
     "spatial": DomainInfo(
-        "text", tasks.spatial, "SAT-like: left/right/above/below between two objects, their distance, or a neighbour's colour",
-        ("colour", "shape", "relation", "measure"), ("word", "number"), 15000,
+        "text", tasks.spatial, "SAT-like: left/right/above/below between two objects, their distance, a neighbour's colour, or how many of a colour",
+        ("colour", "shape", "relation", "measure", "count"), ("word", "number"), 15000,
     ),
     "sci": DomainInfo(
-        "mc", tasks.science, "ScienceQA-like: an object's colour or shape, or the property objects share; MC",
-        ("colour", "shape"), ("letter",), 6218,
+        "mc", tasks.science, "ScienceQA-like: an object's colour or shape, the property objects share, or how many objects; MC",
+        ("colour", "shape", "count"), ("letter",), 6218,
     ),
 }  # fmt: skip
 TRAIN_DOMAINS: tuple[str, ...] = tuple(DOMAINS)

@@ -227,9 +227,29 @@ def geometry(rng: random.Random) -> Task:
 
 
 def spatial(rng: random.Random) -> Task:
-    """SAT-like: how two described objects relate (a word), how far apart they are (a number), or
-    the colour of the object next to one of them (a word)."""
-    qtype = rng.choices(("relation", "distance", "neighbour"), weights=(2, 1, 1))[0]
+    """SAT-like: how two described objects relate (a word), how far apart they are (a number), the
+    colour of the object next to one of them (a word), or how many objects have a colour (a number).
+
+    The colour count (a third of the questions) is an aggregate over the whole picture: the tiny
+    policy learns it from the image where it does not learn single-cell lookups (docs/synthetic-suite.md,
+    "Can the suite tell mixtures apart?")."""
+    qtype = rng.choices(("relation", "distance", "neighbour", "count_colour"), weights=(2, 1, 1, 2))[0]
+    if qtype == "count_colour":
+        colour = rng.choice(COLOUR_NAMES)
+        k, m = rng.randint(0, 3), rng.randint(1, 3)
+        cells = rng.sample(ALL_CELLS, k + m)
+        items = [Item(c, colour, rng.choice(SHAPES)) for c in cells[:k]]
+        items += _random_items(rng, cells[k:], lambda it: it.colour == colour)
+        return Task(
+            Canvas(_scene(items)),
+            f"How many {colour} shapes are there?",
+            str(k),
+            "text",
+            "number",
+            "count_colour",
+            ("colour", "count"),
+            f"{k} {colour}",
+        )
     a, b, others = _distinct_pair_scene(rng, rng.randint(0, 2), adjacent=qtype == "neighbour")
     seen = f"the {a.name} is at {a.cell.label}, the {b.name} at {b.cell.label}"
     if qtype == "relation":
@@ -250,10 +270,26 @@ def spatial(rng: random.Random) -> Task:
 
 
 def science(rng: random.Random) -> Task:
-    """ScienceQA-like: properties of the pictured objects; multiple choice with 3 or 4 options."""
-    qtype = rng.choice(("colour", "shape", "common"))
+    """ScienceQA-like: properties of the pictured objects, or how many there are; multiple choice
+    with 3 or 4 options (4 numeric ones for the count)."""
+    qtype = rng.choice(("colour", "shape", "common", "count"))
     if qtype == "common":
         return _common_property(rng)
+    if qtype == "count":
+        n = rng.randint(1, 4)
+        items = _random_items(rng, rng.sample(ALL_CELLS, n), lambda it: False)
+        options, letter = _numeric_options(rng, n, 1, 4)
+        return Task(
+            Canvas(_scene(items)),
+            "How many shapes are in the picture?",
+            letter,
+            "mc",
+            "letter",
+            "count",
+            ("count",),
+            f"{n} {_plural('shape', n)}",
+            options,
+        )
     cells = rng.sample(ALL_CELLS, rng.randint(1, 3))
     target = Item(cells[0], rng.choice(COLOUR_NAMES), rng.choice(SHAPES))
     if qtype == "colour":  # the target is the only one of its shape
