@@ -4,6 +4,7 @@ from a real (tiny, random) policy."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -63,10 +64,15 @@ def test_scores_split_prompts_into_always_never_and_sometimes_solved():
 
 def test_pass_threshold_applies_to_the_task_part():
     (ref,) = generate("ref", "train", 1, seed=0)
-    assert ref.solution == "[{'Position': [56, 28, 84, 56], 'Confidence': 1}]"
-    shifted = (
-        "<think> x </think> <answer> [{'Position': [63, 28, 91, 56], 'Confidence': 1}] </answer>"  # IoU 0.6
+    x1, y1, x2, y2 = map(
+        int,
+        re.fullmatch(
+            r"\[\{'Position': \[(\d+), (\d+), (\d+), (\d+)\], 'Confidence': 1\}\]", ref.solution
+        ).groups(),
     )
+    assert (x2 - x1, y2 - y1) == (28, 28), "one grid cell"
+    # Moved right by a quarter of its width: intersection 21x28 over union 35x28, IoU 0.6.
+    shifted = f"<think> x </think> <answer> [{{'Position': [{x1 + 7}, {y1}, {x2 + 7}, {y2}], 'Confidence': 1}}] </answer>"
     for threshold, passed in ((0.5, 1), (0.9, 0)):
         (prompt,) = score_samples([ref], [[shifted]], REWARDS, pass_threshold=threshold)
         assert prompt.task_mean == pytest.approx(0.6)

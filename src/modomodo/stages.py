@@ -130,7 +130,7 @@ def base_policy_stage(cfg: ExperimentConfig, data_dir: Path, out_dir: Path, cons
     """Build the base policy in ``out_dir``: the tiny model + SFT warm-start, or the configured
     pretrained model saved as is (optionally warm-started too)."""
     from modomodo.policy.image_reliance import image_reliance
-    from modomodo.policy.load import freeze_vision_tower, load_policy, save_policy
+    from modomodo.policy.load import freeze_vision_tower, load_policy, policy_device, save_policy
     from modomodo.policy.tiny import TinyModelSpec, build_tiny_model
     from modomodo.policy.warmstart import warm_start
 
@@ -145,7 +145,7 @@ def base_policy_stage(cfg: ExperimentConfig, data_dir: Path, out_dir: Path, cons
             seed=cfg.sft.seed,
         )
         source = build_tiny_model(out_dir / "init", tokenizer_corpus(data), spec)
-    model, processor = load_policy(source, "fp32")
+    model, processor = load_policy(source, "fp32", policy_device())
     if cfg.policy.freeze_vision:
         freeze_vision_tower(model)
     if not cfg.sft.enabled:
@@ -251,10 +251,10 @@ def evaluate_stage(
 ):
     """Greedy evaluation of ``model_dir`` on every curated benchmark."""
     from modomodo.evaluation.evaluate import evaluate_policy
-    from modomodo.policy.load import load_policy
+    from modomodo.policy.load import load_policy, policy_device
 
     data = load_curated(data_dir)
-    model, processor = load_policy(model_dir, cfg.policy.dtype)
+    model, processor = load_policy(model_dir, cfg.policy.dtype, policy_device())
     metrics = stage_metrics(cfg, run_id or Path(out_dir).name, "evaluate")
     with metrics.stage_timer():
         result = evaluate_policy(
@@ -312,14 +312,14 @@ def rollout_stage(
     """Profile the pass rates of ``model_dir`` on the training prompts (the first
     ``prompts_per_domain`` of each domain; 0 means all) with the RL update's sampling settings;
     writes ``pass_rates.json``."""
-    from modomodo.policy.load import load_policy
+    from modomodo.policy.load import load_policy, policy_device
     from modomodo.rl.rollout import profile_pass_rates
 
     if prompts_per_domain < 0:
         raise ValueError(f"prompts_per_domain must be >= 0, got {prompts_per_domain}")
     data = load_curated(data_dir)
     examples = [e for d in sorted(data.train) for e in data.train[d][: prompts_per_domain or None]]
-    model, processor = load_policy(model_dir, cfg.policy.dtype)
+    model, processor = load_policy(model_dir, cfg.policy.dtype, policy_device())
     metrics = stage_metrics(cfg, run_id, "rollout")
     with metrics.stage_timer():
         report = profile_pass_rates(

@@ -65,7 +65,7 @@ def generate(
     model.eval()
     out: list[str] = []
     for i in range(0, len(examples), batch_size):
-        batch = generation_batch(processor, examples[i : i + batch_size])
+        batch = generation_batch(processor, examples[i : i + batch_size], model.device)
         ids = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
         out.extend(processor.batch_decode(ids[:, batch["input_ids"].shape[1] :], skip_special_tokens=True))
     return out

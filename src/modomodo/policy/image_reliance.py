@@ -54,7 +54,7 @@ def image_reliance(model, processor, examples: Sequence[Example], batch_size: in
     for start in range(0, len(examples), batch_size):
         stop = start + batch_size
         for name, chunk in (("own", examples[start:stop]), ("rotated", rotated[start:stop])):
-            batch = sft_batch(processor, chunk, completions[start:stop])
+            batch = sft_batch(processor, chunk, completions[start:stop], model.device)
             count = int((batch["labels"][:, 1:] != -100).sum())
             totals[name] += model(**batch).loss.item() * count
         tokens += count

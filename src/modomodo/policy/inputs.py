@@ -21,20 +21,31 @@ def prompt_text(processor, example: Example) -> str:
     return processor.apply_chat_template(to_conversation(example), add_generation_prompt=True, tokenize=False)
 
 
-def generation_batch(processor, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
-    """Left-padded prompts + pixel values for batched ``generate``."""
-    return dict(
-        processor(
-            images=[decode_image(e) for e in examples],
-            text=[prompt_text(processor, e) for e in examples],
-            return_tensors="pt",
-            padding=True,
-        )
+def _on(device: torch.device | str | None, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return batch if device is None else {k: v.to(device) for k, v in batch.items()}
+
+
+def generation_batch(
+    processor, examples: Sequence[Example], device: torch.device | str | None = None
+) -> dict[str, torch.Tensor]:
+    """Left-padded prompts + pixel values for batched ``generate``, on ``device`` (the model's)."""
+    encoded = processor(
+        images=[decode_image(e) for e in examples],
+        text=[prompt_text(processor, e) for e in examples],
+        return_tensors="pt",
+        padding=True,
     )
+    return _on(device, dict(encoded))
 
 
-def sft_batch(processor, examples: Sequence[Example], completions: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Prompt + target completion, with labels only on the completion (and its end-of-turn token).
+def sft_batch(
+    processor,
+    examples: Sequence[Example],
+    completions: Sequence[str],
+    device: torch.device | str | None = None,
+) -> dict[str, torch.Tensor]:
+    """Prompt + target completion, with labels only on the completion (and its end-of-turn token),
+    on ``device`` (the model's).
 
     The completion is tokenised on its own and appended to the prompt's ids, so the label mask is
     exact (tokenising the joined text could merge tokens across the boundary).
@@ -60,7 +71,7 @@ def sft_batch(processor, examples: Sequence[Example], completions: Sequence[str]
         input_ids[i, width - len(row) :] = torch.tensor(row)  # left padding, as in generation
         attention[i, width - len(row) :] = 1
         label_ids[i, width - len(lab) :] = torch.tensor(lab)
-    return {
+    batch = {
         "input_ids": input_ids,
         "attention_mask": attention,
         "labels": label_ids,
@@ -69,3 +80,4 @@ def sft_batch(processor, examples: Sequence[Example], completions: Sequence[str]
         "pixel_values": encoded["pixel_values"],
         "image_grid_thw": encoded["image_grid_thw"],
     }
+    return _on(device, batch)

@@ -37,13 +37,19 @@ def load_processor(model: str | Path):
     return processor
 
 
-def load_policy(model: str | Path, dtype: str = "auto"):
+def policy_device() -> torch.device:
+    """Where a single-process stage (warm-start, evaluation, rollout profile) runs its model: the
+    current CUDA device where there is one, else the CPU. The RL update leaves placement to TRL."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_policy(model: str | Path, dtype: str = "auto", device: torch.device | str | None = None):
     """Return ``(model, processor)``. ``model`` is a hub id (resolved from the local HF cache when
-    offline) or a local folder saved by ``save_pretrained``."""
+    offline) or a local folder saved by ``save_pretrained``; ``device`` moves the model there."""
     from transformers import AutoModelForImageTextToText
 
     policy = AutoModelForImageTextToText.from_pretrained(str(model), dtype=resolve_dtype(dtype))
-    return policy, load_processor(model)
+    return (policy if device is None else policy.to(device)), load_processor(model)
 
 
 def freeze_vision_tower(model) -> int:

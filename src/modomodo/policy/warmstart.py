@@ -59,7 +59,7 @@ def warm_start(
     start, losses = time.perf_counter(), []
     for step in range(cfg.steps):
         idx = rng.choice(len(pool), size=min(cfg.batch_size, len(pool)), replace=False)
-        batch = sft_batch(processor, [pool[i] for i in idx], [targets[i] for i in idx])
+        batch = sft_batch(processor, [pool[i] for i in idx], [targets[i] for i in idx], model.device)
         loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -134,7 +134,7 @@ def sample_completions(
     model.eval()
     grouped: list[list[str]] = []
     for start in range(0, len(examples), batch_size):
-        batch = generation_batch(processor, examples[start : start + batch_size])
+        batch = generation_batch(processor, examples[start : start + batch_size], model.device)
         ids = model.generate(
             **batch,
             do_sample=True,
