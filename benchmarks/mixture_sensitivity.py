@@ -1,7 +1,7 @@
 """Can the synthetic suite tell mixtures apart? GRPO from one base on each single-domain mixture and
 on uniform, several seeds each, then the out-of-domain benchmarks.
 
-    python benchmarks/mixture_sensitivity.py [--preset smoke] [--seeds 3] [--set key=value ...] [--workdir DIR]
+    python benchmarks/mixture_sensitivity.py [--preset smoke] [--seeds 3] [--set key=value ...] [--workdir DIR] [--jobs N]
 
 Prints each mixture's Out-Score (mean and standard deviation over seeds) next to the base policy's,
 then the spread across mixtures (max - min of the means) against the seed noise (mean of the
@@ -17,11 +17,17 @@ there differ in a visual skill, not only in answer form.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import multiprocessing
+import os
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import torch
 
 from modomodo import stages
 from modomodo.config import ExperimentConfig, load_config
@@ -46,6 +52,26 @@ def _blind(cfg: ExperimentConfig, data_dir: Path, model_dir: Path, run_dir: Path
     return blind_out_score(cfg, data_dir, model_dir, run_dir / "eval-blind")
 
 
+def _run(
+    preset: str, overrides: list[str], work: Path, run: tuple[str, dict[str, float], int]
+) -> tuple[dict, float]:
+    """Train one (mixture, seed) from the base and score it; each result is kept and reused."""
+    name, mixture, seed = run
+    tag = f"{name}-s{seed}"
+    cfg = load_config(preset, [*overrides, f"train.mixture={json.dumps(mixture)}", f"train.seed={42 + seed}"])
+    summary = work / tag / "eval" / "scores.json"
+    if not summary.exists():
+        trained = stages.rl_stage(cfg, work / "data", work / "base" / "model", work / tag / "rl", run_id=tag)
+        stages.evaluate_stage(cfg, work / "data", Path(trained.model_dir), work / tag / "eval", run_id=tag)
+    scores = json.loads(summary.read_text())
+    blind_out = _blind(cfg, work / "data", work / tag / "rl" / "model", work / tag)
+    print(
+        f"  {tag}: out {scores['out_score']:.3f} (blind {blind_out:.3f}) in {scores['in_score']:.3f}",
+        flush=True,
+    )
+    return scores, blind_out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -54,6 +80,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (for a GPU; on CPU cores keep 1)")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mixture-sensitivity-"))
     cfg = load_config(args.preset, args.overrides)
@@ -69,30 +96,22 @@ def main() -> None:
 
     base_eval = stages.evaluate_stage(cfg, work / "data", base, work / "eval-base", run_id="base")
     base_blind = _blind(cfg, work / "data", base, work / "base")
+    runs = [(name, mixture, seed) for name, mixture in mixtures.items() for seed in range(args.seeds)]
+    job = functools.partial(_run, args.preset, args.overrides, work)
+    if args.jobs > 1:  # several runs share one GPU: tiny-model steps leave it mostly idle
+        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            args.jobs, context, initializer=torch.set_num_threads, initargs=(threads,)
+        ) as pool:
+            outcomes = list(pool.map(job, runs))
+    else:
+        outcomes = [job(run) for run in runs]
     results: dict[str, list[dict]] = {}
     blind: dict[str, list[float]] = {}
-    for name, mixture in mixtures.items():
-        for seed in range(args.seeds):
-            run = f"{name}-s{seed}"
-            summary = work / run / "eval" / "scores.json"
-            run_cfg = load_config(
-                args.preset,
-                [*args.overrides, f"train.mixture={json.dumps(mixture)}", f"train.seed={42 + seed}"],
-            )
-            if not summary.exists():
-                trained = stages.rl_stage(run_cfg, work / "data", base, work / run / "rl", run_id=run)
-                stages.evaluate_stage(
-                    run_cfg, work / "data", Path(trained.model_dir), work / run / "eval", run_id=run
-                )
-            results.setdefault(name, []).append(json.loads(summary.read_text()))
-            blind.setdefault(name, []).append(
-                _blind(run_cfg, work / "data", work / run / "rl" / "model", work / run)
-            )
-            print(
-                f"  {run}: out {results[name][-1]['out_score']:.3f} (blind {blind[name][-1]:.3f}) "
-                f"in {results[name][-1]['in_score']:.3f}",
-                flush=True,
-            )
+    for (name, _, _), (scores, blind_out) in zip(runs, outcomes, strict=True):
+        results.setdefault(name, []).append(scores)
+        blind.setdefault(name, []).append(blind_out)
 
     benchmarks = [s["benchmark"] for s in results["uniform"][0]["scores"] if s["split"] == "out"]
     print(f"\nMixture sensitivity: preset {args.preset}, {cfg.train.steps} GRPO steps, {args.seeds} seeds, "
@@ -125,8 +144,10 @@ def main() -> None:
         print(f"base image reliance (rotated - own image loss; ~0: blind): {gaps}")
     spread = max(means.values()) - min(means.values())
     noise = statistics.mean(stds.values())
-    print(f"\nspread of Out-Score means across mixtures: {spread:.3f}; mean seed std: {noise:.3f}; "
-          f"ratio {spread / noise if noise else float('inf'):.1f}")  # fmt: skip
+    ratio = f"{spread / noise:.1f}" if noise else "undefined (no seed noise measured)"
+    print(
+        f"\nspread of Out-Score means across mixtures: {spread:.3f}; mean seed std: {noise:.3f}; ratio {ratio}"
+    )
 
 
 if __name__ == "__main__":
