@@ -5,21 +5,18 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from tiny import build_test_model
 
-from modomodo.data.prompts import reference_completion, render_prompt
 from modomodo.data.synthetic import generate
 from modomodo.policy.image_reliance import image_reliance, rotate_images
 from modomodo.policy.load import load_policy
-from modomodo.policy.tiny import TinyModelSpec, build_tiny_model
 
 SCI = generate("sci", "train", 6, seed=3)
 
 
 @pytest.fixture(scope="module")
 def tiny_policy(tmp_path_factory):
-    corpus = [render_prompt(e) + "\n" + reference_completion(e) for e in SCI]
-    spec = TinyModelSpec(hidden_size=64, num_layers=1, vision_depth=1, vocab_size=400)
-    return load_policy(build_tiny_model(tmp_path_factory.mktemp("tiny"), corpus, spec), "fp32")
+    return load_policy(build_test_model(tmp_path_factory.mktemp("tiny"), SCI), "fp32")
 
 
 def test_rotation_gives_each_example_the_next_image_and_keeps_the_rest():

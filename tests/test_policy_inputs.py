@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny import build_test_model
 
-from modomodo.data.prompts import reference_completion, render_prompt
+from modomodo.data.prompts import reference_completion
 from modomodo.data.synthetic import generate
 from modomodo.policy.inputs import generation_batch, sft_batch
 from modomodo.policy.load import policy_device
-from modomodo.policy.tiny import TinyModelSpec, build_tiny_model, load_tiny_processor
+from modomodo.policy.tiny import load_tiny_processor
 
 REF = generate("ref", "train", 3, seed=2)
 
 
 @pytest.fixture(scope="module")
 def processor(tmp_path_factory):
-    corpus = [render_prompt(e) + "\n" + reference_completion(e) for e in REF]
-    spec = TinyModelSpec(hidden_size=64, num_layers=1, vision_depth=1, vocab_size=400)
-    return load_tiny_processor(build_tiny_model(tmp_path_factory.mktemp("tiny"), corpus, spec))
+    return load_tiny_processor(build_test_model(tmp_path_factory.mktemp("tiny"), REF))
 
 
 def test_batches_stay_on_the_cpu_unless_a_device_is_named(processor):

@@ -8,13 +8,13 @@ import re
 
 import pytest
 import torch
+from tiny import build_test_model
 
 from modomodo import stages
 from modomodo.config import load_config
-from modomodo.data.prompts import reference_completion, render_prompt
+from modomodo.data.prompts import reference_completion
 from modomodo.data.synthetic import generate
 from modomodo.policy.load import load_policy
-from modomodo.policy.tiny import TinyModelSpec, build_tiny_model
 from modomodo.rl.rollout import PASS_THRESHOLD, RolloutError, profile_pass_rates, score_samples
 
 CFG = load_config("smoke")
@@ -103,9 +103,7 @@ def test_bad_scoring_input_is_refused(kwargs, message):
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
-    corpus = [render_prompt(e) + "\n" + reference_completion(e) for e in [*GEO, *DET]]
-    spec = TinyModelSpec(hidden_size=64, num_layers=1, vision_depth=1, vocab_size=400)
-    return build_tiny_model(tmp_path_factory.mktemp("tiny"), corpus, spec)
+    return build_test_model(tmp_path_factory.mktemp("tiny"), [*GEO, *DET])
 
 
 @pytest.fixture(scope="module")
