@@ -4,14 +4,17 @@ on uniform, several seeds each, then the out-of-domain benchmarks.
     python benchmarks/mixture_sensitivity.py [--preset smoke] [--seeds 3] [--set key=value ...] [--workdir DIR] [--jobs N]
 
 Prints each mixture's Out-Score (mean and standard deviation over seeds) next to the base policy's,
-then the spread across mixtures (max - min of the means) against the seed noise (mean of the
-per-mixture standard deviations). If the spread does not clearly exceed the noise, the suite cannot
-rank mixtures and the surrogate search has nothing to learn from.
+then the verdict: the spread across mixtures (max - min of the means) against the seed noise (mean of
+the per-mixture standard deviations), and a one-way ANOVA of the Out-Scores over the seeds. The suite
+tells mixtures apart when p < 0.01; otherwise the surrogate search has nothing to learn from.
 
 Each policy is also scored on the out-of-domain benchmarks with every image swapped for the next
 example's ("Out blind"): what a policy scores there it owes to the question and answer priors, not to
 the picture. "Out seen" = Out - Out blind is the part that needs the image; mixtures that differ
 there differ in a visual skill, not only in answer form.
+
+Every result is kept in ``--workdir`` and reused by a rerun, so an interrupted run resumes; a
+workdir holds one setup (preset, overrides, seeds, suite version) and refuses another.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import multiprocessing
 import os
 import statistics
@@ -27,10 +31,12 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import scipy.stats
 import torch
 
 from modomodo import stages
 from modomodo.config import ExperimentConfig, load_config
+from modomodo.data.synthetic import GENERATOR_VERSION
 from modomodo.evaluation.evaluate import evaluate_policy
 from modomodo.policy.image_reliance import rotate_images
 from modomodo.policy.load import load_policy, policy_device
@@ -42,6 +48,46 @@ def blind_out_score(cfg: ExperimentConfig, data_dir: Path, model_dir: Path, out_
     ood = {b: rotate_images(exs) for b, exs in data.benchmarks.items() if data.splits[b] == "out"}
     model, processor = load_policy(model_dir, cfg.policy.dtype, policy_device())
     return evaluate_policy(model, processor, ood, data.splits, cfg.eval, out_dir).out_score
+
+
+def verdict(out_scores: dict[str, list[float]], alpha: float = 0.01) -> str:
+    """Do the mixtures' Out-Scores differ beyond seed noise? The spread of the means against the mean
+    seed standard deviation, and a one-way ANOVA over the seeds: with three seeds a spread of two or
+    three seed stds is still often chance, so the F-test's p-value is what decides."""
+    means = {name: statistics.mean(outs) for name, outs in out_scores.items()}
+    spread = max(means.values()) - min(means.values())
+    noise = statistics.mean(statistics.stdev(outs) if len(outs) > 1 else 0.0 for outs in out_scores.values())
+    ratio = f"{spread / noise:.1f}" if noise else "undefined"
+    line = (
+        f"spread of Out-Score means across mixtures: {spread:.3f}; mean seed std: {noise:.3f}; ratio {ratio}"
+    )
+    if min(len(outs) for outs in out_scores.values()) < 2:
+        return line + "\none seed per mixture: no seed noise measured, no verdict"
+    test = scipy.stats.f_oneway(*out_scores.values())
+    if not math.isfinite(test.pvalue):  # every seed of every mixture scored the same
+        return line + "\nno variance within or between mixtures: no verdict"
+    told_apart = test.pvalue < alpha
+    return (
+        line
+        + f"\none-way ANOVA over seeds: F = {test.statistic:.2f}, p = {test.pvalue:.3g}: "
+        + ("the mixtures differ beyond seed noise" if told_apart else f"NOT told apart (needs p < {alpha})")
+    )
+
+
+def claim_workdir(work: Path, setup: dict) -> None:
+    """Results are cached in ``work`` and reused, so a workdir belongs to one setup (preset, overrides,
+    seeds, suite version): rerunning with another one would mix old results into the new table. A
+    workdir without a claim is taken over, so a base trained elsewhere can be put in ``work/base``."""
+    claim = work / "setup.json"
+    if claim.exists():
+        held = json.loads(claim.read_text())
+        if held != setup:
+            raise SystemExit(
+                f"{work} holds results of another setup ({held}, not {setup}): use a fresh --workdir"
+            )
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    claim.write_text(json.dumps(setup, indent=1, sort_keys=True))
 
 
 def _blind(cfg: ExperimentConfig, data_dir: Path, model_dir: Path, run_dir: Path) -> float:
@@ -84,6 +130,13 @@ def main() -> None:
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mixture-sensitivity-"))
     cfg = load_config(args.preset, args.overrides)
+    setup = {
+        "preset": args.preset,
+        "overrides": args.overrides,
+        "seeds": args.seeds,
+        "suite": GENERATOR_VERSION,
+    }
+    claim_workdir(work, setup)
     start = time.perf_counter()
     if not (work / "data" / "curation.json").exists():
         stages.curate_stage(cfg, work / "data")
@@ -142,12 +195,7 @@ def main() -> None:
     if reliance:  # a base that ignores the picture cannot learn visual skills differently per mixture
         gaps = ", ".join(f"{d} {r['gap']:+.4f}" for d, r in reliance.items())
         print(f"base image reliance (rotated - own image loss; ~0: blind): {gaps}")
-    spread = max(means.values()) - min(means.values())
-    noise = statistics.mean(stds.values())
-    ratio = f"{spread / noise:.1f}" if noise else "undefined (no seed noise measured)"
-    print(
-        f"\nspread of Out-Score means across mixtures: {spread:.3f}; mean seed std: {noise:.3f}; ratio {ratio}"
-    )
+    print("\n" + verdict({name: [r["out_score"] for r in runs] for name, runs in results.items()}))
 
 
 if __name__ == "__main__":

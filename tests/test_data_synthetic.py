@@ -276,7 +276,7 @@ def test_chart_answers_read_the_bars():
             colour = re.search(r"the (\w+) bar", ex.problem).group(1)
             assert ex.solution == str(bars[colour]), ex.id
         else:
-            value = int(re.search(r"value (\d)", ex.problem).group(1))
+            value = int(re.search(r"(\d) cells tall", ex.problem).group(1))
             assert [c for c, h in bars.items() if h == value] == [ex.solution], ex.id
 
 

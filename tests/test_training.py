@@ -60,19 +60,20 @@ def test_warm_start_trains_the_language_model_only_and_checks_image_reliance(bas
 
 
 def _in_domain_reward(cfg, data_dir: Path, model_dir: Path) -> float:
-    """The policy's expected training reward on the in-domain test prompts: G sampled completions
-    per prompt at the training temperature (fixed seed), each scored by its domain's reward set."""
+    """The policy's training reward on the in-domain test prompts, for its greedy answers (what
+    evaluation decodes), each scored by its domain's reward set. Greedy decoding makes this a
+    property of the weights alone: sampled at the training temperature, the same model measured up
+    to 0.04 apart across sampling seeds (docs/synthetic-suite.md), as much as GRPO moves it."""
+    from modomodo.evaluation.evaluate import generate
     from modomodo.policy.load import load_policy
-    from modomodo.rl.rollout import profile_pass_rates
+    from modomodo.rl.rollout import score_samples
 
     data = stages.load_curated(data_dir)
     prompts = [e for name, split in data.splits.items() if split == "in" for e in data.benchmarks[name]]
     model, processor = load_policy(model_dir, "fp32")
-    report = profile_pass_rates(
-        model, processor, prompts, stages.reward_sets(cfg), num_generations=4,
-        temperature=cfg.train.temperature, max_new_tokens=cfg.train.max_completion_length, batch_size=64, seed=0,
-    )  # fmt: skip
-    return sum(p.reward_mean for p in report.prompts) / len(report.prompts)
+    completions = generate(model, processor, prompts, cfg.train.max_completion_length, batch_size=64)
+    profiles = score_samples(prompts, [[c] for c in completions], stages.reward_sets(cfg))
+    return sum(p.reward_mean for p in profiles) / len(profiles)
 
 
 @pytest.fixture(scope="session")
@@ -98,13 +99,10 @@ def test_smoke_grpo_trains_on_the_mixture_and_changes_the_language_model(base_po
     assert not any(".visual." in f".{k}" for k in changed), "the vision tower is frozen"
 
 
-@pytest.mark.xfail(
-    reason="known gap (issue 2): the smoke base reads only multi-cell figures (docs/synthetic-suite.md), so GRPO "
-    "moves only format and answer priors; measured on suite v2 (base 1.347, 8 samples per prompt), uniform GRPO "
-    "seeds 42-44 changed the reward by -0.033, -0.036, +0.015: within the measure's own noise",
-    strict=False,
-)
 def test_smoke_grpo_raises_the_policys_in_domain_reward(curated, base_policy, smoke_run):
+    # Measured on suite v3 (docs/synthetic-suite.md): 1.295 -> 1.328 for seeds 42, 43 and 44 alike
+    # (ref +0.094, spatial -0.042, sci unchanged). The blind smoke base leaves GRPO only its answer
+    # priors and box placement to improve, so the margin is small but the sign held on every seed.
     base_reward = _in_domain_reward(SMOKE, curated, base_policy)
     rl_reward = _in_domain_reward(SMOKE, curated, Path(smoke_run.model_dir))
     assert rl_reward > base_reward, (

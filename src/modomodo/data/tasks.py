@@ -353,7 +353,11 @@ def _common_property(rng: random.Random) -> Task:
 
 
 def chart(rng: random.Random) -> Task:
-    """ChartQA-like: read a bar's value by its colour, or name the colour of the bar with a value."""
+    """ChartQA-like: read a bar's height by its colour, or name the colour of the bar with a height.
+
+    The questions are worded like ``spatial``'s ("How many ...", "What colour is the ..."), the one
+    training domain that answers in numbers and words: the answer form transfers from it, the
+    measuring from ``geo`` (docs/synthetic-suite.md, "Suite v3")."""
     n_bars = rng.randint(2, GRID)
     columns = sorted(rng.sample(range(GRID), n_bars))
     colours = rng.sample(COLOUR_NAMES, n_bars)
@@ -365,11 +369,11 @@ def chart(rng: random.Random) -> Task:
     )
     if unique and rng.random() < 0.4:
         i = rng.choice(unique)
-        question = f"In the bar chart, which colour is the bar with value {heights[i]}?"
+        question = f"What colour is the bar that is {heights[i]} cells tall?"
         answer, qtype, form = colours[i], "colour_of_value", "word"
     else:
         i = rng.randrange(n_bars)
-        question = f"In the bar chart, what is the value of the {colours[i]} bar?"
+        question = f"How many cells tall is the {colours[i]} bar?"
         answer, qtype, form = str(heights[i]), "value_of_colour", "number"
     return Task(
         Canvas(blocks=bars, background="chart", lines="chart"),
@@ -384,21 +388,22 @@ def chart(rng: random.Random) -> Task:
 
 
 def grid_reading(rng: random.Random) -> Task:
-    """InfoVQA-like: look things up in a table: an object's row or column, or the colour in a cell."""
+    """InfoVQA-like: look things up in a table: an object's row or column, or the colour in a cell.
+
+    Worded like ``spatial``'s questions, as :func:`chart` is; the row and column come from ``ref``'s and
+    ``det``'s rationales ("the red circle is at row 2 col 3")."""
     cells = rng.sample(ALL_CELLS, rng.randint(2, 5))
     target = Item(cells[0], rng.choice(COLOUR_NAMES), rng.choice(SHAPES))
     others = _random_items(rng, cells[1:], lambda it: it.name == target.name)
     qtype = rng.choice(("row", "column", "colour_at"))
     if qtype == "row":
-        question = f"In which row of the table is the {target.name}? Rows are numbered 1 to 4 from the top."
+        question = f"How many rows from the top is the {target.name}? The top row counts as 1."
         answer, skills, form = str(target.cell.row + 1), ("colour", "shape", "locate"), "number"
     elif qtype == "column":
-        question = (
-            f"In which column of the table is the {target.name}? Columns are numbered 1 to 4 from the left."
-        )
+        question = f"How many columns from the left is the {target.name}? The left column counts as 1."
         answer, skills, form = str(target.cell.col + 1), ("colour", "shape", "locate"), "number"
     else:
-        question = f"What colour is the shape in row {target.cell.row + 1}, column {target.cell.col + 1} of the table?"
+        question = f"What colour is the shape in row {target.cell.row + 1}, column {target.cell.col + 1}?"
         answer, skills, form = target.colour, ("colour", "locate"), "word"
     return Task(
         Canvas(_scene([target], others), background="paper", lines="table"),
