@@ -14,7 +14,8 @@ the picture. "Out seen" = Out - Out blind is the part that needs the image; mixt
 there differ in a visual skill, not only in answer form.
 
 Every result is kept in ``--workdir`` and reused by a rerun, so an interrupted run resumes; a
-workdir holds one setup (preset, overrides, seeds, suite version) and refuses another.
+workdir holds one setup (preset, overrides, suite version) and refuses another; more --seeds
+add runs to it.
 """
 
 from __future__ import annotations
@@ -76,8 +77,9 @@ def verdict(out_scores: dict[str, list[float]], alpha: float = 0.01) -> str:
 
 def claim_workdir(work: Path, setup: dict) -> None:
     """Results are cached in ``work`` and reused, so a workdir belongs to one setup (preset, overrides,
-    seeds, suite version): rerunning with another one would mix old results into the new table. A
-    workdir without a claim is taken over, so a base trained elsewhere can be put in ``work/base``."""
+    suite version): rerunning with another one would mix old results into the new table. More seeds
+    are the same setup (run ``name-sK`` is the same run for any ``--seeds`` above K). A workdir
+    without a claim is taken over, so a base trained elsewhere can be put in ``work/base``."""
     claim = work / "setup.json"
     if claim.exists():
         held = json.loads(claim.read_text())
@@ -133,7 +135,6 @@ def main() -> None:
     setup = {
         "preset": args.preset,
         "overrides": args.overrides,
-        "seeds": args.seeds,
         "suite": GENERATOR_VERSION,
     }
     claim_workdir(work, setup)

@@ -40,7 +40,7 @@ def test_verdict_without_seed_noise_gives_no_verdict(sensitivity):
 
 
 def test_a_workdir_holds_the_results_of_one_setup_only(sensitivity, tmp_path):
-    setup = {"preset": "smoke", "overrides": [], "seeds": 3, "suite": "synthetic-v3"}
+    setup = {"preset": "smoke", "overrides": [], "suite": "synthetic-v3"}
     (tmp_path / "base").mkdir()  # a base trained elsewhere may be put in first
     sensitivity.claim_workdir(tmp_path, setup)
     sensitivity.claim_workdir(tmp_path, setup)  # the same setup resumes
