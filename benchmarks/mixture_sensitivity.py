@@ -11,7 +11,8 @@ tells mixtures apart when p < 0.01; otherwise the surrogate search has nothing t
 Each policy is also scored on the out-of-domain benchmarks with every image swapped for the next
 example's ("Out blind"): what a policy scores there it owes to the question and answer priors, not to
 the picture. "Out seen" = Out - Out blind is the part that needs the image; mixtures that differ
-there differ in a visual skill, not only in answer form.
+there differ in a visual skill, not only in answer form. "Out form" is the share of out-of-domain
+answers written in the solution's form (letter, number, word, box), right or wrong.
 
 Every result is kept in ``--workdir`` and reused by a rerun, so an interrupted run resumes; a
 workdir holds one setup (preset, overrides, suite version) and refuses another; more --seeds
@@ -26,6 +27,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -73,6 +75,23 @@ def verdict(out_scores: dict[str, list[float]], alpha: float = 0.01) -> str:
         + f"\none-way ANOVA over seeds: F = {test.statistic:.2f}, p = {test.pvalue:.3g}: "
         + ("the mixtures differ beyond seed noise" if told_apart else f"NOT told apart (needs p < {alpha})")
     )
+
+
+_FORMS = (("letter", r"[A-H]"), ("number", r"-?\d+"), ("box", r"\[\{.*|No Objects"), ("word", r"[A-Za-z]+"))
+
+
+def answer_form(text: str | None) -> str:
+    """How an extracted answer is written: letter, number, box, word, or other (no answer is other)."""
+    answer = (text or "").strip()
+    return next((form for form, pattern in _FORMS if re.fullmatch(pattern, answer, re.DOTALL)), "other")
+
+
+def form_rate(samples: Path, benchmarks: set[str]) -> float:
+    """Share of the evaluation records of ``benchmarks`` whose answer has the solution's form: a policy
+    that answers a number question with an option letter fails on form before it fails on content."""
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    rows = [r for r in rows if r["benchmark"] in benchmarks]
+    return sum(answer_form(r["answer"]) == answer_form(r["solution"]) for r in rows) / len(rows)
 
 
 def claim_workdir(work: Path, setup: dict) -> None:
@@ -161,22 +180,26 @@ def main() -> None:
             outcomes = list(pool.map(job, runs))
     else:
         outcomes = [job(run) for run in runs]
+    ood = {s.benchmark for s in base_eval.scores if s.split == "out"}
     results: dict[str, list[dict]] = {}
     blind: dict[str, list[float]] = {}
-    for (name, _, _), (scores, blind_out) in zip(runs, outcomes, strict=True):
+    forms: dict[str, list[float]] = {}
+    for (name, _, seed), (scores, blind_out) in zip(runs, outcomes, strict=True):
         results.setdefault(name, []).append(scores)
         blind.setdefault(name, []).append(blind_out)
+        forms.setdefault(name, []).append(form_rate(work / f"{name}-s{seed}" / "eval" / "samples.jsonl", ood))
 
     benchmarks = [s["benchmark"] for s in results["uniform"][0]["scores"] if s["split"] == "out"]
     print(f"\nMixture sensitivity: preset {args.preset}, {cfg.train.steps} GRPO steps, {args.seeds} seeds, "
           f"{time.perf_counter() - start:.0f} s in all")  # fmt: skip
     header = (
-        f"{'mixture':<14}{'Out mean':>10}{'Out std':>9}{'Out blind':>10}{'Out seen':>9}{'In mean':>9}"
+        f"{'mixture':<14}{'Out mean':>10}{'Out std':>9}{'Out blind':>10}{'Out seen':>9}{'Out form':>9}{'In mean':>9}"
         + "".join(f"{b:>11}" for b in benchmarks)
     )
     print(header)
     print(f"{'base (SFT)':<14}{base_eval.out_score:>10.3f}{'':>9}{base_blind:>10.3f}"
-          f"{base_eval.out_score - base_blind:>9.3f}{base_eval.in_score:>9.3f}"
+          f"{base_eval.out_score - base_blind:>9.3f}{form_rate(work / 'eval-base' / 'samples.jsonl', ood):>9.3f}"
+          f"{base_eval.in_score:>9.3f}"
           + "".join(f"{base_eval.by_benchmark()[b]:>11.3f}" for b in benchmarks))  # fmt: skip
     means, stds = {}, {}
     for name, runs in results.items():
@@ -190,7 +213,8 @@ def main() -> None:
         blind_mean = statistics.mean(blind[name])
         print(
             f"{name:<14}{means[name]:>10.3f}{stds[name]:>9.3f}{blind_mean:>10.3f}"
-            f"{means[name] - blind_mean:>9.3f}{ins:>9.3f}" + "".join(f"{per[b]:>11.3f}" for b in benchmarks)
+            f"{means[name] - blind_mean:>9.3f}{statistics.mean(forms[name]):>9.3f}{ins:>9.3f}"
+            + "".join(f"{per[b]:>11.3f}" for b in benchmarks)
         )
     reliance = json.loads((Path(base) / "warmstart.json").read_text()).get("image_reliance", {})
     if reliance:  # a base that ignores the picture cannot learn visual skills differently per mixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,20 @@ def test_a_workdir_holds_the_results_of_one_setup_only(sensitivity, tmp_path):
         sensitivity.claim_workdir(tmp_path, {**setup, "overrides": ["train.lr=1e-4"]})
     with pytest.raises(SystemExit, match="use a fresh --workdir"):
         sensitivity.claim_workdir(tmp_path, {**setup, "suite": "synthetic-v4"})
+
+
+def test_answer_forms_and_the_share_written_in_the_solutions_form(sensitivity, tmp_path):
+    form = sensitivity.answer_form
+    assert [form("B"), form(" 3 "), form("green"), form("No Objects"), form(None), form("2 col 3")] == [
+        "letter", "number", "word", "box", "other", "other",
+    ]  # fmt: skip
+    assert form("[{'Position': [0, 0, 28, 28], 'Confidence': 1}]") == "box"
+    rows = [
+        {"benchmark": "chart", "answer": "A", "solution": "3"},  # a letter for a number: wrong form
+        {"benchmark": "chart", "answer": "2", "solution": "3"},  # right form, wrong value
+        {"benchmark": "mixmc", "answer": "C", "solution": "B"},
+        {"benchmark": "sci", "answer": "red", "solution": "A"},  # in-domain: not counted
+    ]
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert sensitivity.form_rate(samples, {"chart", "mixmc"}) == pytest.approx(2 / 3)
