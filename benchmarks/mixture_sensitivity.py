@@ -180,7 +180,8 @@ def main() -> None:
             outcomes = list(pool.map(job, runs))
     else:
         outcomes = [job(run) for run in runs]
-    ood = {s.benchmark for s in base_eval.scores if s.split == "out"}
+    benchmarks = [s.benchmark for s in base_eval.scores if s.split == "out"]
+    ood = set(benchmarks)
     results: dict[str, list[dict]] = {}
     blind: dict[str, list[float]] = {}
     forms: dict[str, list[float]] = {}
@@ -189,7 +190,6 @@ def main() -> None:
         blind.setdefault(name, []).append(blind_out)
         forms.setdefault(name, []).append(form_rate(work / f"{name}-s{seed}" / "eval" / "samples.jsonl", ood))
 
-    benchmarks = [s["benchmark"] for s in results["uniform"][0]["scores"] if s["split"] == "out"]
     print(f"\nMixture sensitivity: preset {args.preset}, {cfg.train.steps} GRPO steps, {args.seeds} seeds, "
           f"{time.perf_counter() - start:.0f} s in all")  # fmt: skip
     header = (
@@ -201,26 +201,25 @@ def main() -> None:
           f"{base_eval.out_score - base_blind:>9.3f}{form_rate(work / 'eval-base' / 'samples.jsonl', ood):>9.3f}"
           f"{base_eval.in_score:>9.3f}"
           + "".join(f"{base_eval.by_benchmark()[b]:>11.3f}" for b in benchmarks))  # fmt: skip
-    means, stds = {}, {}
-    for name, runs in results.items():
-        outs = [r["out_score"] for r in runs]
-        means[name], stds[name] = statistics.mean(outs), statistics.stdev(outs) if len(outs) > 1 else 0.0
+    for name, scored in results.items():
+        outs = [r["out_score"] for r in scored]
+        mean, std = statistics.mean(outs), statistics.stdev(outs) if len(outs) > 1 else 0.0
         per = {
-            b: statistics.mean(s["score"] for r in runs for s in r["scores"] if s["benchmark"] == b)
+            b: statistics.mean(s["score"] for r in scored for s in r["scores"] if s["benchmark"] == b)
             for b in benchmarks
         }
-        ins = statistics.mean(r["in_score"] for r in runs)
+        ins = statistics.mean(r["in_score"] for r in scored)
         blind_mean = statistics.mean(blind[name])
         print(
-            f"{name:<14}{means[name]:>10.3f}{stds[name]:>9.3f}{blind_mean:>10.3f}"
-            f"{means[name] - blind_mean:>9.3f}{statistics.mean(forms[name]):>9.3f}{ins:>9.3f}"
+            f"{name:<14}{mean:>10.3f}{std:>9.3f}{blind_mean:>10.3f}"
+            f"{mean - blind_mean:>9.3f}{statistics.mean(forms[name]):>9.3f}{ins:>9.3f}"
             + "".join(f"{per[b]:>11.3f}" for b in benchmarks)
         )
     reliance = json.loads((Path(base) / "warmstart.json").read_text()).get("image_reliance", {})
     if reliance:  # a base that ignores the picture cannot learn visual skills differently per mixture
         gaps = ", ".join(f"{d} {r['gap']:+.4f}" for d, r in reliance.items())
         print(f"base image reliance (rotated - own image loss; ~0: blind): {gaps}")
-    print("\n" + verdict({name: [r["out_score"] for r in runs] for name, runs in results.items()}))
+    print("\n" + verdict({name: [r["out_score"] for r in scored] for name, scored in results.items()}))
 
 
 if __name__ == "__main__":
