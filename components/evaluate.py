@@ -29,10 +29,15 @@ def evaluate(
     from modomodo import stages
     from modomodo.components import runtime
 
-    cfg = runtime.with_mixture(runtime.experiment_config(config, pushgateway), run.get("mixture", {}))
+    cfg = runtime.experiment_config(config, pushgateway)
     runtime.check_gpus(gpus)
     result = stages.evaluate_stage(
-        cfg, Path(data.path), Path(model.path), Path(samples.path), run_id=run["run_id"]
+        cfg,
+        Path(data.path),
+        Path(model.path),
+        Path(samples.path),
+        run_id=run["run_id"],
+        mixture=run.get("mixture"),
     )
     columns = stages.score_columns(result)
     runtime.log_metrics(metrics, columns)

@@ -15,17 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from modomodo.config import ExperimentConfig, config_from_dict
-from modomodo.metrics import METRICS_PORT_ENV, PUSHGATEWAY_ENV
+from modomodo.metrics import METRICS_PORT_ENV
 from modomodo.store import ArtifactStore
 from modomodo.versions import versions
 
 
 def experiment_config(config: dict[str, Any], pushgateway: str = "") -> ExperimentConfig:
-    """Rebuild the validated experiment config from a pipeline's ``config`` parameter and point
-    the stage metrics at ``pushgateway`` (empty: leave the environment as it is)."""
+    """Rebuild the validated experiment config from a pipeline's ``config`` parameter; the stage
+    metrics push to ``pushgateway``, the run's parameter, when one is given (it can differ from the
+    compiled config's)."""
+    cfg = config_from_dict(integral_floats_to_int(config))
     if pushgateway:
-        os.environ[PUSHGATEWAY_ENV] = pushgateway
-    return config_from_dict(integral_floats_to_int(config))
+        cfg.pushgateway = pushgateway
+    return cfg
 
 
 def integral_floats_to_int(value: Any) -> Any:

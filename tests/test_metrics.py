@@ -16,8 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from servers import free_port
 
 from modomodo import metrics as m
+from modomodo.config import load_config
 from modomodo.metrics import METRICS, PUSHGATEWAY_ENV, StageMetrics, mixture_label
 from modomodo.retry import RetryPolicy
+from modomodo.stages import stage_metrics
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
 FAST_RETRY = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02)
@@ -162,6 +164,14 @@ def test_mixture_label_is_short_and_stable() -> None:
     assert mixture_label({}) == ""
 
 
+def test_stage_metrics_label_a_mixture_only_where_a_policy_was_trained_on_one() -> None:
+    cfg = load_config("smoke", ["pushgateway=http://gateway:9091"])
+    assert stage_metrics(cfg, "r", "curate").mixture == ""
+    assert stage_metrics(cfg, "base", "evaluate").mixture == ""  # the SFT base: no mixture
+    assert stage_metrics(cfg, "p1", "train", {"geo": 1.0, "ref": 0.0}).mixture == "geo=1.00"
+    assert stage_metrics(cfg, "r", "curate").gateway == "http://gateway:9091"
+
+
 @pytest.mark.parametrize("run, stage", [("", "train"), ("r", "")])
 def test_run_and_stage_are_required(run: str, stage: str) -> None:
     with pytest.raises(ValueError, match="non-empty"):
@@ -179,7 +189,12 @@ def test_push_reaches_prometheus(pushgateway: str, prometheus: str, monkeypatch:
     evaluate = StageMetrics(run, "evaluate")
     evaluate.record_eval({"count-val": 0.8}, {"geo-test": 0.3}, 0.8, 0.3)
 
+    curate = StageMetrics(run, "curate", gateway=pushgateway)  # the config's gateway, no environment
+    curate.record_data({"count": {"train": 3}}, {"count": 1})
+
+    monkeypatch.delenv(PUSHGATEWAY_ENV, raising=False)
     assert train.push(pushgateway, strict=True)
+    assert curate.push(strict=True)
     monkeypatch.setenv(PUSHGATEWAY_ENV, pushgateway.removeprefix("http://"))  # host:port form
     assert evaluate.push(strict=True)
 
@@ -201,7 +216,7 @@ def test_push_reaches_prometheus(pushgateway: str, prometheus: str, monkeypatch:
         "count-val": ("in", 0.8),
         "geo-test": ("out", 0.3),
     }
-    assert {"train", "evaluate"} <= {
+    assert {"train", "evaluate", "curate"} <= {
         g.get("stage") for g in _pushgateway_groups(pushgateway) if g.get("run") == run
     }
 

@@ -188,6 +188,7 @@ class StageMetrics:
         stage: str,
         mixture: str = "",
         *,
+        gateway: str = "",
         push_retry: RetryPolicy = RetryPolicy(attempts=3, base_delay=1.0),
         push_timeout: float = 10.0,
     ) -> None:
@@ -195,6 +196,7 @@ class StageMetrics:
             if not isinstance(value, str) or not value:
                 raise ValueError(f"StageMetrics needs a non-empty {what} name, got {value!r}")
         self.run, self.stage, self.mixture = run, stage, mixture
+        self.gateway = gateway
         self.push_retry = push_retry
         self.push_timeout = push_timeout
         self.registry = CollectorRegistry(auto_describe=True)
@@ -312,12 +314,13 @@ class StageMetrics:
     # Export ----------------------------------------------------------------------------------
 
     def push(self, gateway: str | None = None, *, strict: bool = False) -> bool:
-        """Push-add this registry to ``gateway`` (or ``$MODOMODO_PUSHGATEWAY``); True if pushed.
+        """Push-add this registry to ``gateway`` (else the one given at construction, else
+        ``$MODOMODO_PUSHGATEWAY``); True if pushed.
 
         Without a gateway this does nothing. Transient failures are retried with backoff; a
         failure that persists is logged as a warning and False returned, or raised if ``strict``.
         """
-        url = gateway or os.environ.get(PUSHGATEWAY_ENV)
+        url = gateway or self.gateway or os.environ.get(PUSHGATEWAY_ENV)
         if not url:
             return False
         grouping_key = {"run": self.run, "stage": self.stage}

@@ -8,6 +8,7 @@ in a local process, in kfp's local runner and in a pod on a cluster.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,8 +37,14 @@ def open_store(cfg: ExperimentConfig, workdir: Path):
     return ArtifactStore.from_uri(cfg.store or str((workdir / "artifacts").resolve()))
 
 
-def stage_metrics(cfg: ExperimentConfig, run_id: str, stage: str) -> StageMetrics:
-    return StageMetrics(run=run_id, stage=stage, mixture=mixture_label(cfg.resolved_mixture()))
+def stage_metrics(
+    cfg: ExperimentConfig, run_id: str, stage: str, mixture: Mapping[str, float] | None = None
+) -> StageMetrics:
+    """The metrics of one stage; ``mixture`` is what trained the policy the stage works on (none for
+    data, base-policy and search stages: their ``mixture`` label stays empty)."""
+    return StageMetrics(
+        run=run_id, stage=stage, mixture=mixture_label(mixture or {}), gateway=cfg.pushgateway
+    )
 
 
 # 1. curate -------------------------------------------------------------------------------------
@@ -216,7 +223,7 @@ def rl_stage(
     data = load_curated(data_dir)
     out_dir = Path(out_dir)
     store = store if store is not None else open_store(cfg, out_dir.parent)
-    metrics = stage_metrics(cfg, run_id, "train")
+    metrics = stage_metrics(cfg, run_id, "train", cfg.resolved_mixture())
     metrics.record_mixture(cfg.resolved_mixture())
     _, draws, _ = schedule_dataset(data.train, cfg)
     callbacks = [MetricsCallback(metrics, draws, cfg.train.prompts_per_step)]
@@ -247,15 +254,23 @@ def rl_stage(
 
 
 def evaluate_stage(
-    cfg: ExperimentConfig, data_dir: Path, model_dir: Path, out_dir: Path, *, run_id: str = "", console=None
+    cfg: ExperimentConfig,
+    data_dir: Path,
+    model_dir: Path,
+    out_dir: Path,
+    *,
+    run_id: str = "",
+    mixture: Mapping[str, float] | None = None,
+    console=None,
 ):
-    """Greedy evaluation of ``model_dir`` on every curated benchmark."""
+    """Greedy evaluation of ``model_dir`` on every curated benchmark; ``mixture`` (what trained the
+    model, if known) labels the metrics."""
     from modomodo.evaluation.evaluate import evaluate_policy
     from modomodo.policy.load import load_policy, policy_device
 
     data = load_curated(data_dir)
     model, processor = load_policy(model_dir, cfg.policy.dtype, policy_device())
-    metrics = stage_metrics(cfg, run_id or Path(out_dir).name, "evaluate")
+    metrics = stage_metrics(cfg, run_id or Path(out_dir).name, "evaluate", mixture)
     with metrics.stage_timer():
         result = evaluate_policy(
             model,

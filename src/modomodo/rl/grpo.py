@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,8 @@ from modomodo.rewards import RewardContext, RewardSet
 from modomodo.rl.sampler import mixture_schedule, realised_counts
 
 CHECKPOINT_PREFIX = "checkpoint-"
+TRAINER_STATE_FILE = "trainer_state.json"
+"""Written last into every checkpoint by HF's Trainer: its presence marks a complete checkpoint."""
 DEEPSPEED_PRESETS = Path(__file__).parent / "deepspeed"
 
 
@@ -129,8 +132,16 @@ def schedule_dataset(train: Mapping[str, Sequence[Example]], cfg: ExperimentConf
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint under ``folder``. Complete means it holds ``trainer_state.json``,
+    which HF's Trainer writes after the weights, optimizer and RNG states: a folder left by a save or
+    a download that was killed half-way would otherwise win, and the Trainer would quietly restart
+    its step count and optimizer from scratch on top of its weights."""
     found = sorted(
-        (p for p in folder.glob(f"{CHECKPOINT_PREFIX}*") if p.name.removeprefix(CHECKPOINT_PREFIX).isdigit()),
+        (
+            p
+            for p in folder.glob(f"{CHECKPOINT_PREFIX}*")
+            if p.name.removeprefix(CHECKPOINT_PREFIX).isdigit() and (p / TRAINER_STATE_FILE).is_file()
+        ),
         key=lambda p: int(p.name.removeprefix(CHECKPOINT_PREFIX)),
     )
     return found[-1] if found else None
@@ -150,7 +161,13 @@ def restore_checkpoint(store, run_id: str, trainer_dir: Path) -> Path | None:
     if local is not None and int(local.name.removeprefix(CHECKPOINT_PREFIX)) >= remote_step:
         return local
     target = trainer_dir / f"{CHECKPOINT_PREFIX}{remote_step}"
-    store.get_dir(keys[-1], target)
+    # Download beside the target and rename it into place, so that a killed download never looks
+    # like a checkpoint (a stale incomplete target from an earlier try is replaced).
+    staging = trainer_dir / f".{target.name}.download"
+    shutil.rmtree(staging, ignore_errors=True)
+    store.get_dir(keys[-1], staging)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
     return target
 
 
@@ -195,6 +212,7 @@ def grpo_args(cfg: ExperimentConfig, trainer_dir: Path, steps: int):
         remove_unused_columns=False,
         save_strategy="steps",
         save_steps=t.checkpoint_every,
+        save_total_limit=2,  # every checkpoint is kept in the store; the pod's disk holds the last two
         logging_steps=t.logging_steps,
         report_to="none",
         bf16=bf16,

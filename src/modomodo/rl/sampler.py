@@ -51,8 +51,11 @@ def mixture_schedule(
     weights /= weights.sum()
     rng = np.random.default_rng(seed)
     choice = rng.choice(len(domains), size=n_draws, p=weights)
-    # Each domain gets its own stream so that its example order does not depend on the others' weights.
-    streams = {d: np.random.default_rng([seed, i]) for i, d in enumerate(domains)}
+    # Each domain shuffles with its own stream, keyed by its place among all the domains of ``sizes``
+    # (not among those with weight): its example order is the same in every mixture, so pilots that
+    # differ in weights see each domain's examples in one order.
+    place = {d: i for i, d in enumerate(sorted(sizes))}
+    streams = {d: np.random.default_rng([seed, place[d]]) for d in domains}
     orders = {d: streams[d].permutation(sizes[d]) for d in domains}
     cursor = dict.fromkeys(domains, 0)
     epoch = dict.fromkeys(domains, 0)
