@@ -61,12 +61,47 @@ def test_empty_mixture_means_uniform():
         ("train.sampling=random", r"train.sampling"),
         ("train.deepspeed=/no/such.json", r"train.deepspeed"),
         ("policy.dtype=fp16", r"policy.dtype"),
+        ("train.lr=.nan", r"train.lr: must be a finite number in \(0, inf\), got nan"),
+        ("train.beta=-0.1", r"train.beta: must be a finite number in \[0, inf\)"),
+        ("train.temperature=0", r"train.temperature: must be a finite number in \(0, inf\)"),
+        ("train.warmup_ratio=1", r"train.warmup_ratio: must be a finite number in \[0, 1\)"),
+        ("train.max_completion_length=0", r"train.max_completion_length: must be >= 1"),
+        ("sft.batch_size=0", r"sft.batch_size: must be >= 1"),
+        ("sft.lr=.inf", r"sft.lr: must be a finite number"),
+        ("search.surrogate=quadratc", r"search.surrogate: unknown 'quadratc'; known: \[.*'quadratic'"),
+        (
+            "search.target=out",
+            r"search.target: 'out' is not a score column; choose from \['in_score', 'out_score', 'chart_score'",
+        ),
+        ("search.heuristics=[norm]", r"norm needs the exclude_one seed runs"),
+        ("search.heuristics=[ain]\nsearch.seeds=[]", r"computed from seed runs; search.seeds is empty"),
+        (
+            "data.domains.geo.rewards=[{name: format}, {name: iou_continuous}]",
+            r"data.domains.geo.rewards\[1\].name: 'iou_continuous' cannot score mc answers",
+        ),
         ("nonsense", r"expected dotted.key=value"),
     ],
 )
 def test_bad_configs_are_rejected_with_the_key_named(override, message):
     with pytest.raises(ConfigError, match=message):
-        load_config("smoke", [override])
+        load_config("smoke", override.split("\n"))
+
+
+def test_heuristics_get_the_seed_runs_they_need():
+    load_config("smoke", ["search.heuristics=[ain, coli]"])  # the smoke seeds: single + uniform
+    with pytest.raises(ConfigError, match="coli needs single or exclude_one"):
+        load_config("smoke", ["search.heuristics=[coli]", "search.seeds=[uniform]"])
+    load_config("smoke", ["search.heuristics=[norm, coli]", "search.seeds=[exclude_one]"])
+
+
+def test_reward_kinds_are_checked_on_curated_data():
+    # A domain read from a path has the answer kinds of its rows, known only once curated.
+    cfg = load_config("smoke")
+    cfg.check_reward_kinds({"ref": ["box"], "geo": ["mc", "text"]})
+    with pytest.raises(
+        ConfigError, match=r"ref.rewards\[1\].name: 'iou_continuous' cannot score mc, text answers"
+    ):
+        cfg.check_reward_kinds({"ref": ["text", "box", "mc"]})
 
 
 def test_unknown_preset_lists_the_presets():

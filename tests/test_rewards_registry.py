@@ -16,6 +16,7 @@ from modomodo.rewards import (
     default_reward_set,
     get_reward,
     register_reward,
+    unscorable_kinds,
 )
 
 MC = RewardContext(solution="B", answer_kind="mc", options=("red", "blue"))
@@ -58,6 +59,18 @@ def test_registering_a_name_twice_fails() -> None:
 def test_reward_names_are_checked(name: object) -> None:
     with pytest.raises(RewardConfigError, match="reward name"):
         register_reward(name)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kinds", [(), ("box", "bbox")])
+def test_answer_kinds_are_checked(kinds: tuple[str, ...]) -> None:
+    with pytest.raises(RewardConfigError, match="answer_kinds must be a non-empty subset"):
+        register_reward("test_kinds", answer_kinds=kinds)
+
+
+def test_a_reward_declares_the_answer_kinds_it_scores() -> None:
+    assert unscorable_kinds("iou_continuous", ["box"]) == []
+    assert unscorable_kinds("iou_visual_rft", ["text", "box", "mc"]) == ["mc", "text"]
+    assert unscorable_kinds("test_short_completion", ["box", "mc", "text"]) == []  # default: every kind
 
 
 def test_unknown_rewards_are_reported_with_the_known_names() -> None:

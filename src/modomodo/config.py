@@ -8,8 +8,10 @@ wrong types and inconsistent values are rejected with an error that names the ke
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -231,8 +233,11 @@ class ExperimentConfig:
             raise ConfigError("train.num_generations: GRPO needs at least 2 completions per prompt")
         if self.train.sampling not in ("cycle", "exhaust"):
             raise ConfigError(f"train.sampling: must be 'cycle' or 'exhaust', got {self.train.sampling!r}")
-        if self.train.beta < 0 or self.train.lr <= 0 or not 0 <= self.train.warmup_ratio < 1:
-            raise ConfigError("train: beta must be >= 0, lr > 0 and 0 <= warmup_ratio < 1")
+        _positive("train.max_completion_length", self.train.max_completion_length)
+        _in_range("train.lr", self.train.lr, low=0.0, low_open=True)
+        _in_range("train.beta", self.train.beta, low=0.0)
+        _in_range("train.temperature", self.train.temperature, low=0.0, low_open=True)
+        _in_range("train.warmup_ratio", self.train.warmup_ratio, low=0.0, high=1.0)
         if self.train.deepspeed and self.train.deepspeed not in ("zero2", "zero3"):
             if not Path(self.train.deepspeed).is_file():
                 raise ConfigError(
@@ -241,6 +246,8 @@ class ExperimentConfig:
         if self.policy.dtype not in ("auto", "bf16", "fp32"):
             raise ConfigError(f"policy.dtype: must be auto, bf16 or fp32, got {self.policy.dtype!r}")
         _positive("sft.steps", self.sft.steps)
+        _positive("sft.batch_size", self.sft.batch_size)
+        _in_range("sft.lr", self.sft.lr, low=0.0, low_open=True)
         bad_seeds = sorted(set(self.search.seeds) - {"single", "exclude_one", "uniform"})
         if bad_seeds:
             raise ConfigError(
@@ -251,11 +258,51 @@ class ExperimentConfig:
             raise ConfigError(
                 f"search.heuristics: unknown {bad_heuristics}; known: ain, aout, abal, coli, norm"
             )
-        for key in ("top_k", "pilots_per_round", "parallelism", "trials"):
-            _positive(f"search.{key}", getattr(self.search, key))
+        self._check_search()
+        self.check_reward_kinds(_synthetic_answer_kinds(self.data.domains))
         _positive("eval.max_new_tokens", self.eval.max_new_tokens)
         _positive("eval.batch_size", self.eval.batch_size)
         return self
+
+    def _check_search(self) -> None:
+        """What the search stages would otherwise reject only after every pilot has trained."""
+        from modomodo.mixture.surrogates import SURROGATES
+
+        search = self.search
+        for key in ("top_k", "pilots_per_round", "parallelism", "trials"):
+            _positive(f"search.{key}", getattr(search, key))
+        if search.surrogate not in SURROGATES:
+            raise ConfigError(f"search.surrogate: unknown {search.surrogate!r}; known: {sorted(SURROGATES)}")
+        benchmarks = set(self.data.benchmarks or _synthetic_benchmarks()) | set(self.data.domains)
+        targets = ["in_score", "out_score", *sorted(f"{b}_score" for b in benchmarks)]
+        if search.target not in targets:
+            raise ConfigError(
+                f"search.target: {search.target!r} is not a score column; choose from {targets}"
+            )
+        # Which seed runs each heuristic needs (mixture.heuristics): every heuristic reads seed runs,
+        # Coli needs domain sets that separate the domains, Norm an exclude-one run per domain.
+        seeds, heuristics = set(search.seeds), set(search.heuristics)
+        if heuristics and not seeds:
+            raise ConfigError(
+                "search.heuristics: the heuristics are computed from seed runs; search.seeds is empty"
+            )
+        if "norm" in heuristics and "exclude_one" not in seeds:
+            raise ConfigError("search.heuristics: norm needs the exclude_one seed runs in search.seeds")
+        if "coli" in heuristics and len(self.data.domains) > 1 and not seeds & {"single", "exclude_one"}:
+            raise ConfigError("search.heuristics: coli needs single or exclude_one seed runs in search.seeds")
+
+    def check_reward_kinds(self, kinds: Mapping[str, Iterable[str]]) -> None:
+        """Every reward of a domain can score the answer kinds ``kinds[domain]`` that domain has."""
+        from modomodo.rewards import unscorable_kinds
+
+        for name, domain_kinds in kinds.items():
+            for i, reward in enumerate(self.data.domains[name].rewards):
+                bad = unscorable_kinds(reward.name, domain_kinds)
+                if bad:
+                    raise ConfigError(
+                        f"data.domains.{name}.rewards[{i}].name: {reward.name!r} cannot score "
+                        f"{', '.join(bad)} answers, which domain {name!r} has"
+                    )
 
     def resolved_mixture(self) -> dict[str, float]:
         """The training mixture, uniform over the domains when none is given."""
@@ -275,6 +322,30 @@ def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
 def _positive(key: str, value: int) -> None:
     if value < 1:
         raise ConfigError(f"{key}: must be >= 1, got {value}")
+
+
+def _in_range(key: str, value: float, *, low: float, high: float = math.inf, low_open: bool = False) -> None:
+    """``low <= value < high`` (``low < value`` with ``low_open``), and never NaN or infinite."""
+    if not math.isfinite(value) or value < low or (low_open and value == low) or value >= high:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g})"
+        raise ConfigError(f"{key}: must be a finite number in {interval}, got {value}")
+
+
+def _synthetic_answer_kinds(domains: Mapping[str, DomainConfig]) -> dict[str, list[str]]:
+    """The answer kind of each configured domain that the built-in suite generates."""
+    from modomodo.data.synthetic import DOMAINS
+
+    return {
+        name: [DOMAINS[name].answer_kind]
+        for name, dom in domains.items()
+        if dom.source == "synthetic" and name in DOMAINS
+    }
+
+
+def _synthetic_benchmarks() -> list[str]:
+    from modomodo.data.synthetic import BENCHMARKS
+
+    return list(BENCHMARKS)
 
 
 def preset_names() -> list[str]:

@@ -30,6 +30,12 @@ def reward_sets(cfg: ExperimentConfig) -> dict[str, RewardSet]:
     }
 
 
+def check_reward_kinds(cfg: ExperimentConfig, train: Mapping[str, list[Example]]) -> None:
+    """The config check of rewards against answer kinds, on the curated data (a domain read from a
+    path has the answer kinds its rows have): before any model loads."""
+    cfg.check_reward_kinds({domain: {e.answer_kind for e in examples} for domain, examples in train.items()})
+
+
 def open_store(cfg: ExperimentConfig, workdir: Path):
     """The configured artifact store, or ``<workdir>/artifacts`` on local disk."""
     from modomodo.store import ArtifactStore
@@ -218,14 +224,15 @@ def rl_stage(
     it ends, for a Prometheus that scrapes pods (the Pushgateway gets them either way).
     """
     from modomodo.rl.callbacks import MetricsCallback, ProgressCallback
-    from modomodo.rl.grpo import schedule_dataset, train_grpo
+    from modomodo.rl.grpo import train_grpo, training_schedule
 
     data = load_curated(data_dir)
     out_dir = Path(out_dir)
     store = store if store is not None else open_store(cfg, out_dir.parent)
+    check_reward_kinds(cfg, data.train)
     metrics = stage_metrics(cfg, run_id, "train", cfg.resolved_mixture())
     metrics.record_mixture(cfg.resolved_mixture())
-    _, draws, _ = schedule_dataset(data.train, cfg)
+    draws, _ = training_schedule(data.train, cfg)
     callbacks = [MetricsCallback(metrics, draws, cfg.train.prompts_per_step)]
     if console is not None:
         callbacks.append(ProgressCallback(console))
@@ -333,6 +340,7 @@ def rollout_stage(
     if prompts_per_domain < 0:
         raise ValueError(f"prompts_per_domain must be >= 0, got {prompts_per_domain}")
     data = load_curated(data_dir)
+    check_reward_kinds(cfg, data.train)
     examples = [e for d in sorted(data.train) for e in data.train[d][: prompts_per_domain or None]]
     model, processor = load_policy(model_dir, cfg.policy.dtype, policy_device())
     metrics = stage_metrics(cfg, run_id, "rollout")

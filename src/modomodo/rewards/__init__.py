@@ -28,7 +28,7 @@ from modomodo.rewards.iou import (
 )
 from modomodo.rewards.matching import OPTION_LETTERS, answers_match, choice_index, normalise_answer
 from modomodo.rewards.parsing import MAX_SCAN_CHARS, extract_answer
-from modomodo.rewards.registry import REWARDS, RewardFn, get_reward, register_reward
+from modomodo.rewards.registry import REWARDS, RewardFn, get_reward, register_reward, unscorable_kinds
 from modomodo.rewards.reward_set import (
     ACCURACY_WEIGHT,
     FORMAT_REWARD,
@@ -77,5 +77,6 @@ __all__ = [
     "normalise_answer",
     "parse_boxes",
     "register_reward",
+    "unscorable_kinds",
     "visual_rft_score",
 ]

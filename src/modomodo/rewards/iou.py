@@ -99,13 +99,13 @@ def _box_reward(
     return score(gt, pred)
 
 
-@register_reward("iou_visual_rft")
+@register_reward("iou_visual_rft", answer_kinds=("box",))
 def iou_visual_rft(completion: str, ctx: RewardContext) -> float:
     """Visual-RFT's COCO IoU reward (greedy, IoU > 0.5 per box) in ``[0, 1]``."""
     return _box_reward(completion, ctx, "iou_visual_rft", visual_rft_score)
 
 
-@register_reward("iou_continuous")
+@register_reward("iou_continuous", answer_kinds=("box",))
 def iou_continuous(completion: str, ctx: RewardContext) -> float:
     """Continuous IoU reward (Hungarian matching, no threshold) in ``[0, 1]``."""
     return _box_reward(completion, ctx, "iou_continuous", continuous_score)

@@ -28,7 +28,7 @@ from modomodo.data.prompts import render_prompt
 from modomodo.data.schema import Example
 from modomodo.policy.load import freeze_vision_tower, load_policy, resolve_dtype, save_policy
 from modomodo.rewards import RewardContext, RewardSet
-from modomodo.rl.sampler import mixture_schedule, realised_counts
+from modomodo.rl.sampler import Draw, mixture_schedule, realised_counts
 
 CHECKPOINT_PREFIX = "checkpoint-"
 TRAINER_STATE_FILE = "trainer_state.json"
@@ -88,11 +88,10 @@ def task_part(parts: Mapping[str, float]) -> float:
     return max(task) if task else 0.0
 
 
-def schedule_dataset(train: Mapping[str, Sequence[Example]], cfg: ExperimentConfig):
-    """The trainer's dataset: the mixture schedule, one row per scheduled prompt, in order."""
-    from datasets import Dataset, Features, Image, Value
-    from datasets import Sequence as HFSequence
-
+def training_schedule(
+    train: Mapping[str, Sequence[Example]], cfg: ExperimentConfig
+) -> tuple[list[Draw], int]:
+    """The configured mixture's draws, cut to whole steps, and the number of steps."""
     mixture = cfg.resolved_mixture()
     sizes = {d: len(train.get(d, ())) for d in mixture}
     draws = mixture_schedule(
@@ -101,7 +100,15 @@ def schedule_dataset(train: Mapping[str, Sequence[Example]], cfg: ExperimentConf
     steps = len(draws) // cfg.train.prompts_per_step
     if steps == 0:
         raise ValueError("the mixture schedule is shorter than one step (a domain was exhausted at once)")
-    draws = draws[: steps * cfg.train.prompts_per_step]
+    return draws[: steps * cfg.train.prompts_per_step], steps
+
+
+def schedule_dataset(train: Mapping[str, Sequence[Example]], cfg: ExperimentConfig):
+    """The trainer's dataset: the mixture schedule, one row per scheduled prompt, in order."""
+    from datasets import Dataset, Features, Image, Value
+    from datasets import Sequence as HFSequence
+
+    draws, steps = training_schedule(train, cfg)
     features = Features(
         {
             "prompt": [{"role": Value("string"), "content": Value("string")}],
