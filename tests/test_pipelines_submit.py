@@ -240,3 +240,20 @@ def test_submit_command_rejects_a_bad_config_without_contacting_the_server(kfp_s
     )
     assert result.exit_code == 2
     assert not kfp_server.pipelines and not kfp_server.runs
+
+
+def test_submit_command_runs_a_package_with_its_compiled_config_unless_one_is_given(kfp_server, package):
+    app = typer.Typer()
+    register(app)
+    base = ["submit", "--host", kfp_server.url, "--store-uri", "s3://b/p", "--package", str(package)]
+    as_compiled = CliRunner().invoke(app, base)
+    assert as_compiled.exit_code == 0, as_compiled.output
+    with_config = CliRunner().invoke(app, [*base, "--preset", "paper", "--set", "train.steps=5"])
+    assert with_config.exit_code == 0, with_config.output
+
+    first, second = kfp_server.runs
+    assert "config" not in first["runtime_config"]["parameters"]  # the package's own config runs
+    assert first["display_name"] == "train"
+    config = second["runtime_config"]["parameters"]["config"]
+    assert (config["name"], config["train"]["steps"]) == ("paper", 5)
+    assert second["display_name"] == "paper-train"

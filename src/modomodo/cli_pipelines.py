@@ -28,7 +28,7 @@ Pushgateway = Annotated[
 def _pushgateway(option: str, cfg) -> str:
     from modomodo.metrics import PUSHGATEWAY_ENV
 
-    return option or cfg.pushgateway or os.environ.get(PUSHGATEWAY_ENV, "")
+    return option or (cfg.pushgateway if cfg else "") or os.environ.get(PUSHGATEWAY_ENV, "")
 
 
 def run(
@@ -110,12 +110,23 @@ def submit(
     store_uri: Annotated[
         str, typer.Option(help="Artifact store the steps use, e.g. s3://modomodo/experiments.")
     ],
-    preset: Preset = "smoke",
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            "-p",
+            help="Preset name or YAML file (default smoke). With --package: the run's config, "
+            "replacing the one compiled into the package.",
+        ),
+    ] = None,
     overrides: Overrides = None,
     pipeline: PipelineName = "mixture-search",
     package: Annotated[
         Path | None,
-        typer.Option(help="A compiled package to submit as is (default: compile --pipeline now)."),
+        typer.Option(
+            help="A compiled package to submit (default: compile --pipeline now); it runs its compiled "
+            "config unless --preset or --set is given."
+        ),
     ] = None,
     image: Annotated[str, typer.Option(help="Runtime image when compiling (see `compile`).")] = "",
     experiment: Annotated[str, typer.Option(help="KFP experiment (created when missing).")] = "modomodo",
@@ -131,9 +142,13 @@ def submit(
     named after the package's content, start a run, print its link."""
     import tempfile
 
-    cfg = resolve_config(preset, overrides)
+    # A package runs the config compiled into it, unless the command names one: then that config
+    # is the run's `config` parameter (validated here, before anything is submitted).
+    config_given = package is None or preset is not None or bool(overrides)
+    cfg = resolve_config(preset or "smoke", overrides) if config_given else None
     _use_image(image)
     from modomodo.pipelines.settings import ClusterSettings
+    from modomodo.pipelines.submit import package_name
     from modomodo.pipelines.submit import submit as submit_package
 
     arguments = {
@@ -142,16 +157,19 @@ def submit(
         "s3_secret": s3_secret,
         "pushgateway": _pushgateway(pushgateway, cfg),
     }
+    if cfg is not None:
+        arguments["config"] = cfg.to_dict()
     with tempfile.TemporaryDirectory() as scratch:
         if package is None:
             (package,) = _compile(cfg, Path(scratch), [pipeline], ClusterSettings())
-            arguments["config"] = cfg.to_dict()
+        else:
+            pipeline = package_name(package)
         result = submit_package(
             package,
             host=host,
             arguments=arguments,
             experiment=experiment,
-            run_name=run_name or f"{cfg.name}-{pipeline}",
+            run_name=run_name or (f"{cfg.name}-{pipeline}" if cfg else pipeline),
             namespace=namespace or None,
         )
     reused = "new" if result.version_created else "reused"
