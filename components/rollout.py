@@ -45,5 +45,5 @@ def rollout_reward(
         cfg,
         run_id=run_id,
         num_generations=report.num_generations,
-        dropped=report.dropped_per_domain(),
+        zero_signal=report.zero_signal_per_domain(),
     )

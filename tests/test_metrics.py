@@ -114,7 +114,7 @@ def test_other_recorders() -> None:
     metrics = StageMetrics("r", "any")
     metrics.record_eval({"count-val": 0.7}, {"geo-test": 0.4}, in_score=0.7, out_score=0.4)
     metrics.record_data({"count": {"train": 90, "val": 10}}, {"count": 3})
-    metrics.record_pass_rates({"count": 0.35}, dropped={"count": 12})
+    metrics.record_pass_rates({"count": 0.35}, zero_signal={"count": 12})
     metrics.record_mixture({"count": 0.25, "ref": 0.75})
     metrics.record_surrogate({"quadratic": 0.81, "linear": 0.6})
     metrics.record_search(predicted_score=0.66, trials=200)
@@ -126,7 +126,7 @@ def test_other_recorders() -> None:
     assert value(m.DATA_ROWS, _labels(metrics, domain="count", split="val")) == 10
     assert value(m.DATA_QUARANTINED_ROWS, _labels(metrics, domain="count")) == 3
     assert value(m.ROLLOUT_PASS_RATE, _labels(metrics, domain="count")) == 0.35
-    assert value(m.ROLLOUT_DROPPED_PROMPTS, _labels(metrics, domain="count")) == 12
+    assert value(m.ROLLOUT_ZERO_SIGNAL_PROMPTS, _labels(metrics, domain="count")) == 12
     assert value(m.MIXTURE_WEIGHT, _labels(metrics, domain="ref")) == 0.75
     assert value(m.MIXTURE_SURROGATE_R2, _labels(metrics, model="quadratic")) == 0.81
     assert value(m.MIXTURE_PREDICTED_SCORE, _labels(metrics)) == 0.66

@@ -59,7 +59,7 @@ def report_dir(tmp_path_factory) -> Path:
         json.dumps(
             {
                 "pass_rates": {d: 0.1 * i for i, d in enumerate(DOMAINS)},
-                "dropped_per_domain": {d: i for i, d in enumerate(DOMAINS)},
+                "zero_signal_per_domain": {d: i for i, d in enumerate(DOMAINS)},
                 "num_generations": 4,
                 "definitions": {"pass": "a sample passes when its task reward part is >= 0.5"},
             }

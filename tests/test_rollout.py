@@ -54,12 +54,21 @@ def test_scores_split_prompts_into_always_never_and_sometimes_solved():
     assert report.pass_rates() == {"det": 4 / 8, "geo": 6 / 12}
     assert report.always_solved == [GEO[0].id, DET[0].id]
     assert report.never_solved == [GEO[1].id, DET[1].id]
-    assert report.dropped_per_domain() == {"det": 2, "geo": 2}
+    assert report.zero_signal_per_domain() == {"det": 2, "geo": 2}
     document = report.to_json()
     assert (
         "task reward part" in document["definitions"]["pass"] and ">= 0.5" in document["definitions"]["pass"]
     )
     assert len(document["prompts"]) == 5
+
+
+def test_a_never_solved_prompt_still_has_signal_when_its_rewards_differ():
+    # GRPO normalises the total reward within the group: format alone moves the advantage.
+    (geo,) = GEO[:1]
+    (prompt,) = score_samples([geo], [[WRONG, WRONG, "no format at all", WRONG]], REWARDS)
+    assert prompt.never_solved and not prompt.zero_signal
+    (flat,) = score_samples([geo], [[WRONG] * 4], REWARDS)
+    assert flat.never_solved and flat.zero_signal
 
 
 def test_pass_threshold_applies_to_the_task_part():

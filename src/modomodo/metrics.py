@@ -66,7 +66,7 @@ STAGE_LAST_SUCCESS = "modomodo_stage_last_success_timestamp_seconds"
 STAGE_FAILURES = "modomodo_stage_failures_total"
 # Rollout / pass-rate profiling
 ROLLOUT_PASS_RATE = "modomodo_rollout_pass_rate"
-ROLLOUT_DROPPED_PROMPTS = "modomodo_rollout_dropped_prompts"
+ROLLOUT_ZERO_SIGNAL_PROMPTS = "modomodo_rollout_zero_signal_prompts"
 # Data curation
 DATA_ROWS = "modomodo_data_rows"
 DATA_QUARANTINED_ROWS = "modomodo_data_quarantined_rows"
@@ -139,10 +139,10 @@ METRICS: tuple[MetricSpec, ...] = (
         "Fraction of sampled completions that earned the accuracy reward.",
     ),
     MetricSpec(
-        ROLLOUT_DROPPED_PROMPTS,
+        ROLLOUT_ZERO_SIGNAL_PROMPTS,
         "gauge",
         ("domain",),
-        "Prompts dropped because every or no completion was correct.",
+        "Profiled prompts whose completions all earned the same total reward (no GRPO signal).",
     ),
     MetricSpec(DATA_ROWS, "gauge", ("domain", "split"), "Curated rows written per domain and split."),
     MetricSpec(
@@ -270,13 +270,13 @@ class StageMetrics:
             self._series(DATA_QUARANTINED_ROWS, domain=domain).set(count)
 
     def record_pass_rates(
-        self, pass_rates: Mapping[str, float], dropped: Mapping[str, int] | None = None
+        self, pass_rates: Mapping[str, float], zero_signal: Mapping[str, int] | None = None
     ) -> None:
-        """Per-domain pass rate of a rollout profile and, optionally, prompts dropped as too easy/hard."""
+        """Per-domain pass rate of a rollout profile and, optionally, its prompts without GRPO signal."""
         for domain, rate in pass_rates.items():
             self._series(ROLLOUT_PASS_RATE, domain=domain).set(rate)
-        for domain, count in (dropped or {}).items():
-            self._series(ROLLOUT_DROPPED_PROMPTS, domain=domain).set(count)
+        for domain, count in (zero_signal or {}).items():
+            self._series(ROLLOUT_ZERO_SIGNAL_PROMPTS, domain=domain).set(count)
 
     def record_mixture(self, weights: Mapping[str, float]) -> None:
         """The run's mixture weights, one series per domain."""

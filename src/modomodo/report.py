@@ -382,13 +382,13 @@ def _proposals(data: ReportData) -> str:
 def _pass_rates(data: ReportData) -> str:
     if not data.pass_rates:
         return ""
-    rates, dropped = data.pass_rates["pass_rates"], data.pass_rates.get("dropped_per_domain", {})
-    rows = [_row([_e(d), _num(rate), str(dropped.get(d, 0))]) for d, rate in rates.items()]
+    rates, zero = data.pass_rates["pass_rates"], data.pass_rates.get("zero_signal_per_domain", {})
+    rows = [_row([_e(d), _num(rate), str(zero.get(d, 0))]) for d, rate in rates.items()]
     definition = data.pass_rates.get("definitions", {}).get("pass", "")
     g = data.pass_rates.get("num_generations", "?")
     return (
         f"<section><h2>Base policy pass rates</h2>{_table(['domain', 'pass rate', 'prompts without signal'], rows)}"
-        f'<p class="note">{g} samples a prompt; {_e(definition)}. A prompt whose samples all pass or all fail gives GRPO '
+        f'<p class="note">{g} samples a prompt; {_e(definition)}. A prompt whose samples all earn the same reward gives GRPO '
         "no learning signal.</p></section>"
     )
 

@@ -356,7 +356,7 @@ def rollout_stage(
             batch_size=max(1, cfg.eval.batch_size // cfg.train.num_generations),
             seed=cfg.train.seed,
         )
-        metrics.record_pass_rates(report.pass_rates(), report.dropped_per_domain())
+        metrics.record_pass_rates(report.pass_rates(), report.zero_signal_per_domain())
     report.save(Path(out_dir) / "pass_rates.json")
     return report
 

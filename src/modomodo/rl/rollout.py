@@ -1,16 +1,17 @@
 """Rollout + reward outside training: profile how often a policy solves each prompt.
 
 For every prompt, G completions are sampled (as GRPO would) and scored with the prompt's domain
-reward set. A prompt whose G samples all pass, or all fail, gives GRPO no learning signal (every
-advantage is 0), so the profile names those prompts for dropping, as curriculum filters in the
-RLVR literature do.
+reward set. A prompt whose G samples all earn the same total reward gives GRPO no learning signal
+(its group-normalised advantages are all 0); the profile counts those prompts per domain, the
+candidates that curriculum filters in the RLVR literature drop. That is not the same as "always or
+never solved": a never-solved prompt whose samples differ in format or in partial IoU still teaches.
 
 Definitions (also in ``PassRateReport.to_json``):
 - a sample *passes* when the task part of its reward (accuracy or IoU, format excluded; see
   ``rl.grpo.task_part``) is at least ``pass_threshold`` (default 0.5);
 - a domain's pass rate is the share of all its samples that pass;
-- standard deviations are population ones (ddof 0) over a prompt's G samples: 0 means GRPO's
-  group-normalised advantage is 0 for every sample of that prompt.
+- standard deviations are population ones (ddof 0) over a prompt's G samples: a total-reward std
+  of 0 (below :data:`ZERO_SIGNAL_STD`) means GRPO's advantage is 0 for every sample of that prompt.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from modomodo.rl.grpo import task_part
 
 PASS_THRESHOLD = 0.5
 """A sample passes when its task reward part reaches this (IoU 0.5 is the usual detection bar)."""
+ZERO_SIGNAL_STD = 1e-6
+"""A prompt's total-reward std at or below this is 0 up to float rounding: no GRPO signal."""
 
 
 class RolloutError(ValueError):
@@ -61,6 +64,11 @@ class PromptProfile:
     def never_solved(self) -> bool:
         return self.passed == 0
 
+    @property
+    def zero_signal(self) -> bool:
+        """Every sample earned the same total reward: GRPO's advantages for this prompt are all 0."""
+        return self.reward_std <= ZERO_SIGNAL_STD
+
 
 @dataclass(frozen=True)
 class PassRateReport:
@@ -89,11 +97,11 @@ class PassRateReport:
     def never_solved(self) -> list[str]:
         return [p.id for p in self.prompts if p.never_solved]
 
-    def dropped_per_domain(self) -> dict[str, int]:
-        """Domain -> prompts without a learning signal (always or never solved)."""
+    def zero_signal_per_domain(self) -> dict[str, int]:
+        """Domain -> prompts without a learning signal (every sample earned the same total reward)."""
         counts = {p.domain: 0 for p in self.prompts}
         for prompt in self.prompts:
-            counts[prompt.domain] += prompt.always_solved or prompt.never_solved
+            counts[prompt.domain] += prompt.zero_signal
         return dict(sorted(counts.items()))
 
     def to_json(self) -> dict[str, object]:
@@ -102,13 +110,14 @@ class PassRateReport:
                 "pass": f"a sample passes when its task reward part (accuracy or IoU, format excluded) is >= {self.pass_threshold}",
                 "pass_rate": "share of a domain's samples that pass",
                 "std": "population standard deviation (ddof 0) over a prompt's samples",
+                "zero_signal": "a prompt whose samples all earned the same total reward (std 0): GRPO learns nothing from it",
             },
             "num_generations": self.num_generations,
             "temperature": self.temperature,
             "max_new_tokens": self.max_new_tokens,
             "pass_threshold": self.pass_threshold,
             "pass_rates": self.pass_rates(),
-            "dropped_per_domain": self.dropped_per_domain(),
+            "zero_signal_per_domain": self.zero_signal_per_domain(),
             "always_solved": self.always_solved,
             "never_solved": self.never_solved,
             "prompts": [asdict(p) for p in self.prompts],
