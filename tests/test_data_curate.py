@@ -314,6 +314,21 @@ def test_test_fraction_splits_by_content_and_overlap_is_quarantined(tmp_path):
     assert len(read_curated(tmp_path / "c", "spatial", "test")) == 1
 
 
+def test_overlap_is_caught_when_the_test_split_is_read_first(tmp_path):
+    # The benchmark "chart" sorts before "spatial": its test rows are read before spatial's
+    # training rows, one of which repeats a chart test row.
+    bench = generate("chart", "test", 2, 0)
+    rows = [_row(e) for e in generate("spatial", "train", 2, 0)] + [
+        _row(bench[1], id="copied", domain="spatial")
+    ]
+    train = _write_jsonl(tmp_path / "train.jsonl", rows)
+    sources = {"chart": SourceSpec("synthetic", n_test=2), "spatial": SourceSpec("path", path=str(train))}
+    curate(sources, tmp_path / "c", seed=0)
+    assert [e.id for e in read_curated(tmp_path / "c", "chart", "test")] == [e.id for e in bench]
+    assert _quarantine(tmp_path / "c") == {"copied": "test_train_overlap"}
+    assert len(read_curated(tmp_path / "c", "spatial", "train")) == 2
+
+
 def test_unreadable_sources_fail_with_a_clear_error(tmp_path):
     (tmp_path / "junk.parquet").write_bytes(b"not parquet")
     (tmp_path / "rows.csv").write_text("id,problem\n")

@@ -59,7 +59,7 @@ QUARANTINE_REASONS: dict[str, str] = {
     "bad_box": "the box solution does not parse, or a box is empty or outside the image",
     "bad_meta": "meta is not a JSON object",
     "duplicate_id": "an earlier row has the same id",
-    "test_train_overlap": "a test row repeats a training row's image and problem",
+    "test_train_overlap": "a row repeats the image and problem of a row in the other split (train or test), which it would leak into; whichever of the two comes later is quarantined",
 }
 """Every reason a row can be quarantined for, with its meaning."""
 
@@ -286,7 +286,7 @@ class _Run:
     limits: CurationLimits
     shard_rows: int
     seen_ids: set[str] = field(default_factory=set)
-    train_content: set[bytes] = field(default_factory=set)
+    content: dict[str, set[bytes]] = field(default_factory=lambda: {"train": set(), "test": set()})
     buffers: dict[tuple[str, str], list[Example]] = field(default_factory=dict)
     written: list[ShardEntry] = field(default_factory=list)
     rows: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -303,14 +303,15 @@ class _Run:
             split = split or self._split_by_fraction(domain, content)
             if example.id in self.seen_ids:
                 raise Rejected("duplicate_id", f"id {example.id!r} was seen before")
-            if split == "test" and content in self.train_content:
-                raise Rejected("test_train_overlap", "the same image and problem are in a training split")
+            # Both directions: a benchmark that sorts before a training domain is read first.
+            other = "train" if split == "test" else "test"
+            if content in self.content[other]:
+                raise Rejected("test_train_overlap", f"the same image and problem are in a {other} split")
         except Rejected as rejected:
             self._quarantine(domain, split, record, rejected, quarantine)
             return
         self.seen_ids.add(example.id)
-        if split == "train":
-            self.train_content.add(content)
+        self.content[split].add(content)
         self.rows[domain, split] += 1
         buffer = self.buffers.setdefault((domain, split), [])
         buffer.append(example)
