@@ -255,7 +255,15 @@ def test_the_final_run_trains_the_best_mixture_and_the_report_compares(search_ir
 
 
 def test_heuristics_and_rounds_add_waves(tmp_path):
-    cfg = load_config("smoke", ["search.heuristics=[ain, norm]", "search.rounds=2", "search.parallelism=3"])
+    cfg = load_config(
+        "smoke",
+        [
+            "search.seeds=[single, exclude_one]",
+            "search.heuristics=[ain, norm]",
+            "search.rounds=2",
+            "search.parallelism=3",
+        ],
+    )
     ir = compiled(tmp_path, "mixture-search", cfg)
     root = ir.spec["root"]["dag"]["tasks"]
     loops = {name: task for name, task in root.items() if task.get("parameterIterator")}

@@ -99,10 +99,13 @@ def test_heuristic_pilots_from_seed_runs_and_a_clear_error_when_seeds_lack():
     pilots = stages.heuristic_pilots(cfg, records)
     assert [p["run"] for p in pilots] == ["heuristic-ain", "heuristic-coli", "heuristic-norm"]
     assert all(p["kind"] == "heuristic" and sum(p["mixture"].values()) == pytest.approx(1) for p in pilots)
-    singles_only = load_config("smoke", ["search.heuristics=[norm]", "search.seeds=[single, uniform]"])
-    records = stages.load_records(singles_only, records_for(stages.seed_pilots(singles_only)))
+    with pytest.raises(ConfigError, match="norm needs the exclude_one seed runs"):  # before any pilot
+        load_config("smoke", ["search.heuristics=[norm]", "search.seeds=[single, uniform]"])
+    # Records without the runs a heuristic needs (their pilots failed, or an old records table).
+    singles = load_config("smoke", ["search.seeds=[single, uniform]"])
+    records = stages.load_records(cfg, records_for(stages.seed_pilots(singles)))
     with pytest.raises(HeuristicError, match="norm.*exclude-one"):
-        stages.heuristic_pilots(singles_only, records)
+        stages.heuristic_pilots(cfg, records)
 
 
 def test_records_append_to_the_previous_wave(tmp_path):
@@ -181,3 +184,18 @@ def test_metrics_port_comes_from_the_pod_environment(monkeypatch):
         monkeypatch.setenv("MODOMODO_METRICS_PORT", bad)
         with pytest.raises(ValueError, match="MODOMODO_METRICS_PORT"):
             metrics_port()
+
+
+def test_a_benchmark_counts_as_in_domain_only_when_the_data_trains_on_it(tmp_path):
+    # THREE trains on det, geo and sci: ref and spatial are tests of what those teach.
+    cfg = load_config(
+        "smoke",
+        [f"data.domains={THREE.to_dict()['data']['domains']}", "data.benchmark_scale=0.02"],
+    )
+    for dom in cfg.data.domains.values():
+        dom.n_train = 2
+    stages.curate_stage(cfg, tmp_path / "data")
+    data = stages.load_curated(tmp_path / "data")
+    assert sorted(data.train) == ["det", "geo", "sci"]
+    assert data.splits["sci"] == "in"
+    assert data.splits["ref"] == data.splits["spatial"] == data.splits["chart"] == "out"
