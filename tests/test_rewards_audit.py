@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from modomodo.rewards import default_reward_set
-from modomodo.rewards.audit import infer_answer_kind, render_table, score_records
+from modomodo.rewards.audit import render_table, score_records
 
 DOMAINS = {"sat": default_reward_set("mc"), "coco": default_reward_set("box", iou="iou_visual_rft")}
 GOOD_MC = "<think>blue</think> <answer>B</answer>"
@@ -20,24 +20,28 @@ def line(**fields: object) -> str:
 
 
 @pytest.mark.parametrize(
-    ("solution", "kind"),
+    ("solution", "options", "kind"),
     [
-        ("[{'Position': [1, 2, 3, 4], 'Confidence': 1}]", "box"),
-        ("[1, 2, 3, 4]", "box"),
-        ("No Objects", "box"),
-        ("B", "mc"),
-        ("h", "mc"),
-        ("I", "text"),
-        ("left", "text"),
-        ("7", "text"),
+        ("[{'Position': [1, 2, 3, 4], 'Confidence': 1}]", [], "box"),
+        ("[1, 2, 3, 4]", [], "box"),
+        ("No Objects", [], "box"),
+        ("B", ["red", "blue"], "mc"),
+        ("B", [], "text"),  # without options a letter is a literal answer
+        ("left", ["left", "right"], "text"),
+        ("7", [], "text"),
     ],
 )
-def test_infer_answer_kind(solution: str, kind: str) -> None:
-    assert infer_answer_kind(solution) == kind
+def test_answer_kind_is_inferred_as_curation_does(solution: str, options: list[str], kind: str) -> None:
+    [result] = score_records(
+        [line(completion=GOOD_MC, solution=solution, options=options, rewards=["format"])], {}
+    )
+    assert result["answer_kind"] == kind
 
 
 def test_domain_lines_use_the_domains_reward_set() -> None:
-    [result] = score_records([line(completion=GOOD_MC, solution="B", domain="sat")], DOMAINS)
+    [result] = score_records(
+        [line(completion=GOOD_MC, solution="B", options=["red", "blue"], domain="sat")], DOMAINS
+    )
     assert result == {
         "line": 1,
         "domain": "sat",

@@ -48,7 +48,7 @@ def data_generate(
     from modomodo import stages
 
     cfg = resolve_config(preset, overrides)
-    written = stages.generate_synthetic(cfg, out, progress=console)
+    written = stages.generate_synthetic(cfg, out, console=console)
     console.print(f"wrote {len(written)} shards to {out}")
 
 
@@ -58,7 +58,8 @@ def data_curate(
     preset: Preset = "smoke",
     overrides: Overrides = None,
 ) -> None:
-    """Load, validate, quarantine, split and write shards + manifest (and upload when a store is set)."""
+    """Load, validate, quarantine, split and write shards with their report (the Kubeflow component
+    publishes the folder as its output artifact)."""
     from modomodo import stages
 
     cfg = resolve_config(preset, overrides)

@@ -151,7 +151,12 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(MIXTURE_WEIGHT, "gauge", ("domain",), "Sampling weight of the domain in the run's mixture."),
     MetricSpec(MIXTURE_SURROGATE_R2, "gauge", ("model",), "Cross-validated R^2 of a fitted surrogate model."),
     MetricSpec(MIXTURE_PREDICTED_SCORE, "gauge", (), "Surrogate-predicted score of the best mixture found."),
-    MetricSpec(MIXTURE_SEARCH_TRIALS, "gauge", (), "Trials evaluated by the mixture search."),
+    MetricSpec(
+        MIXTURE_SEARCH_TRIALS,
+        "gauge",
+        (),
+        "Optuna trials of the mixture search beyond the observed mixtures it starts from (search.trials).",
+    ),
 )
 """Every metric modomodo exports; ``docs/metrics.md`` documents exactly this list."""
 

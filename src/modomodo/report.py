@@ -375,7 +375,7 @@ def _proposals(data: ReportData) -> str:
     ]
     return (
         f"<section><h2>Proposed mixtures</h2>{_table(['#', 'mixture', 'predicted', '90% interval', 'source'], rows)}"
-        '<p class="note">The first proposal was trained as the chosen mixture. Intervals come from bootstrap refits of the surrogate.</p></section>'
+        '<p class="note">The first proposal was trained as the chosen mixture. Intervals are the surrogate&rsquo;s uncertainty: bootstrap refits, or the posterior of a Gaussian process.</p></section>'
     )
 
 

@@ -312,21 +312,29 @@ def evaluate_stage(
     return result
 
 
-def generate_synthetic(cfg: ExperimentConfig, out_dir: Path, progress=None) -> list[Path]:
+def generate_synthetic(cfg: ExperimentConfig, out_dir: Path, console=None) -> list[Path]:
     """Raw synthetic shards (``<out>/<name>/<split>.parquet``), uncurated: what a data source looks like."""
     from modomodo.data.shards import write_shard
     from modomodo.data.synthetic import generate
 
+    shards = [
+        (name, split, n)
+        for name, spec in source_specs(cfg).items()
+        if spec.kind == "synthetic"
+        for split, n in (("train", spec.n_train), ("test", spec.n_test))
+        if n
+    ]
+    bar = progress_bar(console, "generate", len(shards))
     written = []
-    for name, spec in source_specs(cfg).items():
-        if spec.kind != "synthetic":
-            continue
-        for split, n in (("train", spec.n_train), ("test", spec.n_test)):
-            if n:
-                path = Path(out_dir) / name / f"{split}.parquet"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                write_shard(generate(name, split, n, cfg.data.seed), path)
-                written.append(path)
+    for name, split, n in shards:
+        path = Path(out_dir) / name / f"{split}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_shard(generate(name, split, n, cfg.data.seed), path)
+        written.append(path)
+        if bar:
+            bar.update(len(written), f"{name}/{split}")
+    if bar:
+        bar.close()
     return written
 
 

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from modomodo.data.schema import Example
+from modomodo.data.schema import OPTION_LETTERS, Example
 
-OPTION_LETTERS = "ABCDEFGH"
-"""Letters that label options, ``A`` <-> ``options[0]``; at most eight options."""
 NO_OBJECTS = "No Objects"
 """The box answer when nothing of the asked category is in the image (Visual-RFT's wording)."""
 

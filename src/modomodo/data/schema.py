@@ -1,4 +1,4 @@
-"""The one example record every stage exchanges (DESIGN.md, "Contracts worth keeping stable")."""
+"""The one example record every stage exchanges: a contract kept stable across stages and versions."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Literal
 
 AnswerKind = Literal["box", "mc", "text"]
 ANSWER_KINDS: tuple[str, ...] = ("box", "mc", "text")
+OPTION_LETTERS = "ABCDEFGH"
+"""Letters that label options, ``A`` <-> ``options[0]``; at most eight options."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ Each line is a JSON object::
     {"completion": "<think> ... </think> <answer> B </answer>", "solution": "B",
      "answer_kind": "mc", "options": ["red", "blue"], "domain": "sat"}
 
-``answer_kind`` is optional (inferred by :func:`infer_answer_kind`), ``options`` too. Exactly one of
+``answer_kind`` is optional (inferred as curation does, by
+:func:`modomodo.data.sources.infer_answer_kind`: a letter is an option letter only next to
+``options``), ``options`` too. Exactly one of
 ``domain`` (its configured :class:`RewardSet` applies) or ``rewards`` (a list of registered names,
 each weight 1, or ``{"name": ..., "weight": ...}`` objects; gated on format iff ``format`` is listed)
 says how to score. A bad line yields an error entry naming the line and the problem, and the audit
@@ -21,22 +23,13 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from modomodo.rewards.boxes import parse_boxes
+from modomodo.data.sources import infer_answer_kind
 from modomodo.rewards.context import RewardContext
 from modomodo.rewards.errors import RewardConfigError
-from modomodo.rewards.matching import OPTION_LETTERS
 from modomodo.rewards.parsing import extract_answer
 from modomodo.rewards.reward_set import FORMAT_REWARD, RewardSet, RewardSpec
 
 _ANSWER_WIDTH = 40
-
-
-def infer_answer_kind(solution: str) -> str:
-    """``box`` if the solution parses as boxes, ``mc`` if it is one letter A-H, else ``text``."""
-    if parse_boxes(solution) is not None:
-        return "box"
-    letter = solution.strip().upper()
-    return "mc" if len(letter) == 1 and letter in OPTION_LETTERS else "text"
 
 
 def score_records(
@@ -79,7 +72,7 @@ def _score_line(line: str | Mapping[str, Any], domain_rewards: Mapping[str, Rewa
         reward_set = domain_rewards[domain]
     else:
         reward_set = _listed_reward_set(record["rewards"])
-    answer_kind = record["answer_kind"] if "answer_kind" in record else infer_answer_kind(solution)
+    answer_kind = record.get("answer_kind") or infer_answer_kind({"solution": solution, "options": options})
     breakdown = reward_set.score(completion, RewardContext(solution, answer_kind, tuple(options)))
     return {
         "domain": domain,

@@ -23,8 +23,7 @@ import re
 import unicodedata
 from decimal import Decimal
 
-OPTION_LETTERS = "ABCDEFGH"
-"""Letters that can name an option, ``A`` <-> ``options[0]``."""
+from modomodo.data.schema import OPTION_LETTERS
 
 _NUMBER = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)")
 _NUMBER_START = re.compile(r"-?\.?[0-9]")
