@@ -20,9 +20,11 @@ def rl_update(
     data: Input[Dataset],
     base_model: Input[Model],
     model: Output[Model],
+    replicate: int = 0,
 ) -> NamedTuple("RLUpdate", [("run", dict)]):
-    """GRPO from ``base_model`` on ``mixture`` (``stages.rl_stage``); returns the run
-    (``run_id``, ``mixture``, ``kind``, ``seed``, ``steps``) for its run record.
+    """GRPO from ``base_model`` on ``mixture`` (``stages.rl_stage``) with seed ``train.seed +
+    replicate``; returns the run (``run_id``, ``mixture``, ``kind``, ``seed``, ``steps``) for its
+    run record.
 
     The run id is ``<experiment>-<run_name>-<hash of the inputs>``: checkpoints go to the artifact
     store under it, and the stage always resumes, so a retried pod continues from the newest
@@ -39,8 +41,12 @@ def rl_update(
     from modomodo.components import runtime
 
     cfg = runtime.with_mixture(runtime.experiment_config(config, pushgateway), mixture)
+    cfg.train.seed += replicate
     runtime.check_gpus(gpus)
-    run_id = f"{cfg.name}-{run_name}-{runtime.fingerprint(config, mixture, data.uri, base_model.uri)}"
+    replica = [replicate] if replicate else []  # replicate 0 keeps the run ids of earlier versions
+    run_id = (
+        f"{cfg.name}-{run_name}-{runtime.fingerprint(config, mixture, *replica, data.uri, base_model.uri)}"
+    )
     store = runtime.open_store(store_uri, cfg)
     with tempfile.TemporaryDirectory() as scratch:
         result = stages.rl_stage(

@@ -64,6 +64,7 @@ def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
                         mixture=pilot.mixture,
                         run_name=pilot.run,
                         kind=pilot.kind,
+                        replicate=pilot.replicate,
                         store_uri=store_uri,
                         base_model=base.outputs["model"],
                         **common,

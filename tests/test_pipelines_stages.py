@@ -71,7 +71,7 @@ def test_seed_pilots_follow_the_configured_families():
     (uniform,) = plan("[uniform]")
     assert uniform["mixture"] == pytest.approx({d: 0.2 for d in uniform["mixture"]})
     # ParallelFor items never use the key "name" (kfp resolves it wrongly).
-    assert all(set(p) == {"run", "mixture", "kind"} for p in every)
+    assert all(set(p) == {"run", "mixture", "kind", "replicate"} and p["replicate"] == 0 for p in every)
 
 
 def test_run_record_is_a_row_of_the_records_table():
@@ -106,6 +106,27 @@ def test_heuristic_pilots_from_seed_runs_and_a_clear_error_when_seeds_lack():
     records = stages.load_records(cfg, records_for(stages.seed_pilots(singles)))
     with pytest.raises(HeuristicError, match="norm.*exclude-one"):
         stages.heuristic_pilots(cfg, records)
+
+
+def test_a_heuristic_equal_to_a_trained_mixture_is_a_replicate_with_the_next_seed(monkeypatch):
+    from modomodo.mixture import heuristics
+
+    cfg = load_config("smoke", ["search.heuristics=[ain, coli]"])
+    records = stages.load_records(cfg, records_for(stages.seed_pilots(cfg)))  # single + uniform
+    domains = list(cfg.data.domains)
+    uniform = Mixture.uniform(domains)
+    other = Mixture.from_vector(domains, [0.4, 0.3, 0.1, 0.1, 0.1])
+    found = [
+        heuristics.HeuristicMixture(n, m, ())
+        for n, m in (("Ain", uniform), ("Norm", uniform), ("Coli", other))
+    ]
+    monkeypatch.setattr(heuristics, "compute_heuristics", lambda records, names: (found, {}))
+    pilots = stages.heuristic_pilots(cfg, records)
+    assert [(p["run"], p["replicate"]) for p in pilots] == [
+        ("heuristic-ain", 1),  # the uniform seed run is replicate 0
+        ("heuristic-norm", 2),
+        ("heuristic-coli", 0),
+    ]
 
 
 def test_records_append_to_the_previous_wave(tmp_path):

@@ -161,6 +161,15 @@ def test_killed_training_resumes_from_the_last_checkpoint(curated, base_policy, 
     assert logged_steps == list(range(1, 13)), "resumed at the next step, none repeated"
     assert store.exists(checkpoint_key("resume-test", 12))
 
+    # Deterministic resume: the same weights as a run that was never interrupted.
+    whole = tmp_path / "uninterrupted"
+    done = subprocess.run(_train_cmd(curated, base_policy, whole, (tmp_path / "store2").as_uri()), env=env,
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    resumed, reference = (load_file(d / "model" / "model.safetensors") for d in (out, whole))
+    differing = [name for name in reference if not torch.equal(resumed[name], reference[name])]
+    assert not differing, f"resumed weights differ from the uninterrupted run's in {differing[:5]}"
+
 
 @pytest.mark.parametrize("stage", ["zero2", "zero3"])
 def test_deepspeed_config_passes_through_on_cpu(curated, base_policy, tmp_path, stage):
@@ -170,12 +179,15 @@ def test_deepspeed_config_passes_through_on_cpu(curated, base_policy, tmp_path, 
         "TORCH_EXTENSIONS_DIR": str(Path.home() / ".cache" / "modomodo-torch-extensions"),
     }  # fmt: skip
     cmd = _train_cmd(curated, base_policy, tmp_path / "rl", (tmp_path / "store").as_uri(),
-                     "--set", f"train.deepspeed={stage}", "--set", "train.steps=2")  # fmt: skip
+                     "--set", f"train.deepspeed={stage}", "--set", "train.steps=2",
+                     "--set", "train.checkpoint_every=2")  # fmt: skip
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "DeepSpeed" in done.stderr or "deepspeed" in done.stderr.lower()
     summary = json.loads((tmp_path / "rl" / "train_summary.json").read_text())
     assert summary["steps"] == 2
+    # The DeepSpeed engine wrote the checkpoint: its own layout, with ZeRO-partitioned optimizer states.
+    engine_dir = tmp_path / "rl" / "trainer" / "checkpoint-2" / "global_step2"
+    assert sorted(engine_dir.glob("*optim_states.pt")), f"no ZeRO optimizer states in {engine_dir}"
 
 
 def test_the_rl_update_serves_live_metrics_while_it_trains(curated, base_policy, tmp_path):

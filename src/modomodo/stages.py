@@ -404,10 +404,20 @@ def run_record(run: dict, scores: dict[str, float]) -> dict:
     )
 
 
-def pilot_item(run: str, mixture, kind: str) -> dict:
+SAME_MIXTURE = 1e-6
+"""Mixtures closer than this (total variation) are the same mixture."""
+
+
+def pilot_item(run: str, mixture, kind: str, replicate: int = 0) -> dict:
     """One pilot to train, as the pipelines iterate over it (the key is ``run``, never ``name``:
-    a ParallelFor item key called ``name`` resolves wrongly in kfp)."""
-    return {"run": run, "mixture": {d: float(w) for d, w in mixture.items()}, "kind": kind}
+    a ParallelFor item key called ``name`` resolves wrongly in kfp). Replicate ``k`` of a mixture
+    trains with seed ``train.seed + k`` (see :func:`heuristic_pilots`)."""
+    return {
+        "run": run,
+        "mixture": {d: float(w) for d, w in mixture.items()},
+        "kind": kind,
+        "replicate": replicate,
+    }
 
 
 def seed_pilots(cfg: ExperimentConfig) -> list[dict]:
@@ -431,14 +441,21 @@ def heuristic_pilots(cfg: ExperimentConfig, records) -> list[dict]:
     """The paper's heuristic mixtures of ``search.heuristics``, computed from the seed runs in
     ``records``. A heuristic the seed runs cannot support is an error naming what it lacks (the
     heuristic wave of a pipeline has one pilot per configured heuristic). One that equals a mixture
-    already run is trained again: a replicate, which tells the surrogate about run-to-run noise."""
+    already run, or an earlier heuristic's, is trained again with the next seed: a replicate, which
+    shows the surrogate the run-to-run noise (with the same seed it would repeat the run exactly)."""
     from modomodo.mixture.heuristics import HeuristicError, compute_heuristics
 
     found, failures = compute_heuristics(records, cfg.search.heuristics)
     if failures:
         problems = "; ".join(f"{name}: {why}" for name, why in failures.items())
         raise HeuristicError(f"search.heuristics: {problems} (search.seeds decides which seed runs exist)")
-    return [pilot_item(f"heuristic-{h.name.lower()}", h.mixture, "heuristic") for h in found]
+    trained = records.mixtures()
+    pilots = []
+    for h in found:
+        replicate = sum(h.mixture.distance(m) < SAME_MIXTURE for m in trained)
+        pilots.append(pilot_item(f"heuristic-{h.name.lower()}", h.mixture, "heuristic", replicate))
+        trained.append(h.mixture)
+    return pilots
 
 
 def load_records(cfg: ExperimentConfig, rows: list[dict], previous: Path | None = None):
