@@ -57,3 +57,29 @@ def test_restore_keeps_a_complete_local_checkpoint_at_least_as_new(tmp_path):
     store.put_dir(_checkpoint(tmp_path / "saved", 6), checkpoint_key("run", 6))
     local = _checkpoint(tmp_path / "trainer", 9)
     assert restore_checkpoint(store, "run", tmp_path / "trainer") == local
+
+
+def test_load_weights_reads_a_saved_qwen2_vl_whatever_its_key_layout(tmp_path):
+    # save_pretrained writes Qwen2-VL in its original layout (visual.*, model.layers.*); the Trainer's
+    # raw state-dict reload misses every key, so resume loads the weights through from_pretrained.
+    import torch
+    from safetensors.torch import load_file
+    from tiny import build_test_model
+
+    from modomodo.data.synthetic import generate
+    from modomodo.policy.load import load_policy, load_weights, save_policy
+
+    folder = build_test_model(tmp_path / "tiny", generate("geo", "train", 4, seed=0))
+    model, processor = load_policy(folder, "fp32")
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.5)
+    saved = save_policy(model, processor, tmp_path / "trained", source=folder)
+    assert any(k.startswith("visual.") for k in load_file(saved / "model.safetensors"))  # the layout at issue
+
+    fresh, _ = load_policy(folder, "fp32")
+    load_weights(fresh, saved)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(fresh.state_dict().values(), model.state_dict().values(), strict=True)
+    )

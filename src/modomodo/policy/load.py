@@ -52,6 +52,21 @@ def load_policy(model: str | Path, dtype: str = "auto", device: torch.device | s
     return (policy if device is None else policy.to(device)), load_processor(model)
 
 
+def load_weights(model, folder: str | Path) -> None:
+    """Copy the weights saved in ``folder`` into ``model`` through ``from_pretrained``, so that the
+    checkpoint key mapping applies.
+
+    HF's Trainer reloads a checkpoint's weights as a raw state dict, whose keys miss a model that
+    ``save_pretrained`` wrote in its original layout (Qwen2-VL: ``visual.*``, ``model.layers.*``
+    against ``model.visual.*``, ``model.language_model.*``): it only warns and keeps the weights
+    it had, so a resumed run would go on from the base policy with the checkpoint's optimizer.
+    """
+    from transformers import AutoModelForImageTextToText
+
+    saved = AutoModelForImageTextToText.from_pretrained(str(folder), dtype=model.dtype)
+    model.load_state_dict(saved.state_dict())
+
+
 def freeze_vision_tower(model) -> int:
     """Freeze the vision encoder (parameters under ``visual``), as the paper trains only the LLM.
 

@@ -26,7 +26,7 @@ from transformers import TrainerCallback
 from modomodo.config import ExperimentConfig
 from modomodo.data.prompts import render_prompt
 from modomodo.data.schema import Example
-from modomodo.policy.load import freeze_vision_tower, load_policy, resolve_dtype, save_policy
+from modomodo.policy.load import freeze_vision_tower, load_policy, load_weights, resolve_dtype, save_policy
 from modomodo.rewards import RewardContext, RewardSet
 from modomodo.rl.sampler import Draw, mixture_schedule, realised_counts
 
@@ -249,7 +249,10 @@ def train_grpo(
     trainer_dir = out_dir / "trainer"
     trainer_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = restore_checkpoint(store, run_id, trainer_dir) if resume else None
+    # The base stays the model's name_or_path: TRL loads the KL reference from it.
     model, processor = load_policy(base_model, cfg.policy.dtype)
+    if checkpoint:
+        load_weights(model, checkpoint)
     if cfg.policy.freeze_vision:
         freeze_vision_tower(model)
     trainer = GRPOTrainer(
