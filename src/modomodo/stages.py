@@ -245,8 +245,9 @@ def rl_stage(
     out_dir = Path(out_dir)
     store = store if store is not None else open_store(cfg, out_dir.parent)
     check_reward_kinds(cfg, data.train)
-    metrics = stage_metrics(cfg, run_id, "train", cfg.resolved_mixture())
-    metrics.record_mixture(cfg.resolved_mixture())
+    mixture = cfg.resolved_mixture()
+    metrics = stage_metrics(cfg, run_id, "train", mixture)
+    metrics.record_mixture(mixture)
     draws, _ = training_schedule(data.train, cfg)
     callbacks = [MetricsCallback(metrics, draws, cfg.train.prompts_per_step)]
     if console is not None:
