@@ -217,12 +217,15 @@ def submit(
             result.run_id,
             timeout=timeout,
             poll=poll,
-            on_change=lambda state: console.print(f"run {result.run_id}: {state}"),
+            on_change=lambda state: console.print(f"run {result.run_id}: {state}", soft_wrap=True),
         )
     if outcome.succeeded:
-        console.print(f"run {result.run_id} succeeded after {outcome.seconds:.0f} s")
+        console.print(f"run {result.run_id} succeeded after {outcome.seconds:.0f} s", soft_wrap=True)
         return
-    console.print(f"[red]run {result.run_id} {outcome.state}[/red]: {outcome.error or 'no error message'}")
+    console.print(
+        f"[red]run {result.run_id} {outcome.state}[/red]: {outcome.error or 'no error message'}",
+        soft_wrap=True,
+    )
     raise typer.Exit(WAIT_EXIT_CODES.get(outcome.state, EXIT_FAILED))
 
 
@@ -283,7 +286,7 @@ def schedule(
                 namespace=namespace or None,
                 client=_client(host, namespace, token, token_file, ca_cert),
             )
-    console.print(f"recurring run {result.action}: pipeline version {result.version_name}")
+    console.print(f"recurring run {result.action}: pipeline version {result.version_name}", soft_wrap=True)
     typer.echo(result.recurring_run_id)
 
 
@@ -347,11 +350,14 @@ def _kfp_errors(host: str) -> Iterator[None]:
         yield
     except kfp_server_api.ApiException as err:
         hint = " (check --token / KFP_TOKEN)" if err.status in (401, 403) else ""
-        console.print(f"[red]{host} answered {err.status} {err.reason}{hint}[/red]: {(err.body or '')[:300]}")
+        console.print(
+            f"[red]{host} answered {err.status} {err.reason}{hint}[/red]: {(err.body or '')[:300]}",
+            soft_wrap=True,
+        )
         raise typer.Exit(EXIT_UNREACHABLE) from None
     except urllib3.exceptions.HTTPError as err:
         hint = " (is --ca-cert the CA that signed its certificate?)" if "CERTIFICATE" in str(err) else ""
-        console.print(f"[red]cannot reach {host}{hint}[/red]: {err}")
+        console.print(f"[red]cannot reach {host}{hint}[/red]: {err}", soft_wrap=True)
         raise typer.Exit(EXIT_UNREACHABLE) from None
 
 

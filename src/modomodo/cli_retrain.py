@@ -24,10 +24,12 @@ def accepted(store_uri: StoreUri, preset: Preset = "smoke", overrides: Overrides
     cfg = resolve_config(preset, overrides)
     record = _or_exit(lambda: read_accepted(_store(store_uri), cfg.name))
     if record is None:
-        console.print(f"{cfg.name}: no accepted run yet in {store_uri}; the config's mixture trains")
+        console.print(
+            f"{cfg.name}: no accepted run yet in {store_uri}; the config's mixture trains", soft_wrap=True
+        )
         typer.echo("{}")
         return
-    console.print(f"{cfg.name}: accepted run {record.run}, Out-Score {record.out_score:.4f}")
+    console.print(f"{cfg.name}: accepted run {record.run}, Out-Score {record.out_score:.4f}", soft_wrap=True)
     typer.echo(json.dumps(record.mixture, sort_keys=True))
 
 
@@ -49,10 +51,10 @@ def gate(
 
     verdict = _or_exit(lambda: judge_run(_store(store_uri), run, tolerance, promote_passed=promote))
     if not verdict.passed:
-        console.print(f"[red]{verdict.message}[/red]")
+        console.print(f"[red]{verdict.message}[/red]", soft_wrap=True)
         raise typer.Exit(EXIT_REGRESSION)
     promoted = f"; {run} is now the accepted run" if promote else ""
-    console.print(f"[green]{verdict.message}[/green]{promoted}")
+    console.print(f"[green]{verdict.message}[/green]{promoted}", soft_wrap=True)
 
 
 def _store(uri: str):
@@ -69,7 +71,7 @@ def _or_exit(action):
     try:
         return action()
     except (GateError, StoreError) as err:
-        console.print(f"[red]{err}[/red]")
+        console.print(f"[red]{err}[/red]", soft_wrap=True)
         raise typer.Exit(2) from None
 
 
