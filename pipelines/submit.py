@@ -146,29 +146,41 @@ def follow(
     timeout: float,
     poll: float = 30.0,
     on_change: Callable[[str], None] = lambda state: None,
+    reconnect: Callable[[], object] | None = None,
     retry: RetryPolicy = RetryPolicy(attempts=5, base_delay=2.0, max_delay=30.0),
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
     """Poll run ``run_id`` every ``poll`` seconds until it ends or ``timeout`` seconds pass,
     calling ``on_change`` with each new state. A poll that fails transiently (the API server
-    restarting, a 5xx from its proxy) is retried; a run left waiting is not cancelled."""
-    start, state = clock(), None
+    restarting, a 5xx from its proxy) is retried; a run left waiting is not cancelled. When the
+    server stops accepting the token (a projected service-account token expires within the hour,
+    while a training run takes many), ``reconnect`` gives a client with a fresh one."""
+    import kfp_server_api
+
+    start, state, renewed = time.monotonic(), None, False
     while True:
-        run = retry.call(
-            lambda: client.get_run(run_id), is_transient=_is_transient_api_error, what=f"get run {run_id}"
-        )
+        try:
+            run = retry.call(
+                lambda client=client: client.get_run(run_id),
+                is_transient=_is_transient_api_error,
+                what=f"get run {run_id}",
+            )
+        except kfp_server_api.ApiException as exc:
+            if exc.status != 401 or reconnect is None or renewed:
+                raise
+            client, renewed = reconnect(), True
+            continue
+        renewed = False
         if run.state != state:
             state = run.state
             on_change(state or "RUNTIME_STATE_UNSPECIFIED")
-        elapsed = clock() - start
+        elapsed = time.monotonic() - start
         if state in FINAL_STATES:
             return Outcome(state, _error_message(run), elapsed)
         if elapsed + poll > timeout:
             return Outcome(
                 TIMEOUT, f"run {run_id} still {state} after {elapsed:.0f} s (timeout {timeout:g} s)", elapsed
             )
-        sleep(poll)
+        time.sleep(poll)
 
 
 def _error_message(run) -> str:

@@ -487,3 +487,23 @@ def test_schedule_refuses_a_five_field_cron_before_contacting_the_server(kfp_ser
     assert result.exit_code == 2
     assert "6 fields" in result.stderr
     assert not kfp_server.pipelines and not kfp_server.recurring_runs
+
+
+def test_submit_wait_reads_a_rotated_token_file_again(package, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("first")
+
+    def rotate(run: dict) -> None:  # the kubelet renews a projected token while the run goes on
+        server.token = "second"
+        token_file.write_text("second")
+
+    with FakePipelinesServer(token="first", states=["RUNNING", "SUCCEEDED"], on_run=rotate) as server:
+        renewed = cli(
+            *submit_args(server, package, "--wait", "--poll", "0.01", "--token-file", str(token_file))
+        )
+    assert renewed.exit_code == 0, renewed.output
+    assert len(server.refused) == 1  # one poll refused, then the new token was read
+
+    with FakePipelinesServer(token="first", states=["RUNNING", "SUCCEEDED"], on_run=rotate) as server:
+        fixed = cli(*submit_args(server, package, "--wait", "--poll", "0.01"), env={"KFP_TOKEN": "first"})
+    assert fixed.exit_code == 5 and "401" in fixed.stderr  # a token given by value cannot be renewed

@@ -218,6 +218,8 @@ def submit(
             timeout=timeout,
             poll=poll,
             on_change=lambda state: console.print(f"run {result.run_id}: {state}", soft_wrap=True),
+            # a token file is read again when the token expires during a long run
+            reconnect=(lambda: _client(host, namespace, token, token_file, ca_cert)) if token_file else None,
         )
     if outcome.succeeded:
         console.print(f"run {result.run_id} succeeded after {outcome.seconds:.0f} s", soft_wrap=True)
