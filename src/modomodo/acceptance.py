@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -170,7 +170,7 @@ def promote(store: ArtifactStore, result: RunResult, now: datetime | None = None
     """Make ``result`` the accepted run of its experiment. The history copy is written first, so
     the pointer never names a record that was not kept."""
     now = now or datetime.now(UTC)
-    record = RunResult(**{**result.to_dict(), "accepted_at": now.isoformat(timespec="seconds")})
+    record = replace(result, accepted_at=now.isoformat(timespec="seconds"))
     data = json.dumps(record.to_dict(), indent=2, sort_keys=True, allow_nan=False).encode()
     history = f"{ACCEPTED_PREFIX}/{result.experiment}/{now:%Y%m%dT%H%M%SZ}-{result.run}.json"
     store.put_bytes(history, data)
@@ -202,9 +202,7 @@ def gate(store: ArtifactStore, run: str, tolerance: float, *, promote_passed: bo
     """Judge run ``run`` against its experiment's accepted run; promote it when it passes (and
     ``promote_passed``)."""
     candidate = result_from_report(read_report(store, run), run)
-    candidate = RunResult(
-        **{**candidate.to_dict(), "extra": {"report": store.url_for(f"{REPORTS_PREFIX}/{run}")}}
-    )
+    candidate = replace(candidate, extra={"report": store.url_for(f"{REPORTS_PREFIX}/{run}")})
     verdict = judge(candidate, read_accepted(store, candidate.experiment), tolerance)
     if verdict.passed and promote_passed:
         promote(store, candidate)
