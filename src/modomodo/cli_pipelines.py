@@ -1,5 +1,6 @@
 """The pipeline commands of ``modomodo``: ``run`` (locally, with kfp's local runner), ``compile``
-(IR YAML for a cluster) and ``submit`` (to a Kubeflow Pipelines server).
+(IR YAML for a cluster), ``submit`` (to a Kubeflow Pipelines server, optionally following the run
+to its end) and ``schedule`` (a recurring run for scheduled retraining).
 
 Each resolves ``--preset``/``--set`` into a validated config before any work starts; the pipeline
 modules (and kfp) are imported only when a command runs.
@@ -8,6 +9,8 @@ modules (and kfp) are imported only when a command runs.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +26,34 @@ Pushgateway = Annotated[
         help="Pushgateway URL for every step's metrics (default: config, then $MODOMODO_PUSHGATEWAY)."
     ),
 ]
+
+
+Token = Annotated[
+    str,
+    typer.Option(
+        envvar="KFP_TOKEN",
+        help="Bearer token for an authenticated KFP endpoint (prefer the environment variable).",
+        show_default=False,
+    ),
+]
+TokenFile = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="KFP_TOKEN_FILE",
+        help="File holding the bearer token, e.g. a projected service-account token "
+        "(/var/run/secrets/kubernetes.io/serviceaccount/token).",
+    ),
+]
+CaCert = Annotated[
+    Path | None,
+    typer.Option(envvar="KFP_CA_CERT", help="PEM file of the CA that signed the endpoint's TLS certificate."),
+]
+Namespace = Annotated[str, typer.Option(help="Namespace of a multi-user deployment.")]
+
+EXIT_FAILED, EXIT_CANCELED, EXIT_TIMEOUT, EXIT_UNREACHABLE = 1, 3, 4, 5
+"""Exit codes of ``submit --wait`` (2 is a bad config or option, 0 a succeeded run)."""
+WAIT_EXIT_CODES = {"SUCCEEDED": 0, "CANCELED": EXIT_CANCELED, "TIMEOUT": EXIT_TIMEOUT}
+"""Final state -> exit code; any other final state (FAILED, ERROR, SKIPPED) is EXIT_FAILED."""
 
 
 def _pushgateway(option: str, cfg) -> str:
@@ -136,10 +167,137 @@ def submit(
         str, typer.Option(help="Kubernetes Secret with the S3 credentials.")
     ] = "modomodo-s3",
     pushgateway: Pushgateway = "",
-    namespace: Annotated[str, typer.Option(help="Namespace of a multi-user deployment.")] = "",
+    namespace: Namespace = "",
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Follow the run until it ends; exit 0 when it succeeded, 1 failed, 3 canceled, "
+            "4 still running at --timeout, 5 endpoint unreachable or refusing.",
+        ),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(min=0, help="--wait: seconds to wait before giving up (the run goes on).")
+    ] = 86400.0,
+    poll: Annotated[float, typer.Option(min=0.01, help="--wait: seconds between status checks.")] = 30.0,
+    token: Token = "",
+    token_file: TokenFile = None,
+    ca_cert: CaCert = None,
 ) -> None:
     """Submit a pipeline to a Kubeflow Pipelines server: create or reuse the pipeline version
-    named after the package's content, start a run, print its link."""
+    named after the package's content, start a run, print its link; with --wait, follow it."""
+    from modomodo.pipelines.submit import follow
+    from modomodo.pipelines.submit import submit as submit_package
+
+    with _prepared(preset, overrides, pipeline, package, image, store_uri, gpus, s3_secret, pushgateway) as (
+        package,
+        pipeline,
+        arguments,
+        cfg,
+    ):
+        with _kfp_errors(host):
+            client = _client(host, namespace, token, token_file, ca_cert)
+            result = submit_package(
+                package,
+                host=host,
+                arguments=arguments,
+                experiment=experiment,
+                run_name=run_name or (f"{cfg.name}-{pipeline}" if cfg else pipeline),
+                namespace=namespace or None,
+                client=client,
+            )
+    reused = "new" if result.version_created else "reused"
+    console.print(f"pipeline version {result.version_name} ({reused})")
+    typer.echo(result.url)
+    if not wait:
+        return
+    with _kfp_errors(host):
+        outcome = follow(
+            client,
+            result.run_id,
+            timeout=timeout,
+            poll=poll,
+            on_change=lambda state: console.print(f"run {result.run_id}: {state}", soft_wrap=True),
+            # a token file is read again when the token expires during a long run
+            reconnect=(lambda: _client(host, namespace, token, token_file, ca_cert)) if token_file else None,
+        )
+    if outcome.succeeded:
+        console.print(f"run {result.run_id} succeeded after {outcome.seconds:.0f} s", soft_wrap=True)
+        return
+    console.print(
+        f"[red]run {result.run_id} {outcome.state}[/red]: {outcome.error or 'no error message'}",
+        soft_wrap=True,
+    )
+    raise typer.Exit(WAIT_EXIT_CODES.get(outcome.state, EXIT_FAILED))
+
+
+def schedule(
+    host: Annotated[str, typer.Option(help="Kubeflow Pipelines endpoint.")],
+    store_uri: Annotated[str, typer.Option(help="Artifact store the steps use.")],
+    cron: Annotated[
+        str,
+        typer.Option(
+            help="When to run, in KFP's 6-field cron (seconds first), e.g. '0 0 3 * * 1' for "
+            "Mondays 03:00 UTC, or a descriptor such as '@weekly'."
+        ),
+    ],
+    name: Annotated[str, typer.Option(help="Recurring run name (default: <config name>-retrain).")] = "",
+    preset: Annotated[
+        str | None,
+        typer.Option("--preset", "-p", help="Preset name or YAML file (see `submit`)."),
+    ] = None,
+    overrides: Overrides = None,
+    pipeline: Annotated[str, typer.Option("--pipeline", help="The pipeline to schedule.")] = "train",
+    package: Annotated[Path | None, typer.Option(help="A compiled package (see `submit`).")] = None,
+    image: Annotated[str, typer.Option(help="Runtime image when compiling (see `compile`).")] = "",
+    experiment: Annotated[str, typer.Option(help="KFP experiment (created when missing).")] = "modomodo",
+    gpus: Annotated[int, typer.Option(help="GPUs a GPU step requests.")] = 1,
+    s3_secret: Annotated[
+        str, typer.Option(help="Kubernetes Secret with the S3 credentials.")
+    ] = "modomodo-s3",
+    pushgateway: Pushgateway = "",
+    namespace: Namespace = "",
+    token: Token = "",
+    token_file: TokenFile = None,
+    ca_cert: CaCert = None,
+) -> None:
+    """Keep one recurring run (default: of the `train` pipeline) on a cron schedule, one run at a
+    time: created when missing, left alone when its settings are the same, replaced when not."""
+    from modomodo.pipelines.submit import check_cron
+    from modomodo.pipelines.submit import schedule as schedule_package
+
+    try:
+        check_cron(cron)
+    except ValueError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2) from None
+    with _prepared(preset, overrides, pipeline, package, image, store_uri, gpus, s3_secret, pushgateway) as (
+        package,
+        pipeline,
+        arguments,
+        cfg,
+    ):
+        with _kfp_errors(host):
+            result = schedule_package(
+                package,
+                host=host,
+                name=name or (f"{cfg.name}-retrain" if cfg else f"{pipeline}-retrain"),
+                cron=cron,
+                arguments=arguments,
+                experiment=experiment,
+                namespace=namespace or None,
+                client=_client(host, namespace, token, token_file, ca_cert),
+            )
+    console.print(f"recurring run {result.action}: pipeline version {result.version_name}", soft_wrap=True)
+    typer.echo(result.recurring_run_id)
+
+
+@contextmanager
+def _prepared(
+    preset, overrides, pipeline, package, image, store_uri, gpus, s3_secret, pushgateway
+) -> Iterator[tuple[Path, str, dict, object]]:
+    """The package to send (compiled now unless given), the pipeline's name, its run arguments and
+    the config they carry (None: the package's compiled config runs)."""
     import tempfile
 
     # A package runs the config compiled into it, unless the command names one: then that config
@@ -149,7 +307,6 @@ def submit(
     _use_image(image)
     from modomodo.pipelines.settings import ClusterSettings
     from modomodo.pipelines.submit import package_name
-    from modomodo.pipelines.submit import submit as submit_package
 
     arguments = {
         "store_uri": store_uri,
@@ -164,17 +321,46 @@ def submit(
             (package,) = _compile(cfg, Path(scratch), [pipeline], ClusterSettings())
         else:
             pipeline = package_name(package)
-        result = submit_package(
-            package,
-            host=host,
-            arguments=arguments,
-            experiment=experiment,
-            run_name=run_name or (f"{cfg.name}-{pipeline}" if cfg else pipeline),
-            namespace=namespace or None,
+        yield package, pipeline, arguments, cfg
+
+
+def _client(host: str, namespace: str, token: str, token_file: Path | None, ca_cert: Path | None):
+    from modomodo.pipelines.submit import connect
+
+    if token_file is not None:
+        try:
+            token = token_file.read_text().strip()
+        except OSError as err:
+            console.print(f"[red]cannot read the token file:[/red] {err}")
+            raise typer.Exit(2) from None
+    try:
+        return connect(
+            host, namespace=namespace or None, token=token, ca_cert=str(ca_cert) if ca_cert else None
         )
-    reused = "new" if result.version_created else "reused"
-    console.print(f"pipeline version {result.version_name} ({reused})")
-    typer.echo(result.url)
+    except FileNotFoundError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def _kfp_errors(host: str) -> Iterator[None]:
+    """Turn the KFP client's refusals and connection failures into one clear line and exit code 5."""
+    import kfp_server_api
+    import urllib3
+
+    try:
+        yield
+    except kfp_server_api.ApiException as err:
+        hint = " (check --token / KFP_TOKEN)" if err.status in (401, 403) else ""
+        console.print(
+            f"[red]{host} answered {err.status} {err.reason}{hint}[/red]: {(err.body or '')[:300]}",
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    except urllib3.exceptions.HTTPError as err:
+        hint = " (is --ca-cert the CA that signed its certificate?)" if "CERTIFICATE" in str(err) else ""
+        console.print(f"[red]cannot reach {host}{hint}[/red]: {err}", soft_wrap=True)
+        raise typer.Exit(EXIT_UNREACHABLE) from None
 
 
 def _cluster(gpu_cpu: str, gpu_memory: str, cpu_memory: str, accelerator: str, metrics_port: int):
@@ -238,7 +424,12 @@ def _label(mixture: dict | None) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``run``, ``compile`` and ``submit`` to the ``modomodo`` app."""
+    """Add ``run``, ``compile``, ``submit``, ``schedule`` and the retrain gate's ``accepted`` and
+    ``gate`` to the ``modomodo`` app."""
+    from modomodo.cli_retrain import register as register_retrain
+
     app.command("run")(run)
     app.command("compile")(compile)
     app.command("submit")(submit)
+    app.command("schedule")(schedule)
+    register_retrain(app)
