@@ -15,9 +15,7 @@ from modomodo.config import ConfigError, load_config
 from modomodo.mixture.evidence import lead_verdict, observed_mixtures, ranking_trust, seed_noise
 from modomodo.mixture.records import RunRecords
 
-# Exclude-one and uniform pilots lie inside the simplex, so leaving one out asks the surrogate to
-# interpolate; a held-out single-domain pilot would ask it to extrapolate to an unseen corner.
-CFG = load_config("smoke", ["search.trials=20", "search.seeds=[exclude_one, uniform]"])
+CFG = load_config("smoke", ["search.trials=20"])
 DOMAINS = list(CFG.data.domains)
 
 
@@ -108,31 +106,33 @@ def test_lead_verdict_needs_twice_the_std_of_a_two_run_difference():
     assert "cannot be judged" in lead_verdict(0.5, SeedNoise(None, "unknown"))
 
 
-def seed_rows(score_of) -> list[dict]:
+def seed_rows(cfg, score_of) -> list[dict]:
     return [
         stages.run_record(
             {"run_id": p["run"], "mixture": p["mixture"], "kind": "seed", "seed": 42, "steps": 1},
             {"out_score": score_of(p["mixture"]), "in_score": 0.0},
         )
-        for p in stages.seed_pilots(CFG)
+        for p in stages.seed_pilots(cfg)
     ]
 
 
 def test_search_trains_the_surrogates_optimum_only_when_it_ranks_held_out_pilots(tmp_path):
-    cfg = CFG
-    # a smooth surface the quadratic learns: it ranks held-out pilots, so its optimum is trained
+    # a smooth surface over the 11 seed pilots: the default surrogate (gp) ranks held-out pilots,
+    # so its optimum is trained
+    cfg = load_config("smoke", ["search.trials=20", "search.seeds=[single, exclude_one, uniform]"])
+    assert cfg.search.surrogate == "gp"
     slope = dict(zip(DOMAINS, np.linspace(0.1, 0.5, len(DOMAINS)), strict=True))
-    smooth = stages.load_records(cfg, seed_rows(lambda m: sum(slope[d] * w for d, w in m.items())))
+    smooth = stages.load_records(cfg, seed_rows(cfg, lambda m: sum(slope[d] * w for d, w in m.items())))
     found = stages.search_stage(cfg, smooth, tmp_path / "a", mode="best", k=2, storage=None, run_id="t")
     assert found.decision["path"] == "surrogate" and found.decision["trust"]["trusted"]
     assert found.proposals[0].source != "best pilot"
-    # scores unrelated to the mixture (a fixed pseudo-random draw): the held-out ranking is chance,
-    # so the best pilot is trained, and proposals.json says why
+    # the smoke preset's six pilots with scores unrelated to the mixture (a fixed pseudo-random
+    # draw): the held-out ranking is chance, so the best pilot is trained and proposals.json says why
     draw = iter(np.random.default_rng(3).uniform(0.1, 0.3, 6))
-    noise = stages.load_records(cfg, seed_rows(lambda m: float(next(draw))))
-    validation = stages.loo_validation(cfg, noise, cfg.search.surrogate)
-    assert not ranking_trust(validation.actual, validation.predicted, cfg.search.trust_alpha).trusted
-    found = stages.search_stage(cfg, noise, tmp_path / "b", mode="best", k=2, storage=None, run_id="t")
+    noise = stages.load_records(CFG, seed_rows(CFG, lambda m: float(next(draw))))
+    validation = stages.loo_validation(CFG, noise, CFG.search.surrogate)
+    assert not ranking_trust(validation.actual, validation.predicted, CFG.search.trust_alpha).trusted
+    found = stages.search_stage(CFG, noise, tmp_path / "b", mode="best", k=2, storage=None, run_id="t")
     assert found.decision["path"] == "best-pilot"
     best = int(noise.scores("out_score").argmax())
     assert found.proposals[0].mixture.distance(noise.mixtures()[best]) < 1e-9

@@ -342,8 +342,8 @@ def generate_synthetic(cfg: ExperimentConfig, out_dir: Path, console=None) -> li
 # Mixture search: rollout profile, pilot plans, run records, surrogate, search, report ---------
 # (what the Kubeflow components call; each takes and returns plain data or local folders)
 
-BASELINE_SURROGATES = ("linear", "gp")
-"""Surrogates cross-validated next to the configured one, so the report shows what the quadratic buys."""
+BASELINE_SURROGATES = ("linear", "quadratic", "gp")
+"""Surrogates cross-validated next to the configured one, so the report shows what each model buys."""
 
 
 def rollout_stage(

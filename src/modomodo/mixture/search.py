@@ -323,7 +323,7 @@ def propose(
     *,
     k: int = 10,
     mode: str = "best",
-    model: str = "quadratic",
+    model: str = "gp",
     model_options: Mapping[str, object] | None = None,
     n_bootstrap: int = 32,
     kappa: float = 2.0,
