@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,14 +12,53 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def sensitivity():
-    spec = importlib.util.spec_from_file_location(
-        "mixture_sensitivity", ROOT / "benchmarks" / "mixture_sensitivity.py"
-    )
+def load_benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve string annotations through sys.modules
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def sensitivity():
+    return load_benchmark("mixture_sensitivity")
+
+
+@pytest.fixture(scope="module")
+def search_benchmark():
+    return load_benchmark("mixture_search")
+
+
+@pytest.mark.parametrize("family", ["noisy", "flat-top", "one-hurts"])
+def test_held_out_surface_families_are_what_they_claim(search_benchmark, family):
+    import numpy as np
+
+    surface = search_benchmark.make_surface(family, seed=1000)
+    probes = np.random.default_rng(0).dirichlet(np.ones(5), 4_000)
+    values = surface.out(probes)
+    assert values.min() >= -1e-9 and values.max() <= 1 + 1e-6  # normalised over the simplex
+    if family == "flat-top":
+        # a wide optimal region: many probes share the maximum
+        assert (values > values.max() - 1e-9).mean() > 0.1
+    if family == "one-hurts":
+        # one corner is the worst, and uniform pays for its share of that domain
+        corners = surface.out(np.eye(5))
+        uniform = surface.regret(np.full(5, 0.2))
+        assert corners.min() == pytest.approx(0.0, abs=1e-6) and uniform > 0.1
+    assert search_benchmark.FAMILY_NOISE.get(family, 0.05) == (0.5 if family == "noisy" else 0.05)
+
+
+def test_search_benchmark_runs_the_held_out_families_and_refuses_unknown_ones(search_benchmark, capsys):
+    argv = ["--surfaces", "3", "--families", "noisy,flat-top,one-hurts", "--budgets", "6"]
+    assert (
+        search_benchmark.main([*argv, "--methods", "uniform,random", "--trials", "5", "--workers", "1"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "noisy, flat-top, one-hurts" in out and "noisy 0.5" in out
+    with pytest.raises(SystemExit):
+        search_benchmark.main(["--families", "nope"])
+    assert "--families: unknown ['nope']" in capsys.readouterr().err
 
 
 def test_verdict_separates_mixtures_only_beyond_seed_noise(sensitivity):

@@ -107,7 +107,7 @@ def test_fit_explains_too_few_runs(tmp_path: Path) -> None:
         for i, w in enumerate(np.eye(5))
     ]
     path = RunRecords.from_rows(rows).write(tmp_path / "few.csv")
-    result = runner.invoke(app, ["fit", "--runs", str(path), "--ridge", "0"])
+    result = runner.invoke(app, ["fit", "--runs", str(path), "--model", "quadratic", "--ridge", "0"])
     assert result.exit_code == 2
     assert "quadratic needs at least 15 runs for 5 domains, got 5" in result.stderr
 

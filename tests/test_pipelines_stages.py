@@ -23,6 +23,7 @@ THREE = load_config(
         " geo: {rewards: [{name: format}, {name: accuracy, weight: 2}]},"
         " sci: {rewards: [{name: format}, {name: accuracy, weight: 2}]}}",
         "search.trials=60",
+        "search.surrogate=quadratic",  # the surface below is quadratic: these tests check that model
     ],
 )
 DOMAINS = list(THREE.data.domains)

@@ -106,6 +106,14 @@ def test_report_json_is_strict_and_names_the_chosen_mixture_against_uniform_and_
         chosen["scores"]["out_score"] - uniform["scores"]["out_score"]
     )
     assert summary["base"]["delta"] == pytest.approx(chosen["scores"]["out_score"] - 0.01)
+    # the smoke preset states its seed noise; the lead over uniform is judged against it in words
+    assert summary["seed_noise"] == {"std": 0.025, "source": "stated estimate (search.seed_noise)"}
+    lead = summary["uniform"]["delta"]
+    verdict = "beyond the noise" if lead > 2 * 0.025 * 2**0.5 else "within the noise"
+    assert summary["uniform"]["verdict"].endswith(verdict)
+    # a smooth surface: the surrogate ranks held-out pilots, so its optimum was trained
+    assert summary["decision"]["path"] == "surrogate"
+    assert document["surrogate"]["trust"]["trusted"] is True
     # The best pilot is the record with the highest target score.
     best = max(document["pilots"], key=lambda r: r["out_score"])
     assert labels[2] == f"best pilot ({best['run_id']})"
@@ -131,6 +139,8 @@ def test_report_html_is_self_contained_and_shows_every_section(report_dir):
         assert heading in page
     for benchmark in BENCHMARKS:
         assert f"{benchmark} (" in page
+    assert "&plusmn; 0.025" in page and "Path taken: <b>surrogate</b>" in page
+    assert "Ranking test of the used model: <b>trusted</b>" in page
     records = json.loads((report_dir / "report.json").read_text())["pilots"]
     assert all(r["run_id"] in page for r in records)
 

@@ -216,7 +216,7 @@ def heuristics(
 def fit(
     runs: Runs,
     target: Target = "out_score",
-    model: Model = "quadratic",
+    model: Model = "gp",
     ridge: Ridge = None,
     folds: Annotated[
         int, typer.Option(help="k of the k-fold cross-validation (leave-one-out is always reported too).")
@@ -314,7 +314,7 @@ def propose_command(
             help="Use the paper's candidate generation (one Gaussian, top k) instead of Optuna.",
         ),
     ] = False,
-    model: Model = "quadratic",
+    model: Model = "gp",
     ridge: Ridge = None,
     storage: Annotated[
         str | None,

@@ -104,7 +104,10 @@ def run(
     except RuntimeError as err:  # kfp's local runner names the failed task
         console.print(f"[red]pipeline failed:[/red] {err}")
         raise typer.Exit(1) from None
-    console.print(summary_table(result.summary(), cfg.search.target))
+    summary = result.summary()
+    console.print(summary_table(summary, cfg.search.target))
+    for line in verdict_lines(summary):
+        console.print(line, markup=False)
     console.print(f"report: {result.html}\njson:   {result.json}\nartifacts: {store_uri}")
 
 
@@ -399,20 +402,43 @@ def summary_table(summary: dict, target: str) -> Table:
     and base."""
     chosen = summary["chosen"]
     table = Table(title=f"{chosen['label']} mixture: {_label(chosen['mixture'])}")
-    for column in ("", "mixture", "In-Score", "Out-Score", f"{chosen['label']} {target} - this"):
+    noise = (summary.get("seed_noise") or {}).get("std")
+    columns = (
+        "",
+        "mixture",
+        "In-Score",
+        "Out-Score",
+        f"{target} seed noise",
+        f"{chosen['label']} {target} - this",
+    )
+    for column in columns:
         table.add_column(column, justify="right")
     for row in ("chosen", "uniform", "base"):
         if row in summary:
             entry = summary[row]
             delta = f"{entry['delta']:+.3f}" if "delta" in entry else ""
+            # the base is one fixed model; the other rows are RL runs, each as noisy as its seed
+            spread = f"±{noise:.3f}" if noise is not None and entry["mixture"] else "-"
             table.add_row(
                 chosen["label"] if row == "chosen" else row,
                 _label(entry["mixture"]),
                 _score(entry["scores"], "in_score"),
                 _score(entry["scores"], "out_score"),
+                spread,
                 delta,
             )
     return table
+
+
+def verdict_lines(summary: dict) -> list[str]:
+    """The report's judgement in words: how the mixture was picked, and whether its lead over
+    uniform is beyond the seed noise."""
+    lines = []
+    if "decision" in summary:
+        lines.append(f"picked by: {summary['decision']['path']} ({summary['decision']['reason']})")
+    if "uniform" in summary:
+        lines.append(f"verdict: {summary['uniform']['verdict']}")
+    return lines
 
 
 def _score(scores: dict, column: str) -> str:

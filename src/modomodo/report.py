@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from modomodo.mixture.evidence import SeedNoise, lead_verdict
 from modomodo.mixture.records import RUN_ID, RunRecords
 from modomodo.mixture.seeds import is_uniform
 from modomodo.mixture.simplex import Mixture, weight_column
@@ -73,6 +74,11 @@ class ReportData:
     """``surrogate.json`` of the last fit: cross-validation per model, skipped baselines, the fit."""
     proposals: list[dict] = field(default_factory=list)
     """``Proposal.to_dict()`` of the final search, best first."""
+    decision: dict | None = None
+    """How the final search picked (``ProposalSet.decision``): the surrogate's optimum, or the best
+    pilot when the surrogate ranked held-out pilots no better than chance."""
+    seed_noise: SeedNoise = SeedNoise(None, "unknown")
+    """One run's seed noise on the target: shown next to each score, and what a lead must exceed."""
     pass_rates: dict | None = None
     """``pass_rates.json`` of the base policy's rollout profile."""
     plots: tuple[Plot, ...] = ()
@@ -141,14 +147,19 @@ def summary(data: ReportData) -> dict[str, object]:
             "scores": chosen.scores,
         },
     }
+    result["seed_noise"] = data.seed_noise.to_dict()
+    if data.decision:
+        result["decision"] = {"path": data.decision["path"], "reason": data.decision["reason"]}
     for label in ("uniform", "base"):
         if label in by_label:
             other = by_label[label]
+            delta = chosen.scores[data.target] - other.scores[data.target]
             result[label] = {
                 "run_id": other.run_id,
                 "mixture": other.mixture,
                 "scores": other.scores,
-                "delta": chosen.scores[data.target] - other.scores[data.target],
+                "delta": delta,
+                "verdict": lead_verdict(delta, data.seed_noise, label),
             }
     return result
 
@@ -280,7 +291,15 @@ def _headline(data: ReportData) -> str:
     ]
     if against:
         text += ": " + " and ".join(against)
-    return f'<section class="headline"><p>{text}.</p></section>'
+    text += "."
+    if data.seed_noise.std is not None:
+        text += f" One run&rsquo;s seed noise: &plusmn;{_num(data.seed_noise.std)} ({_e(data.seed_noise.source)})."
+    if "uniform" in facts:
+        verdict = facts["uniform"]["verdict"]
+        text += f" In words: {_e(verdict[0].upper() + verdict[1:])}."
+    if data.decision:
+        text += f" Pick: <b>{_e(data.decision['path'])}</b>, because {_e(data.decision['reason'])}."
+    return f'<section class="headline"><p>{text}</p></section>'
 
 
 def _comparison(data: ReportData) -> str:
@@ -299,8 +318,16 @@ def _comparison(data: ReportData) -> str:
             rows.append(
                 _row([f"{_e(benchmark)} ({split})", *(_num(c.scores.get(column)) for c in data.contenders)])
             )
+    noise = data.seed_noise.std
     for column, label in SCORE_LABELS.items():
-        rows.append(_row([label, *(_num(c.scores.get(column)) for c in data.contenders)], "total"))
+        cells = [_num(c.scores.get(column)) for c in data.contenders]
+        if column == data.target and noise is not None:
+            # the base is one fixed model; every other column is one RL run, as noisy as its seed
+            cells = [
+                cell if c.mixture is None else f"{cell} &plusmn; {_num(noise)}"
+                for c, cell in zip(data.contenders, cells, strict=True)
+            ]
+        rows.append(_row([label, *cells], "total"))
     note = (
         '<p class="note">Per-benchmark scores: mean IoU on box benchmarks, exact-match accuracy on the others; '
         "In- and Out-Score are sample-count-weighted means over the in- and out-of-domain benchmarks.</p>"
@@ -353,8 +380,16 @@ def _surrogate(data: ReportData) -> str:
         f"<section><h2>Surrogate quality ({data.surrogate.get('runs', '?')} runs)</h2>"
         f"{_table(['model', 'validation', 'R²', 'RMSE', 'Spearman'], rows)}{skipped_html}"
         '<p class="note">Held-out predictions: each run is predicted by a model fitted without it. Spearman matters most: '
-        "the search only needs the ranking of mixtures.</p></section>"
+        "the search only needs the ranking of mixtures.</p>"
+        f"{_trust(data.surrogate.get('trust'))}</section>"
     )
+
+
+def _trust(trust: dict | None) -> str:
+    if not trust:
+        return ""
+    verdict = "trusted" if trust["trusted"] else "not trusted"
+    return f'<p class="note">Ranking test of the used model: <b>{verdict}</b>: {_e(trust["reason"])}.</p>'
 
 
 def _proposals(data: ReportData) -> str:
@@ -375,8 +410,15 @@ def _proposals(data: ReportData) -> str:
     ]
     return (
         f"<section><h2>Proposed mixtures</h2>{_table(['#', 'mixture', 'predicted', '90% interval', 'source'], rows)}"
-        '<p class="note">The first proposal was trained as the chosen mixture. Intervals are the surrogate&rsquo;s uncertainty: bootstrap refits, or the posterior of a Gaussian process.</p></section>'
+        '<p class="note">The first proposal was trained as the chosen mixture. Intervals are the surrogate&rsquo;s uncertainty: bootstrap refits, or the posterior of a Gaussian process.</p>'
+        f"{_decision(data.decision)}</section>"
     )
+
+
+def _decision(decision: dict | None) -> str:
+    if not decision:
+        return ""
+    return f'<p class="note">Path taken: <b>{_e(decision["path"])}</b>: {_e(decision["reason"])}.</p>'
 
 
 def _pass_rates(data: ReportData) -> str:

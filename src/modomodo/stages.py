@@ -342,8 +342,8 @@ def generate_synthetic(cfg: ExperimentConfig, out_dir: Path, console=None) -> li
 # Mixture search: rollout profile, pilot plans, run records, surrogate, search, report ---------
 # (what the Kubeflow components call; each takes and returns plain data or local folders)
 
-BASELINE_SURROGATES = ("linear", "gp")
-"""Surrogates cross-validated next to the configured one, so the report shows what the quadratic buys."""
+BASELINE_SURROGATES = ("linear", "quadratic", "gp")
+"""Surrogates cross-validated next to the configured one, so the report shows what each model buys."""
 
 
 def rollout_stage(
@@ -405,10 +405,6 @@ def run_record(run: dict, scores: dict[str, float]) -> dict:
     )
 
 
-SAME_MIXTURE = 1e-6
-"""Mixtures closer than this (total variation) are the same mixture."""
-
-
 def pilot_item(run: str, mixture, kind: str, replicate: int = 0) -> dict:
     """One pilot to train, as the pipelines iterate over it (the key is ``run``, never ``name``:
     a ParallelFor item key called ``name`` resolves wrongly in kfp). Replicate ``k`` of a mixture
@@ -444,6 +440,7 @@ def heuristic_pilots(cfg: ExperimentConfig, records) -> list[dict]:
     heuristic wave of a pipeline has one pilot per configured heuristic). One that equals a mixture
     already run, or an earlier heuristic's, is trained again with the next seed: a replicate, which
     shows the surrogate the run-to-run noise (with the same seed it would repeat the run exactly)."""
+    from modomodo.mixture.evidence import SAME_MIXTURE
     from modomodo.mixture.heuristics import HeuristicError, compute_heuristics
 
     found, failures = compute_heuristics(records, cfg.search.heuristics)
@@ -470,13 +467,23 @@ def load_records(cfg: ExperimentConfig, rows: list[dict], previous: Path | None 
     return records.append(*rows) if rows else records
 
 
+def loo_validation(cfg: ExperimentConfig, records, name: str):
+    """Leave-one-out cross-validation of surrogate ``name`` on ``records[search.target]``."""
+    from modomodo.mixture.quality import cross_validate
+    from modomodo.mixture.surrogates import make_surrogate
+
+    surrogate = make_surrogate(name, seed=cfg.search.seed)
+    return cross_validate(surrogate, records.weights(), records.scores(cfg.search.target), folds=None)
+
+
 def fit_surrogate_stage(cfg: ExperimentConfig, records, out_dir: Path, *, run_id: str) -> dict:
     """Fit the configured surrogate and the baselines to ``records[search.target]``, each
-    cross-validated leave-one-out; writes ``records.csv``, ``surrogate.json`` and ``cv.png``
-    (held-out predictions of the configured model). A baseline with too few runs is reported, not
-    fatal; the configured model must fit."""
+    cross-validated leave-one-out; writes ``records.csv``, ``surrogate.json`` (with ``trust``: is
+    the configured model's held-out ranking better than chance) and ``cv.png`` (held-out
+    predictions of the configured model). A baseline with too few runs is reported, not fatal; the
+    configured model must fit."""
+    from modomodo.mixture.evidence import ranking_trust
     from modomodo.mixture.plots import plot_cross_validation
-    from modomodo.mixture.quality import cross_validate
     from modomodo.mixture.surrogates import SurrogateError, make_surrogate
     from modomodo.report import write_json
 
@@ -484,15 +491,12 @@ def fit_surrogate_stage(cfg: ExperimentConfig, records, out_dir: Path, *, run_id
     out_dir.mkdir(parents=True, exist_ok=True)
     records.write(out_dir / "records.csv")
     target, chosen = cfg.search.target, cfg.search.surrogate
-    weights, y = records.weights(), records.scores(target)
     metrics = stage_metrics(cfg, run_id, "surrogate")
     summary: dict = {"target": target, "model": chosen, "runs": len(records), "cv": {}, "skipped": {}}
     with metrics.stage_timer():
         for name in dict.fromkeys([chosen, *BASELINE_SURROGATES]):
             try:
-                validation = cross_validate(
-                    make_surrogate(name, seed=cfg.search.seed), weights, y, folds=None
-                )
+                validation = loo_validation(cfg, records, name)
             except SurrogateError as err:
                 if name == chosen:
                     raise
@@ -503,7 +507,10 @@ def fit_surrogate_stage(cfg: ExperimentConfig, records, out_dir: Path, *, run_id
             }
             if name == chosen:
                 plot_cross_validation(validation, out_dir / "cv.png", title=name)
-        fitted = make_surrogate(chosen, seed=cfg.search.seed).fit(weights, y)
+                summary["trust"] = ranking_trust(
+                    validation.actual, validation.predicted, cfg.search.trust_alpha
+                ).to_dict()
+        fitted = make_surrogate(chosen, seed=cfg.search.seed).fit(records.weights(), records.scores(target))
         summary["fit"] = fitted.describe(list(records.domains))
         metrics.record_surrogate({name: cv["r2"] for name, cv in summary["cv"].items()})
     write_json(out_dir / "surrogate.json", summary)
@@ -515,7 +522,10 @@ def search_stage(
 ):
     """Optuna over the simplex on the configured surrogate: ``best`` mixtures to train, or the next
     pilots to ``explore``. The study lives in ``storage`` (an RDB URL), else in ``out_dir/study.db``.
-    Writes ``proposals.json`` and ``simplex.png`` (the fitted surface around the top proposal)."""
+    In ``best`` mode the surrogate must first rank the pilots better than chance (leave-one-out,
+    ``search.trust_alpha``); when it does not, the best pilots are proposed instead and
+    ``decision`` says why. Writes ``proposals.json`` and ``simplex.png`` (the fitted surface around
+    the top proposal)."""
     from modomodo.mixture.plots import plot_simplex_slices
     from modomodo.mixture.search import SearchConfig, propose, resolve_storage
     from modomodo.report import write_json
@@ -534,6 +544,8 @@ def search_stage(
             raise ValueError(
                 f"the {mode} search proposed no mixture (min_distance {config.min_distance} rules all out)"
             )
+        if mode == "best":
+            found = _trusted_or_best_pilots(cfg, records, found, k)
         metrics.record_search(found.proposals[0].mean, cfg.search.trials)
     plot_simplex_slices(
         found.surrogate,
@@ -544,6 +556,32 @@ def search_stage(
     )
     write_json(out_dir / "proposals.json", found.to_dict())
     return found
+
+
+def _trusted_or_best_pilots(cfg: ExperimentConfig, records, found, k: int):
+    """``found`` with its ``decision``: kept when the surrogate ranks held-out pilots better than
+    chance, else replaced by the ``k`` best pilot mixtures (a surrogate that cannot rank the runs
+    it was fitted on has no claim on a mixture it never saw)."""
+    from dataclasses import replace
+
+    from modomodo.mixture.evidence import observed_mixtures, ranking_trust
+    from modomodo.mixture.search import Proposal
+
+    validation = loo_validation(cfg, records, cfg.search.surrogate)
+    trust = ranking_trust(validation.actual, validation.predicted, cfg.search.trust_alpha)
+    if trust.trusted:
+        return replace(
+            found, decision={"path": "surrogate", "reason": trust.reason, "trust": trust.to_dict()}
+        )
+    nan = float("nan")
+    best = [
+        Proposal(o.mixture, o.mean, nan, nan, nan, o.mean, "best pilot")
+        for o in observed_mixtures(records, cfg.search.target)[:k]
+    ]
+    reason = f"{trust.reason}; the best pilot is trained instead of the surrogate's optimum"
+    return replace(
+        found, proposals=best, decision={"path": "best-pilot", "reason": reason, "trust": trust.to_dict()}
+    )
 
 
 def report_stage(
@@ -564,10 +602,12 @@ def report_stage(
     (``final_run`` as the RL update reports it) and, after a search, against the uniform and best
     pilots, with the surrogate's quality, the proposals and the plots."""
     from modomodo.data.synthetic import BENCHMARKS
+    from modomodo.mixture.evidence import seed_noise
     from modomodo.mixture.records import load_run_records
     from modomodo.report import Contender, Plot, ReportData, build_report, compare
 
     records = load_run_records(records_csv, list(cfg.data.domains)) if records_csv else None
+    search = json.loads((Path(search_dir) / "proposals.json").read_text()) if search_dir else None
     final = Contender(final_label, final_run["run_id"], final_run["mixture"], dict(final_scores))
     plots = []
     if surrogate_dir is not None:
@@ -594,9 +634,9 @@ def report_stage(
         contenders=compare(cfg.search.target, base_scores, final, records),
         pilots=records,
         surrogate=json.loads((Path(surrogate_dir) / "surrogate.json").read_text()) if surrogate_dir else None,
-        proposals=json.loads((Path(search_dir) / "proposals.json").read_text())["proposals"]
-        if search_dir
-        else [],
+        proposals=search["proposals"] if search else [],
+        decision=search.get("decision") if search else None,
+        seed_noise=seed_noise(records, cfg.search.target, cfg.search.seed_noise),
         pass_rates=json.loads((Path(profile_dir) / "pass_rates.json").read_text()) if profile_dir else None,
         plots=tuple(plots),
         settings={

@@ -24,7 +24,7 @@ class PilotLoop:
     """The runs so far (grows with every ``tell``)."""
     target: str
     """The score column to maximise, e.g. ``out_score``."""
-    model: str = "quadratic"
+    model: str = "gp"
     model_options: dict[str, object] = field(default_factory=dict)
     n_bootstrap: int = 32
     """Bootstrap refits behind the uncertainty that drives exploration."""

@@ -115,9 +115,13 @@ class ProposalSet:
     surrogate: Surrogate = field(repr=False)
     study_name: str | None = None
     storage: str | None = None
+    decision: dict[str, object] | None = None
+    """How the final pick was made: ``path`` (``surrogate`` or ``best-pilot``), ``reason`` in
+    words, and the ranking test (set by the search stage; None elsewhere)."""
 
     def to_dict(self) -> dict[str, object]:
         return {
+            "decision": self.decision,
             "mode": self.mode,
             "target": self.target,
             "model": self.model,
@@ -319,7 +323,7 @@ def propose(
     *,
     k: int = 10,
     mode: str = "best",
-    model: str = "quadratic",
+    model: str = "gp",
     model_options: Mapping[str, object] | None = None,
     n_bootstrap: int = 32,
     kappa: float = 2.0,
