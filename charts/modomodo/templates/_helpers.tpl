@@ -76,3 +76,11 @@ namespace (its NetworkPolicy admits no other pushers), so the URL survives a kus
 {{- define "modomodo.pushgatewayUrl" -}}
 {{- printf "http://%s-pushgateway:%d" (include "modomodo.fullname" .) (int .Values.pushgateway.port) -}}
 {{- end -}}
+
+{{/* Environment of the upload Job's containers: the root filesystem is read-only, so HOME and the
+caches go to the /tmp volume. */}}
+{{- define "modomodo.uploadEnv" -}}
+- {name: HOME, value: /tmp}
+- {name: MPLCONFIGDIR, value: /tmp/matplotlib}
+- {name: XDG_CACHE_HOME, value: /tmp/cache}
+{{- end -}}
