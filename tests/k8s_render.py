@@ -51,7 +51,9 @@ def run(argv: list[str], *, check: bool = True, cwd: Path = ROOT, env: dict | No
 
 def helm_template(*args: str, chart: Path = CHART, namespace: str = "modomodo", check: bool = True):
     """``helm template modomodo CHART`` with extra arguments (``-f``, ``--set``)."""
-    return run([tool("helm"), "template", "modomodo", str(chart), "--namespace", namespace, *args], check=check)
+    return run(
+        [tool("helm"), "template", "modomodo", str(chart), "--namespace", namespace, *args], check=check
+    )
 
 
 def kustomize(folder: Path) -> str:
@@ -85,7 +87,9 @@ def by_kind(docs: list[dict], kind: str) -> list[dict]:
 
 def one(docs: list[dict], kind: str, name: str | None = None) -> dict:
     found = [d for d in by_kind(docs, kind) if name is None or d["metadata"]["name"] == name]
-    assert len(found) == 1, f"expected one {kind} {name or ''}, found {[d['metadata']['name'] for d in found]}"
+    assert len(found) == 1, (
+        f"expected one {kind} {name or ''}, found {[d['metadata']['name'] for d in found]}"
+    )
     return found[0]
 
 
@@ -96,10 +100,14 @@ def kubernetes_validate(text: str, tmp_path: Path) -> set[str]:
     path.write_text(text)
     unchecked: set[str] = set()
     for version in KUBERNETES_VERSIONS:
-        result = run([tool("kubernetes-validate"), "--strict", "--quiet", "-k", version, str(path)], check=False)
+        result = run(
+            [tool("kubernetes-validate"), "--strict", "--quiet", "-k", version, str(path)], check=False
+        )
         output = result.stdout + result.stderr
         assert result.returncode == 0 and "ERROR" not in output, f"Kubernetes {version}:\n{output}"
-        unchecked |= {line.split(" for kind ")[1].split()[0] for line in output.splitlines() if " for kind " in line}
+        unchecked |= {
+            line.split(" for kind ")[1].split()[0] for line in output.splitlines() if " for kind " in line
+        }
     return unchecked
 
 
@@ -169,7 +177,9 @@ def assert_pod_security(docs: list[dict]) -> int:
         assert pod.get("runAsNonRoot") is True, f"{where}: pod runAsNonRoot"
         assert pod.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{where}: pod seccomp"
         assert pod.get("runAsUser", 0) > 0, f"{where}: pod runAsUser must not be root"
-        assert spec.get("automountServiceAccountToken") is False, f"{where}: mounts an API token it never uses"
+        assert spec.get("automountServiceAccountToken") is False, (
+            f"{where}: mounts an API token it never uses"
+        )
         assert not spec.get("hostNetwork") and not spec.get("hostPID") and not spec.get("hostIPC"), where
         mounts_tmp = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
         for container in spec.get("initContainers", []) + spec["containers"]:
@@ -207,7 +217,17 @@ def checkov_failures(folder: Path) -> set[tuple[str, str]]:
     if shutil.which(tool("checkov")) is None:
         pytest.fail(f"checkov is not executable: {FETCH_HINT}", pytrace=False)
     result = run(
-        [tool("checkov"), "-d", str(folder), "--framework", "kubernetes", "-o", "json", "--skip-download", "--quiet"],
+        [
+            tool("checkov"),
+            "-d",
+            str(folder),
+            "--framework",
+            "kubernetes",
+            "-o",
+            "json",
+            "--skip-download",
+            "--quiet",
+        ],
         check=False,
         env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
     )

@@ -170,7 +170,9 @@ def test_role_is_namespaced_and_least_privilege(rendered):
         for verb in rule["verbs"]
     }
     assert not any("*" in (g, r, v) for g, r, v, _ in grants), "wildcards"
-    trainer = {("trainer.kubeflow.org", "trainjobs", v, ()) for v in ("create", "get", "list", "watch", "delete")}
+    trainer = {
+        ("trainer.kubeflow.org", "trainjobs", v, ()) for v in ("create", "get", "list", "watch", "delete")
+    }
     observe = {("", r, v, ()) for r in ("pods", "events") for v in ("get", "list")}
     kfp = {
         ("", "configmaps", "get", ("kfp-launcher",)),
@@ -181,7 +183,11 @@ def test_role_is_namespaced_and_least_privilege(rendered):
     assert grants == trainer | observe | kfp
     binding = one(docs, "RoleBinding")
     account = one(docs, "ServiceAccount")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "modomodo"}
     ]
@@ -214,7 +220,9 @@ def test_study_storage_is_sqlite_on_a_pvc_by_default_and_postgresql_by_value(ren
 
     postgres = documents(helm_template("--set", "study.backend=postgresql").stdout)
     assert not by_kind(postgres, "Secret")
-    assert not [p for p in by_kind(postgres, "PersistentVolumeClaim") if p["metadata"]["name"] == "modomodo-study"]
+    assert not [
+        p for p in by_kind(postgres, "PersistentVolumeClaim") if p["metadata"]["name"] == "modomodo-study"
+    ]
 
 
 def test_monitors_select_the_pushgateway_and_the_labelled_rl_pods(rendered):
@@ -243,7 +251,10 @@ def test_monitors_select_the_pushgateway_and_the_labelled_rl_pods(rendered):
     job = one(docs, "Job")
     compile_env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["initContainers"][0]["env"]}
     assert compile_env["METRICS_PORT"] == str(ClusterSettings().metrics_port)
-    assert compile_env["PUSHGATEWAY"] == f"http://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}"
+    assert (
+        compile_env["PUSHGATEWAY"]
+        == f"http://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}"
+    )
 
     labelled = documents(helm_template("--set", "monitoring.labels.release=kube-prometheus-stack").stdout)
     for kind in ("PodMonitor", "ServiceMonitor"):
@@ -301,14 +312,22 @@ def test_dashboards_and_alerts_from_files(chart_with_files, tmp_path):
 
     relabelled = documents(
         helm_template(
-            "--set", "dashboards.label=my_dashboards", "--set", "dashboards.namespace=monitoring", chart=chart_with_files
+            "--set",
+            "dashboards.label=my_dashboards",
+            "--set",
+            "dashboards.namespace=monitoring",
+            chart=chart_with_files,
         ).stdout
     )
     (moved,) = [m for m in by_kind(relabelled, "ConfigMap") if "my_dashboards" in m["metadata"]["labels"]]
     assert moved["metadata"]["namespace"] == "monitoring"
     off = documents(
         helm_template(
-            "--set", "dashboards.enabled=false", "--set", "monitoring.prometheusRule.enabled=false", chart=chart_with_files
+            "--set",
+            "dashboards.enabled=false",
+            "--set",
+            "monitoring.prometheusRule.enabled=false",
+            chart=chart_with_files,
         ).stdout
     )
     assert not by_kind(off, "ConfigMap") and not by_kind(off, "PrometheusRule")
@@ -326,8 +345,19 @@ def test_a_broken_dashboard_or_alert_file_fails_the_render_with_its_name(chart_w
 
 def test_notes_tell_how_to_create_the_secrets_and_submit():
     result = run(
-        [tool("helm"), "install", "modomodo", str(CHART), "--namespace", "ml", "--dry-run=client",
-         "--set", "study.backend=postgresql", "--set", "s3.existingSecret=team-s3"]
+        [
+            tool("helm"),
+            "install",
+            "modomodo",
+            str(CHART),
+            "--namespace",
+            "ml",
+            "--dry-run=client",
+            "--set",
+            "study.backend=postgresql",
+            "--set",
+            "s3.existingSecret=team-s3",
+        ]
     )
     notes = result.stdout.split("NOTES:", 1)[1]
     assert "kubectl -n ml create secret generic team-s3" in notes
@@ -352,7 +382,12 @@ def _container_env(container: dict, **overrides: str) -> dict[str, str]:
 def _run_container(container: dict, env: dict) -> subprocess.CompletedProcess:
     """Run a rendered container's command and args here, as its entrypoint would in the pod."""
     return subprocess.run(
-        container["command"] + container["args"], env=env, capture_output=True, text=True, timeout=600, cwd=ROOT
+        container["command"] + container["args"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
     )
 
 
@@ -363,7 +398,9 @@ def test_upload_job_compile_step_compiles_the_pipelines_for_its_image(rendered, 
     docs = documents(helm_template("--set", "upload.overrides={train.steps=7}", "-f", str(PROD)).stdout)
     (compile_step,) = one(docs, "Job")["spec"]["template"]["spec"]["initContainers"]
     packages = tmp_path / "pipelines"
-    result = _run_container(compile_step, _container_env(compile_step, PACKAGES=str(packages), HOME=str(tmp_path)))
+    result = _run_container(
+        compile_step, _container_env(compile_step, PACKAGES=str(packages), HOME=str(tmp_path))
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert sorted(p.name for p in packages.glob("*.yaml")) == ["mixture-search.yaml", "train.yaml"]
     spec = next(yaml.safe_load_all((packages / "train.yaml").read_text()))
@@ -396,7 +433,9 @@ def test_upload_job_uploads_each_package_as_a_pipeline_version(rendered, tmp_pat
         assert not kfp.runs, "upload only: no run is started"
         # A re-run (helm upgrade with the same packages) reuses the content-named versions.
         assert _run_container(upload, env).returncode == 0
-        assert sum(len(v) for v in kfp.versions.values()) == 4  # each pipeline: its default + one content-named
+        assert (
+            sum(len(v) for v in kfp.versions.values()) == 4
+        )  # each pipeline: its default + one content-named
 
 
 def test_checkov_finds_nothing_unlisted_in_the_rendered_chart(rendered, chart_with_files, tmp_path):
