@@ -210,19 +210,26 @@ def test_study_storage_is_sqlite_on_a_pvc_by_default_and_postgresql_by_value(ren
 
     from modomodo.pipelines.settings import ClusterSettings
 
+    settings = ClusterSettings()
     docs = documents(rendered["default"])
     secret = one(docs, "Secret")
-    assert secret["metadata"]["name"] == ClusterSettings().study_secret
+    assert secret["metadata"]["name"] == settings.study_secret
     url = make_url(secret["stringData"]["url"])
-    assert url.drivername == "sqlite" and url.database == "/mnt/modomodo-study/optuna.db"
+    # The file lies on the volume where the compiled search step mounts it.
+    assert url.drivername == "sqlite" and url.database == f"{settings.study_mount_path}/optuna.db"
     pvc = one(docs, "PersistentVolumeClaim", "modomodo-study")
     assert pvc["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert _compile_env(docs)["STUDY_PVC"] == "modomodo-study"
 
     postgres = documents(helm_template("--set", "study.backend=postgresql").stdout)
     assert not by_kind(postgres, "Secret")
-    assert not [
-        p for p in by_kind(postgres, "PersistentVolumeClaim") if p["metadata"]["name"] == "modomodo-study"
-    ]
+    assert "modomodo-study" not in {p["metadata"]["name"] for p in by_kind(postgres, "PersistentVolumeClaim")}
+    assert _compile_env(postgres)["STUDY_PVC"] == ""
+
+
+def _compile_env(docs: list[dict]) -> dict[str, str]:
+    (compile_step,) = one(docs, "Job")["spec"]["template"]["spec"]["initContainers"]
+    return {e["name"]: e["value"] for e in compile_step["env"]}
 
 
 def test_monitors_select_the_pushgateway_and_the_labelled_rl_pods(rendered):
@@ -248,8 +255,7 @@ def test_monitors_select_the_pushgateway_and_the_labelled_rl_pods(rendered):
     address = [r for r in endpoint["relabelings"] if r.get("targetLabel") == "__address__"]
     # The port the RL step serves /metrics on, as the pipelines compile it.
     assert address[0]["replacement"] == f"${{1}}:{ClusterSettings().metrics_port}"
-    job = one(docs, "Job")
-    compile_env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["initContainers"][0]["env"]}
+    compile_env = _compile_env(docs)
     assert compile_env["METRICS_PORT"] == str(ClusterSettings().metrics_port)
     assert (
         compile_env["PUSHGATEWAY"]
@@ -409,6 +415,28 @@ def test_upload_job_compile_step_compiles_the_pipelines_for_its_image(rendered, 
     config = spec["root"]["inputDefinitions"]["parameters"]["config"]["defaultValue"]
     assert config["name"] == "paper" and config["train"]["steps"] == 7
     assert config["pushgateway"] == "http://modomodo-pushgateway:9091"
+    # values-prod keeps studies in PostgreSQL: no step mounts the SQLite volume.
+    assert "pvcMount" not in (packages / "mixture-search.yaml").read_text()
+
+
+def test_upload_job_compiles_the_search_step_onto_the_sqlite_study_volume(rendered, tmp_path):
+    docs = documents(rendered["default"])
+    (compile_step,) = one(docs, "Job")["spec"]["template"]["spec"]["initContainers"]
+    packages = tmp_path / "pipelines"
+    env = _container_env(compile_step, PACKAGES=str(packages), HOME=str(tmp_path))
+    result = _run_container(
+        {**compile_step, "args": [*compile_step["args"], "--pipeline=mixture-search"]}, env
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    platform = list(yaml.safe_load_all((packages / "mixture-search.yaml").read_text()))[1]
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    mounts = {name: e["pvcMount"] for name, e in executors.items() if "pvcMount" in e}
+    assert list(mounts) == ["exec-search-mixture"]
+    (mount,) = mounts["exec-search-mixture"]
+    pvc = one(docs, "PersistentVolumeClaim", "modomodo-study")["metadata"]["name"]
+    assert mount["constant"] == pvc
+    secret_url = one(docs, "Secret")["stringData"]["url"]
+    assert secret_url == f"sqlite:///{mount['mountPath']}/optuna.db"
 
 
 @pytest.mark.xfail(
@@ -450,3 +478,15 @@ def test_checkov_finds_nothing_unlisted_in_the_rendered_chart(rendered, chart_wi
     assert not unlisted, f"checkov failures not in charts/checkov-skips.yaml: {unlisted}"
     stale = sorted(set(skips) - {check for check, _ in failed})
     assert not stale, f"skips that no longer fail, remove them: {stale}"
+
+
+def test_fetch_tools_is_idempotent_and_installs_the_pinned_tools():
+    """A second run changes nothing and takes no download; the versions are the pinned ones."""
+    import time
+
+    start = time.monotonic()
+    run(["bash", "scripts/fetch_tools.sh"])
+    assert time.monotonic() - start < 30, "fetch_tools.sh redid its work"
+    assert "v4.1.4" in run([tool("helm"), "version", "--short"]).stdout
+    assert "v1.35.2" in run([tool("kubectl"), "version", "--client"]).stdout
+    assert run([tool("checkov"), "--version"]).stdout.strip() == "3.3.30"

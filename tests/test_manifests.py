@@ -118,6 +118,16 @@ def test_overlays_patch_what_they_say(built):
     assert (preset(dev), preset(prod)) == ("smoke", "paper")
 
 
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_pipelines_mount_only_a_study_volume_the_overlay_has(built, overlay):
+    docs = documents(built[overlay])
+    (compile_step,) = one(docs, "Job")["spec"]["template"]["spec"]["initContainers"]
+    volume = {e["name"]: e["value"] for e in compile_step["env"]}["STUDY_PVC"]
+    claims = {p["metadata"]["name"] for p in by_kind(docs, "PersistentVolumeClaim")}
+    assert volume in claims if volume else "modomodo-study" not in claims
+    assert bool(volume) == (overlay != "prod")
+
+
 def test_upload_job_compiles_for_the_image_the_overlay_sets(tmp_path):
     """An overlay's `images:` changes the Job's image; its replacement keeps the image the
     pipelines are compiled for (MODOMODO_IMAGE) the same."""

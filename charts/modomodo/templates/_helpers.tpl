@@ -84,3 +84,8 @@ caches go to the /tmp volume. */}}
 - {name: MPLCONFIGDIR, value: /tmp/matplotlib}
 - {name: XDG_CACHE_HOME, value: /tmp/cache}
 {{- end -}}
+
+{{/* Where the search step mounts the study PVC: pipelines/settings.py ClusterSettings.study_mount_path. */}}
+{{- define "modomodo.studyMountPath" -}}
+/mnt/modomodo-study
+{{- end -}}
