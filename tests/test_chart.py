@@ -219,6 +219,7 @@ def test_study_storage_is_sqlite_on_a_pvc_by_default_and_postgresql_by_value(ren
     assert url.drivername == "sqlite" and url.database == f"{settings.study_mount_path}/optuna.db"
     pvc = one(docs, "PersistentVolumeClaim", "modomodo-study")
     assert pvc["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep", "uninstall would lose trials"
     assert _compile_env(docs)["STUDY_PVC"] == "modomodo-study"
 
     postgres = documents(helm_template("--set", "study.backend=postgresql").stdout)
