@@ -51,6 +51,12 @@ class ClusterSettings:
     study_secret: str = "modomodo-study"
     """Optional Secret whose key ``url`` (an RDB URL, e.g. PostgreSQL) persists Optuna studies;
     without it the study is a SQLite file inside the search step's output."""
+    study_volume: str = ""
+    """PVC mounted at ``study_mount_path`` into the steps that use the study, for a SQLite study
+    file that outlives the run (the Helm chart's default: PVC and Secret ``modomodo-study``, whose
+    ``url`` names a file there); "": none."""
+    study_mount_path: str = "/mnt/modomodo-study"
+    """Where ``study_volume`` is mounted."""
     metrics_port: int = 9400
     """Port on which the long-running steps (the RL update) serve ``/metrics`` while they run, with
     the ``prometheus.io/scrape|port|path`` pod annotations a scraping Prometheus discovers pods by;
@@ -149,6 +155,10 @@ class Placement:
                 secret_key_to_env={"url": "MODOMODO_STUDY_STORAGE"},
                 optional=True,
             )
+            if self.cluster.study_volume:
+                kubernetes.mount_pvc(
+                    task, pvc_name=self.cluster.study_volume, mount_path=self.cluster.study_mount_path
+                )
         if step.serves_metrics and self.cluster.metrics_port:
             port = str(self.cluster.metrics_port)
             task.set_env_variable(METRICS_PORT_ENV, port)

@@ -33,4 +33,5 @@ if (( want_test )); then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
   fi
+  scripts/fetch_tools.sh  # helm, kubectl, checkov into .tools/bin (the chart and manifest tests)
 fi

@@ -128,11 +128,15 @@ def compile(  # noqa: A001 - the command is called compile
     metrics_port: Annotated[
         int, typer.Option(min=0, max=65535, help="Port the RL update serves /metrics on (0: off).")
     ] = 9400,
+    study_pvc: Annotated[
+        str,
+        typer.Option(help="PVC mounted into the search step for a SQLite study file (the chart's default)."),
+    ] = "",
 ) -> None:
     """Compile pipelines to Kubeflow IR YAML, with the resolved config as the default argument."""
     cfg = resolve_config(preset, overrides)
     _use_image(image)
-    cluster = _cluster(gpu_cpu, gpu_memory, cpu_memory, accelerator, metrics_port)
+    cluster = _cluster(gpu_cpu, gpu_memory, cpu_memory, accelerator, metrics_port, study_pvc)
     for path in _compile(cfg, output, pipeline, cluster):
         console.print(f"compiled {path}")
 
@@ -366,7 +370,9 @@ def _kfp_errors(host: str) -> Iterator[None]:
         raise typer.Exit(EXIT_UNREACHABLE) from None
 
 
-def _cluster(gpu_cpu: str, gpu_memory: str, cpu_memory: str, accelerator: str, metrics_port: int):
+def _cluster(
+    gpu_cpu: str, gpu_memory: str, cpu_memory: str, accelerator: str, metrics_port: int, study_pvc: str
+):
     from modomodo.pipelines.settings import ClusterSettings, Resources
 
     defaults = ClusterSettings()
@@ -375,6 +381,7 @@ def _cluster(gpu_cpu: str, gpu_memory: str, cpu_memory: str, accelerator: str, m
         gpu_resources=Resources(cpu=gpu_cpu, memory=gpu_memory),
         cpu_resources=Resources(cpu=defaults.cpu_resources.cpu, memory=cpu_memory),
         metrics_port=metrics_port,
+        study_volume=study_pvc,
     )
 
 
