@@ -81,12 +81,14 @@ def submit(
     experiment: str,
     run_name: str,
     namespace: str | None = None,
+    service_account: str | None = None,
     client=None,
 ) -> Submission:
     """Create (or reuse) the pipeline and its content-named version, then start a run in
-    ``experiment`` (created when missing). ``client`` defaults to ``connect(host)``."""
+    ``experiment`` (created when missing), its pods running as ``service_account`` (the chart's,
+    whose Role the steps need; None: the server's default). ``client`` defaults to ``connect(host)``."""
     client = client or connect(host, namespace=namespace)
-    pipeline_id, version_id, version_name, created = _ensure_version(client, Path(package_path))
+    pipeline_id, version_id, version_name, created = upload(client, Path(package_path))
     experiment_id = client.create_experiment(experiment, namespace=namespace).experiment_id
     run = client.run_pipeline(
         experiment_id=experiment_id,
@@ -94,14 +96,16 @@ def submit(
         params=arguments,
         pipeline_id=pipeline_id,
         version_id=version_id,
+        service_account=service_account,
     )
     url = f"{host.rstrip('/')}/#/runs/details/{run.run_id}"
     return Submission(pipeline_id, version_id, version_name, created, run.run_id, url)
 
 
-def _ensure_version(client, package_path: Path) -> tuple[str, str, str, bool]:
+def upload(client, package_path: Path) -> tuple[str, str, str, bool]:
     """The pipeline of the package (created when missing) and its content-named version (uploaded
-    when missing): ``(pipeline_id, version_id, version_name, created)``."""
+    when missing): ``(pipeline_id, version_id, version_name, created)``. Uploading the same
+    package again changes nothing."""
     name = package_name(package_path)
     version_name = version_name_for(package_path)
     pipeline_id = client.get_pipeline_id(name)
@@ -239,7 +243,7 @@ def schedule(
     failure never leaves the experiment without its schedule."""
     cron = check_cron(cron)
     client = client or connect(host, namespace=namespace)
-    pipeline_id, version_id, version_name, _ = _ensure_version(client, Path(package_path))
+    pipeline_id, version_id, version_name, _ = upload(client, Path(package_path))
     experiment_id = client.create_experiment(experiment, namespace=namespace).experiment_id
     predicate = {"operation": "EQUALS", "key": "display_name", "stringValue": name}
     existing = (

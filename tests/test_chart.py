@@ -441,11 +441,6 @@ def test_upload_job_compiles_the_search_step_onto_the_sqlite_study_volume(render
     assert secret_url == f"sqlite:///{mount['mountPath']}/optuna.db"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs `modomodo submit --upload-only --host H --package P` (no run, no --store-uri); "
-    "branch ciops adds it to src/modomodo/cli_pipelines.py and pipelines/submit.py",
-)
 def test_upload_job_uploads_each_package_as_a_pipeline_version(rendered, tmp_path):
     from test_pipelines_submit import FakePipelinesServer
 

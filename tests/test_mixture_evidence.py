@@ -185,3 +185,15 @@ def test_the_terminal_summary_shows_the_seed_noise_and_the_verdict_in_words():
         "picked by: best-pilot (held-out Spearman -0.94 ...: no better than chance)",
         "verdict: the lead over uniform is +0.010, ...: within the noise",
     ]
+
+
+def test_an_unset_optional_value_round_trips_through_a_pipeline_parameter(tmp_path):
+    from modomodo.config import config_from_dict
+    from modomodo.pipelines import compile_pipeline
+
+    paper = load_config("paper")
+    assert paper.search.seed_noise is None and "seed_noise" not in paper.to_dict()["search"]
+    assert config_from_dict(paper.to_dict()) == paper
+    assert config_from_dict(CFG.to_dict()).search.seed_noise == 0.025
+    # KFP refuses a null inside a parameter's default: the paper config compiles
+    assert compile_pipeline("train", paper, tmp_path / "train.yaml").is_file()

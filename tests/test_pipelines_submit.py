@@ -333,6 +333,21 @@ def test_submit_command_runs_a_package_with_its_compiled_config_unless_one_is_gi
     assert second["display_name"] == "paper-train"
 
 
+def test_upload_creates_the_version_without_a_run_and_submit_runs_as_the_service_account(kfp_server, package):
+    app = typer.Typer()
+    register(app)
+    first = CliRunner().invoke(app, ["upload", "--host", kfp_server.url, "--package", str(package)])
+    assert first.exit_code == 0, first.output
+    assert f"{version_name_for(package)} (new)" in first.output and not kfp_server.runs
+    uploaded = len(kfp_server.uploads)
+    again = CliRunner().invoke(app, ["upload", "--host", kfp_server.url, "--package", str(package)])
+    assert f"{version_name_for(package)} (reused)" in again.output and len(kfp_server.uploads) == uploaded
+    base = ["submit", "--host", kfp_server.url, "--store-uri", "s3://b/p", "--package", str(package)]
+    ran = CliRunner().invoke(app, [*base, "--service-account", "modomodo"])
+    assert ran.exit_code == 0, ran.output
+    assert kfp_server.runs[0]["service_account"] == "modomodo"
+
+
 # submit --wait, authenticated endpoints, schedule ------------------------------------------------
 
 

@@ -190,6 +190,13 @@ def submit(
     token: Token = "",
     token_file: TokenFile = None,
     ca_cert: CaCert = None,
+    service_account: Annotated[
+        str,
+        typer.Option(
+            help="Kubernetes service account the run's pods use (the chart's, which holds the steps' "
+            "Role; default: the server's)."
+        ),
+    ] = "",
 ) -> None:
     """Submit a pipeline to a Kubeflow Pipelines server: create or reuse the pipeline version
     named after the package's content, start a run, print its link; with --wait, follow it."""
@@ -211,6 +218,7 @@ def submit(
                 experiment=experiment,
                 run_name=run_name or (f"{cfg.name}-{pipeline}" if cfg else pipeline),
                 namespace=namespace or None,
+                service_account=service_account or None,
                 client=client,
             )
     reused = "new" if result.version_created else "reused"
@@ -456,13 +464,34 @@ def _label(mixture: dict | None) -> str:
     return ", ".join(f"{d}={w:.2f}" for d, w in sorted((mixture or {}).items()) if w > 0) or "-"
 
 
+def upload(
+    host: Annotated[
+        str, typer.Option(help="Kubeflow Pipelines endpoint, e.g. http://ml-pipeline-ui.kubeflow:80.")
+    ],
+    package: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="A compiled pipeline package.")],
+    namespace: Namespace = "",
+    token: Token = "",
+    token_file: TokenFile = None,
+    ca_cert: CaCert = None,
+) -> None:
+    """Upload a compiled package as a pipeline version named after its content, starting no run
+    (the chart's upload Job; again with the same package: nothing changes)."""
+    from modomodo.pipelines.submit import upload as upload_package
+
+    with _kfp_errors(host):
+        client = _client(host, namespace, token, token_file, ca_cert)
+        _, _, version_name, created = upload_package(client, package)
+    console.print(f"pipeline version {version_name} ({'new' if created else 'reused'})")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``run``, ``compile``, ``submit``, ``schedule`` and the retrain gate's ``accepted`` and
-    ``gate`` to the ``modomodo`` app."""
+    """Add ``run``, ``compile``, ``submit``, ``upload``, ``schedule`` and the retrain gate's
+    ``accepted`` and ``gate`` to the ``modomodo`` app."""
     from modomodo.cli_retrain import register as register_retrain
 
     app.command("run")(run)
     app.command("compile")(compile)
     app.command("submit")(submit)
+    app.command("upload")(upload)
     app.command("schedule")(schedule)
     register_retrain(app)

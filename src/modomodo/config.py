@@ -326,7 +326,9 @@ class ExperimentConfig:
         return {d: 1.0 / len(self.data.domains) for d in self.data.domains}
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain data; unset optional values (None) are left out, since a KFP parameter cannot
+        hold a null and a missing key reads back as the same default."""
+        return dataclasses.asdict(self, dict_factory=lambda items: {k: v for k, v in items if v is not None})
 
 
 def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
