@@ -93,12 +93,13 @@ EOF
     if [[ -n ${DEEPSPEED_OPS:-} ]]; then
       switches=()
       for op in $DEEPSPEED_OPS; do switches+=("DS_BUILD_$op=1"); done
+      # --no-cache-dir: a wheel pip built earlier without the ops would otherwise be reused.
       env DS_BUILD_OPS=0 "${switches[@]}" "$venv/bin/python" -m pip wheel --disable-pip-version-check \
-        -c "$lock" --no-deps --no-build-isolation -w "$out" "$(grep -E '^deepspeed==' "$lock")"
+        --no-cache-dir -c "$lock" --no-deps --no-build-isolation -w "$out" "$(grep -E '^deepspeed==' "$lock")"
     fi
     if [[ -n ${FLASH_ATTN_VERSION:-} ]]; then
       MAX_JOBS=${MAX_JOBS:-4} "$venv/bin/python" -m pip wheel --disable-pip-version-check \
-        -c "$lock" --no-deps --no-build-isolation -w "$out" "flash-attn==$FLASH_ATTN_VERSION"
+        --no-cache-dir -c "$lock" --no-deps --no-build-isolation -w "$out" "flash-attn==$FLASH_ATTN_VERSION"
     fi
     ;;
   *) usage ;;

@@ -422,6 +422,7 @@ def _dockerfile_install_commands(dockerfile: Path) -> list[list[str]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # a fresh install of the whole stack: 2 to 9 minutes here
 def test_the_image_install_step_in_a_fresh_venv_gives_a_working_compile(tmp_path):
     # The build context as the Dockerfile sees it: only what it copies.
     context = tmp_path / "context"
@@ -447,7 +448,7 @@ def test_the_image_install_step_in_a_fresh_venv_gives_a_working_compile(tmp_path
             env=env,
             capture_output=True,
             text=True,
-            timeout=1500,
+            timeout=1800,
         )
         assert result.returncode == 0, (
             f"install.sh {phase}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -473,3 +474,49 @@ def test_the_image_install_step_in_a_fresh_venv_gives_a_working_compile(tmp_path
     assert where.stdout.startswith(str(venv)), where.stdout + where.stderr
     _compile(venv / "bin/modomodo", tmp_path / "compiled", *EVERY_STEP)
     assert images_by_step(tmp_path / "compiled/mixture-search.yaml") == expected_images(CPU_IMAGE, GPU_IMAGE)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)  # torch into a fresh venv, then DeepSpeed's CPU Adam compiled: 3 to 6 minutes here
+def test_the_gpu_builder_step_precompiles_deepspeed_ops_into_a_wheel_that_loads_without_jit(tmp_path):
+    # The GPU builder's step (images/install.sh wheels) with the one op a CPU can compile: the
+    # runtime stage has no compiler, so its ops must come prebuilt in this wheel.
+    (run,) = [
+        args for k, args in instructions(DOCKERFILES["gpu"]) if k == "RUN" and "install.sh wheels" in args
+    ]
+    assert "DEEPSPEED_OPS=$DEEPSPEED_OPS" in run
+    context = tmp_path / "context"
+    (context / "images").mkdir(parents=True)
+    for name in ("pyproject.toml", "constraints.txt", "images/install.sh"):
+        shutil.copy2(ROOT / name, context / name)
+    venv, wheels = tmp_path / "build-venv", tmp_path / "wheels"
+    env = _clean_env(
+        PYTHON=sys.executable, TORCH_INDEX_URL="", DEEPSPEED_OPS="CPU_ADAM", FLASH_ATTN_VERSION=""
+    )
+    result = subprocess.run(
+        ["bash", "images/install.sh", "wheels", venv, wheels],
+        cwd=context,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    (wheel,) = wheels.glob("deepspeed-*.whl")
+    pins = read_lock((ROOT / "constraints.txt").read_text())
+    assert wheel.name.startswith(f"deepspeed-{pins['deepspeed']}-")
+    pip = [venv / "bin/python", "-m", "pip", "install", "-q", "-c", ROOT / "constraints.txt"]
+    subprocess.run([*pip, wheel], check=True, capture_output=True, timeout=900)
+    jit_dir = tmp_path / "torch_extensions"
+    probe = "from deepspeed.ops.op_builder import CPUAdamBuilder; print(CPUAdamBuilder().load(verbose=False).__file__)"
+    loaded = subprocess.run(
+        [venv / "bin/python", "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_clean_env(TORCH_EXTENSIONS_DIR=str(jit_dir)),
+        cwd=tmp_path,
+    )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert loaded.stdout.strip().splitlines()[-1].startswith(str(venv)), loaded.stdout
+    assert not jit_dir.exists() or not any(jit_dir.iterdir()), "the op was JIT-compiled, not prebuilt"
