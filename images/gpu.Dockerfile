@@ -34,8 +34,9 @@ ARG WITH_FLASH_ATTN=0
 ARG FLASH_ATTN_VERSION=2.8.3.post2
 # Ampere (A100), Hopper (H100/H200), Blackwell (B200, RTX 50): the GPUs the extensions are built for.
 ARG TORCH_CUDA_ARCH_LIST="8.0;9.0;10.0;12.0"
+# DS_ACCELERATOR=cuda: a build has no GPU, and DeepSpeed would otherwise build its CPU variants.
 RUN if [ "$WITH_FLASH_ATTN" != 1 ]; then FLASH_ATTN_VERSION=; fi \
-    && PYTHON=python3.11 DEEPSPEED_OPS=$DEEPSPEED_OPS FLASH_ATTN_VERSION=$FLASH_ATTN_VERSION \
+    && PYTHON=python3.11 DS_ACCELERATOR=cuda DEEPSPEED_OPS=$DEEPSPEED_OPS FLASH_ATTN_VERSION=$FLASH_ATTN_VERSION \
        images/install.sh wheels /opt/build-venv /wheels
 
 # --- runtime: no compiler, no CUDA toolkit ---
