@@ -5,10 +5,10 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
 
-from modomodo.components import RUNTIME_IMAGE
+from modomodo.components import GPU_IMAGE
 
 
-@dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
 def base_policy(
     config: dict, pushgateway: str, gpus: int, data: Input[Dataset], model: Output[Model]
 ) -> NamedTuple("BasePolicy", [("run", dict)]):

@@ -14,11 +14,13 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 fresh() { [[ -f $1 && ! pyproject.toml -nt $1 && ! constraints.txt -nt $1 ]]; }
 test_stamp=.venv/.modomodo-installed-test
-if (( want_test )); then stamp=$test_stamp extras="[test]"; else stamp=.venv/.modomodo-installed extras=""; fi
+# The postgres extra as in the images (images/install.sh): CI and images install the same set.
+if (( want_test )); then stamp=$test_stamp extras="[postgres,test]"; else stamp=.venv/.modomodo-installed extras="[postgres]"; fi
 # A test install includes the runtime install.
 if ! fresh "$stamp" && ! fresh "$test_stamp"; then
-  # torch first, from the CPU wheel; the constraints file keeps every later step on that build.
-  .venv/bin/pip install -q -c constraints.txt torch==2.13.0
+  # torch first, from the CPU wheel; constraints.txt (the lock the images install from too) keeps
+  # every later step on that build and pins every other package.
+  .venv/bin/pip install -q -c constraints.txt "$(grep -E '^torch==' constraints.txt)"
   DS_BUILD_OPS=0 .venv/bin/pip install -q -c constraints.txt -e ".${extras}"
   touch "$stamp"
 fi

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modomodo.components import RUNTIME_IMAGE
+from modomodo.components import GPU_IMAGE, RUNTIME_IMAGE
 from modomodo.config import load_config
 from modomodo.pipelines import PIPELINES, compile_pipeline
 from modomodo.pipelines.settings import STEPS, ClusterSettings, cpu_threads
@@ -72,10 +72,12 @@ def ir(request, search_ir, train_ir) -> IR:
     return {"mixture-search": search_ir, "train": train_ir}[request.param]
 
 
-def test_every_step_runs_the_runtime_image_without_installing_packages(ir):
-    for executor in ir.executors.values():
-        container = executor["container"]
-        assert container["image"] == RUNTIME_IMAGE
+def test_every_step_runs_its_image_without_installing_packages(ir):
+    for _, _, _, component, executor in ir.tasks():
+        if executor is None:
+            continue
+        container = ir.executors[executor]["container"]
+        assert container["image"] == (GPU_IMAGE if _step_of(component) in GPU_STEPS else RUNTIME_IMAGE)
         assert not any("pip install" in part for part in container["command"] + container.get("args", []))
 
 
@@ -332,6 +334,8 @@ def test_compile_command_writes_every_pipeline_for_the_given_image(tmp_path):
             "train.steps=7",
             "--image",
             "registry.local/modomodo:test",
+            "--gpu-image",
+            "registry.local/modomodo-gpu:test",
         ],
         capture_output=True,
         text=True,
@@ -340,7 +344,10 @@ def test_compile_command_writes_every_pipeline_for_the_given_image(tmp_path):
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{name}.yaml" for name in PIPELINES)
     ir = IR(tmp_path / "mixture-search.yaml")
-    assert {e["container"]["image"] for e in ir.executors.values()} == {"registry.local/modomodo:test"}
+    assert {e["container"]["image"] for e in ir.executors.values()} == {
+        "registry.local/modomodo:test",
+        "registry.local/modomodo-gpu:test",
+    }
     assert ir.spec["root"]["inputDefinitions"]["parameters"]["config"]["defaultValue"]["train"]["steps"] == 7
 
 

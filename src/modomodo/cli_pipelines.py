@@ -119,7 +119,10 @@ def compile(  # noqa: A001 - the command is called compile
         list[str] | None, typer.Option("--pipeline", help="Pipelines to compile (default: all).")
     ] = None,
     image: Annotated[
-        str, typer.Option(help="Runtime image of every step (default: $MODOMODO_IMAGE or the release tag).")
+        str, typer.Option(help="CPU image of the light steps (default: $MODOMODO_IMAGE or the release tag).")
+    ] = "",
+    gpu_image: Annotated[
+        str, typer.Option(help="Image of the GPU steps (default: $MODOMODO_GPU_IMAGE or the release tag).")
     ] = "",
     gpu_cpu: Annotated[str, typer.Option(help="CPU request of a GPU step.")] = "8",
     gpu_memory: Annotated[str, typer.Option(help="Memory of a GPU step.")] = "64Gi",
@@ -135,7 +138,7 @@ def compile(  # noqa: A001 - the command is called compile
 ) -> None:
     """Compile pipelines to Kubeflow IR YAML, with the resolved config as the default argument."""
     cfg = resolve_config(preset, overrides)
-    _use_image(image)
+    _use_images(image, gpu_image)
     cluster = _cluster(gpu_cpu, gpu_memory, cpu_memory, accelerator, metrics_port, study_pvc)
     for path in _compile(cfg, output, pipeline, cluster):
         console.print(f"compiled {path}")
@@ -166,7 +169,8 @@ def submit(
             "config unless --preset or --set is given."
         ),
     ] = None,
-    image: Annotated[str, typer.Option(help="Runtime image when compiling (see `compile`).")] = "",
+    image: Annotated[str, typer.Option(help="CPU image when compiling (see `compile`).")] = "",
+    gpu_image: Annotated[str, typer.Option(help="GPU image when compiling (see `compile`).")] = "",
     experiment: Annotated[str, typer.Option(help="KFP experiment (created when missing).")] = "modomodo",
     run_name: Annotated[str, typer.Option(help="Run name (default: <config name>-<pipeline>).")] = "",
     gpus: Annotated[int, typer.Option(help="GPUs a GPU step requests.")] = 1,
@@ -203,7 +207,8 @@ def submit(
     from modomodo.pipelines.submit import follow
     from modomodo.pipelines.submit import submit as submit_package
 
-    with _prepared(preset, overrides, pipeline, package, image, store_uri, gpus, s3_secret, pushgateway) as (
+    images = (image, gpu_image)
+    with _prepared(preset, overrides, pipeline, package, images, store_uri, gpus, s3_secret, pushgateway) as (
         package,
         pipeline,
         arguments,
@@ -265,6 +270,7 @@ def schedule(
     pipeline: Annotated[str, typer.Option("--pipeline", help="The pipeline to schedule.")] = "train",
     package: Annotated[Path | None, typer.Option(help="A compiled package (see `submit`).")] = None,
     image: Annotated[str, typer.Option(help="Runtime image when compiling (see `compile`).")] = "",
+    gpu_image: Annotated[str, typer.Option(help="GPU image when compiling (see `compile`).")] = "",
     experiment: Annotated[str, typer.Option(help="KFP experiment (created when missing).")] = "modomodo",
     gpus: Annotated[int, typer.Option(help="GPUs a GPU step requests.")] = 1,
     s3_secret: Annotated[
@@ -286,7 +292,8 @@ def schedule(
     except ValueError as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(2) from None
-    with _prepared(preset, overrides, pipeline, package, image, store_uri, gpus, s3_secret, pushgateway) as (
+    images = (image, gpu_image)
+    with _prepared(preset, overrides, pipeline, package, images, store_uri, gpus, s3_secret, pushgateway) as (
         package,
         pipeline,
         arguments,
@@ -309,17 +316,18 @@ def schedule(
 
 @contextmanager
 def _prepared(
-    preset, overrides, pipeline, package, image, store_uri, gpus, s3_secret, pushgateway
+    preset, overrides, pipeline, package, images, store_uri, gpus, s3_secret, pushgateway
 ) -> Iterator[tuple[Path, str, dict, object]]:
-    """The package to send (compiled now unless given), the pipeline's name, its run arguments and
-    the config they carry (None: the package's compiled config runs)."""
+    """The package to send (compiled now, on ``images`` = (CPU image, GPU image), unless given),
+    the pipeline's name, its run arguments and the config they carry (None: the package's compiled
+    config runs)."""
     import tempfile
 
     # A package runs the config compiled into it, unless the command names one: then that config
     # is the run's `config` parameter (validated here, before anything is submitted).
     config_given = package is None or preset is not None or bool(overrides)
     cfg = resolve_config(preset or "smoke", overrides) if config_given else None
-    _use_image(image)
+    _use_images(*images)
     from modomodo.pipelines.settings import ClusterSettings
     from modomodo.pipelines.submit import package_name
 
@@ -393,11 +401,13 @@ def _cluster(
     )
 
 
-def _use_image(image: str) -> None:
-    """Compile against ``image``: the components read it when first imported, so this runs before
-    anything imports ``modomodo.pipelines``."""
+def _use_images(image: str, gpu_image: str) -> None:
+    """Compile against these images (empty: the default): the components read them when first
+    imported, so this runs before anything imports ``modomodo.pipelines``."""
     if image:
         os.environ["MODOMODO_IMAGE"] = image
+    if gpu_image:
+        os.environ["MODOMODO_GPU_IMAGE"] = gpu_image
 
 
 def _compile(cfg, output: Path, names: list[str] | None, cluster) -> list[Path]:
