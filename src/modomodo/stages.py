@@ -568,6 +568,7 @@ def report_stage(
     from modomodo.report import Contender, Plot, ReportData, build_report, compare
 
     records = load_run_records(records_csv, list(cfg.data.domains)) if records_csv else None
+    search = json.loads((Path(search_dir) / "proposals.json").read_text()) if search_dir else None
     final = Contender(final_label, final_run["run_id"], final_run["mixture"], dict(final_scores))
     plots = []
     if surrogate_dir is not None:
@@ -594,9 +595,7 @@ def report_stage(
         contenders=compare(cfg.search.target, base_scores, final, records),
         pilots=records,
         surrogate=json.loads((Path(surrogate_dir) / "surrogate.json").read_text()) if surrogate_dir else None,
-        proposals=json.loads((Path(search_dir) / "proposals.json").read_text())["proposals"]
-        if search_dir
-        else [],
+        proposals=search["proposals"] if search else [],
         pass_rates=json.loads((Path(profile_dir) / "pass_rates.json").read_text()) if profile_dir else None,
         plots=tuple(plots),
         settings={
@@ -611,7 +610,12 @@ def report_stage(
         },
         versions=versions(),
     )
-    metrics = stage_metrics(cfg, run_id, "report")
+    metrics = stage_metrics(cfg, run_id, "report", final_run["mixture"])
     with metrics.stage_timer():
         page = build_report(data, Path(out_dir))
+        # The chosen mixture is the search's first proposal (the final run trains on it).
+        predicted = {search["target"]: search["proposals"][0]["mean"]} if search else None
+        metrics.record_final(final_scores, predicted)
+    # The pipeline has ended: its run groups leave the Pushgateway (Prometheus keeps the history).
+    metrics.end_pipeline(cfg.name)
     return page
