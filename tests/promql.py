@@ -1,9 +1,14 @@
 """PromQL helpers for the dashboard and alert tests: the metric names an expression uses, its
-modomodo selectors, and Grafana's variables replaced by values a plain Prometheus accepts."""
+modomodo selectors, Grafana's variables replaced by values a plain Prometheus accepts, and promtool."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from servers import PROMETHEUS_HINT, MissingBinaryError, find_binary
 
 from modomodo.metrics import METRICS
 
@@ -60,3 +65,12 @@ def grafana_to_promql(expr: str, range_: str = "1h") -> str:
     """``expr`` as Grafana sends it: ``$run`` (all runs), ``$__range`` and ``$__rate_interval``
     replaced."""
     return expr.replace("$__rate_interval", "1m").replace("$__range", range_).replace('=~"$run"', '=~".*"')
+
+
+def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    """``promtool ARGS``; a missing promtool fails the test with what to install."""
+    try:
+        binary = find_binary("promtool", PROMETHEUS_HINT, Path("/usr/bin/promtool"))
+    except MissingBinaryError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=120)

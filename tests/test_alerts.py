@@ -5,28 +5,15 @@ rules, and every metric the rules read is one the code exports (or kube-state-me
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from promql import EXTERNAL_METRICS, exported_names, metric_names
-from servers import PROMETHEUS_HINT, MissingBinaryError, find_binary
+from promql import EXTERNAL_METRICS, exported_names, metric_names, run_promtool
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "charts" / "modomodo" / "files" / "alerts.yaml"
 UNIT_TESTS = Path(__file__).resolve().parent / "promtool"
-
-
-def promtool() -> str:
-    try:
-        return find_binary("promtool", PROMETHEUS_HINT, Path("/usr/bin/promtool"))
-    except MissingBinaryError as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
-def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([promtool(), *args], capture_output=True, text=True, timeout=120)
 
 
 def groups() -> list[dict]:
