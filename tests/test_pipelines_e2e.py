@@ -44,7 +44,10 @@ PILOTS = len(DOMAINS) + 1
 
 
 def query(prometheus: str, promql: str) -> list[dict]:
-    url = f"{prometheus}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+    """The last value in the past hour of each series of ``promql``: the pipeline's end deletes its
+    Pushgateway groups, so the present holds none of its runs' series."""
+    last = f"last_over_time(({promql})[1h:1s])"
+    url = f"{prometheus}/api/v1/query?{urllib.parse.urlencode({'query': last})}"
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.load(response)["data"]["result"]
 
