@@ -176,3 +176,17 @@ def test_peak_memory_on_cpu_is_the_process_rss():
     peak = m.peak_memory()
     assert list(peak) == ["cpu"]
     assert 10 * 2**20 < peak["cpu"] <= resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def test_each_test_pushgateway_starts_empty(tmp_path):
+    """Debian's Pushgateway persists to one machine-wide file by default; the test servers must
+    not, or a new one starts with every group that an earlier one held."""
+    from servers import pushgateway as start_pushgateway
+
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    with start_pushgateway(tmp_path / "first") as first:
+        push_accepted("left-behind", {"out_score": 0.1}, gateway=first)
+        assert pushgateway_groups(first)
+    with start_pushgateway(tmp_path / "second") as second:
+        assert pushgateway_groups(second) == []
