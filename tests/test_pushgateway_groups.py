@@ -190,3 +190,15 @@ def test_each_test_pushgateway_starts_empty(tmp_path):
         assert pushgateway_groups(first)
     with start_pushgateway(tmp_path / "second") as second:
         assert pushgateway_groups(second) == []
+
+
+@pytest.mark.gpu
+def test_peak_memory_on_cuda_is_the_allocated_peak_per_device():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.fail("needs a CUDA GPU (deselect with -m 'not gpu')", pytrace=False)
+    block = torch.ones(64, 1024, 1024, device="cuda")  # 256 MiB
+    peak = m.peak_memory()
+    assert set(peak) == {f"cuda:{i}" for i in range(torch.cuda.device_count())}
+    assert peak["cuda:0"] >= block.numel() * block.element_size()
