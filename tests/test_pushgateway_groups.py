@@ -93,7 +93,8 @@ def test_the_end_of_a_pipeline_deletes_its_run_groups_and_earlier_reports_only(p
         pass
     before = _groups(pushgateway)
 
-    deleted = report.end_pipeline(experiment)
+    assert report.end_pipeline(experiment) == []  # all pushed just now: the grace period keeps them
+    deleted = report.end_pipeline(experiment, grace_s=0)
 
     expected = {
         (("run", f"{experiment}-data"), ("stage", "curate")),
@@ -111,7 +112,7 @@ def test_the_end_of_a_pipeline_deletes_its_run_groups_and_earlier_reports_only(p
     assert (("stage", m.ACCEPT_STAGE),) in after
     for stage in ("curate", "train", "evaluate", "search", "report"):
         assert (("run", m.LATEST_RUN), ("stage", stage)) in after
-    assert report.end_pipeline(experiment) == []  # nothing left to delete
+    assert report.end_pipeline(experiment, grace_s=0) == []  # nothing left to delete
 
 
 def test_end_pipeline_without_a_gateway_or_experiment():
@@ -202,3 +203,15 @@ def test_peak_memory_on_cuda_is_the_allocated_peak_per_device():
     peak = m.peak_memory()
     assert set(peak) == {f"cuda:{i}" for i in range(torch.cuda.device_count())}
     assert peak["cuda:0"] >= block.numel() * block.element_size()
+
+
+def test_the_grace_period_comes_from_the_environment(pushgateway, monkeypatch):
+    experiment = _experiment()
+    with _metrics(pushgateway, f"{experiment}-pilot", "train").stage_timer():
+        pass
+    report = _metrics(pushgateway, f"pipeline-{experiment}", "report")
+    monkeypatch.setenv(m.GRACE_ENV, "3600")
+    assert report.end_pipeline(experiment) == []
+    monkeypatch.setenv(m.GRACE_ENV, "0")
+    deleted = [g["run"] for g in report.end_pipeline(experiment)]  # and earlier tests' reports
+    assert f"{experiment}-pilot" in deleted

@@ -49,6 +49,11 @@ PUSHGATEWAY_ENV = "MODOMODO_PUSHGATEWAY"
 METRICS_PORT_ENV = "MODOMODO_METRICS_PORT"
 """Environment variable with the port a long-running stage serves ``/metrics`` on (unset or 0: off)."""
 PUSH_JOB = "modomodo"
+GRACE_ENV = "MODOMODO_PUSHGATEWAY_GRACE"
+"""Environment variable: seconds a pushed group is kept after its last push before a pipeline's end
+may delete it (default :data:`DEFAULT_GRACE_S`), so Prometheus scrapes it at least once."""
+DEFAULT_GRACE_S = 120.0
+"""Four scrapes at the Prometheus operator's default 30 s interval."""
 """The ``job`` of every pushed group; ``run`` and ``stage`` complete the grouping key."""
 
 LATEST_RUN = "latest"
@@ -441,29 +446,36 @@ class StageMetrics:
             return False
         return True
 
-    def end_pipeline(self, experiment: str, *, strict: bool = False) -> list[dict[str, str]]:
+    def end_pipeline(
+        self, experiment: str, *, grace_s: float | None = None, strict: bool = False
+    ) -> list[dict[str, str]]:
         """Delete the Pushgateway groups of a pipeline that ended: every group whose run belongs
-        to ``experiment`` (run ids ``<experiment>-...``) and every earlier report's group (a
-        report pushes once, at its pipeline's end, so a later pipeline's end finds it scraped).
-        This stage's own group and the groups without a run (``run="latest"`` last successes,
-        the accepted run) stay. Returns the grouping keys deleted; a Pushgateway that cannot be
-        reached is logged (raised if ``strict``) and nothing is deleted."""
+        to ``experiment`` (run ids ``<experiment>-...``) and every earlier report's group.
+        A group pushed less than ``grace_s`` seconds ago (default ``$MODOMODO_PUSHGATEWAY_GRACE``,
+        else :data:`DEFAULT_GRACE_S`) stays, so Prometheus scrapes it first; the experiment's
+        next pipeline end deletes it. This stage's own group and the groups without a run
+        (``run="latest"`` last successes, the accepted run) stay. Returns the grouping keys
+        deleted; a Pushgateway that cannot be reached is logged (raised if ``strict``)."""
         if not experiment:
             raise ValueError("end_pipeline needs the experiment name whose runs ended")
+        if grace_s is None:
+            grace_s = float(os.environ.get(GRACE_ENV) or DEFAULT_GRACE_S)
         url = self.gateway_url()
         if not url:
             return []
         try:
             groups = self.push_retry.call(
-                lambda: pushgateway_groups(url, timeout=self.push_timeout),
+                lambda: _groups_with_push_time(url, timeout=self.push_timeout),
                 is_transient=_is_transient_push_error,
                 what=f"list the groups of {url}",
             )
+            now = time.time()
             ended = [
                 g
-                for g in groups
+                for g, pushed in groups
                 if g.get("run", LATEST_RUN) not in (LATEST_RUN, self.run)
                 and (g["run"].startswith(f"{experiment}-") or g.get("stage") == self.stage)
+                and now - pushed >= grace_s
             ]
             for group in ended:
                 key = {k: v for k, v in group.items() if k != "job"}
@@ -501,10 +513,18 @@ class StageMetrics:
 def pushgateway_groups(gateway: str, timeout: float = 10.0) -> list[dict[str, str]]:
     """The grouping keys (``job`` included) of the modomodo groups on the Pushgateway ``gateway``
     (``host:port`` or URL), from its ``/api/v1/metrics``."""
+    return [labels for labels, _pushed in _groups_with_push_time(gateway, timeout)]
+
+
+def _groups_with_push_time(gateway: str, timeout: float) -> list[tuple[dict[str, str], float]]:
     base = gateway if "://" in gateway else f"http://{gateway}"
     with urllib.request.urlopen(f"{base.rstrip('/')}/api/v1/metrics", timeout=timeout) as response:
         data = json.load(response)["data"]
-    return [group["labels"] for group in data if group["labels"].get("job") == PUSH_JOB]
+    return [
+        (group["labels"], float(group["push_time_seconds"]["metrics"][0]["value"]))
+        for group in data
+        if group["labels"].get("job") == PUSH_JOB
+    ]
 
 
 def peak_memory() -> dict[str, int]:
