@@ -219,7 +219,9 @@ def pushgateway(workdir: Path) -> Iterator[str]:
     """A Pushgateway without persistence; yields its base URL."""
     binary = find_binary("prometheus-pushgateway", PROMETHEUS_HINT, Path("/usr/bin/prometheus-pushgateway"))
     url = f"http://{LOOPBACK}:{free_port()}"
-    argv = [binary, f"--web.listen-address={url.removeprefix('http://')}"]
+    # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: every Pushgateway
+    # on the machine would load the groups that earlier ones (other tests, other sessions) left.
+    argv = [binary, f"--web.listen-address={url.removeprefix('http://')}", "--persistence.file="]
     with running_process("Pushgateway", argv, workdir / "pushgateway.log", lambda: http_ok(f"{url}/-/ready")):
         yield url
 

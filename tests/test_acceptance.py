@@ -205,3 +205,30 @@ def test_gate_and_accepted_commands(tmp_path):
     assert missing.exit_code == 2 and "reports/nope" in missing.stderr
     negative = cli("gate", "--store-uri", uri, "--run", "run-2", "--tolerance", "-1")
     assert negative.exit_code == 2
+
+
+def test_a_promoted_run_becomes_the_regression_alerts_baseline_in_the_pushgateway(tmp_path, pushgateway):
+    from test_pushgateway_groups import _samples
+
+    uri = (tmp_path / "store").as_uri()
+    store = ArtifactStore.from_uri(uri)
+    publish_report(store, "run-7", 0.42, tmp=tmp_path)
+    passed = cli("gate", "--store-uri", uri, "--run", "run-7", "--pushgateway", pushgateway)
+    assert passed.exit_code == 0, passed.output
+    accepted = {
+        labels["score"]: value for labels, value in _samples(pushgateway, "modomodo_eval_accepted_score")
+    }
+    assert accepted["out_score"] == pytest.approx(0.42)
+    # a regression is not promoted, so the baseline stays
+    publish_report(store, "run-8", 0.30, tmp=tmp_path)
+    regressed = cli("gate", "--store-uri", uri, "--run", "run-8", "--pushgateway", pushgateway)
+    assert regressed.exit_code == 1
+    accepted = {
+        labels["score"]: value for labels, value in _samples(pushgateway, "modomodo_eval_accepted_score")
+    }
+    assert accepted["out_score"] == pytest.approx(0.42)
+    # an unreachable Pushgateway does not fail a passing gate: the store holds the promotion
+    publish_report(store, "run-9", 0.50, tmp=tmp_path)
+    offline = cli("gate", "--store-uri", uri, "--run", "run-9", "--pushgateway", "http://127.0.0.1:9")
+    assert offline.exit_code == 0 and "could not push the accepted scores" in offline.stderr
+    assert read_accepted(store, "smoke").run == "run-9"

@@ -44,7 +44,10 @@ PILOTS = len(DOMAINS) + 1
 
 
 def query(prometheus: str, promql: str) -> list[dict]:
-    url = f"{prometheus}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+    """The last value in the past hour of each series of ``promql``: the pipeline's end deletes its
+    Pushgateway groups, so the present holds none of its runs' series."""
+    last = f"last_over_time(({promql})[1h:1s])"
+    url = f"{prometheus}/api/v1/query?{urllib.parse.urlencode({'query': last})}"
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.load(response)["data"]["result"]
 
@@ -60,8 +63,9 @@ def wait_for_series(prometheus: str, promql: str, count: int, timeout_s: float =
 
 
 @pytest.fixture(scope="module")
-def main_job(s3_server, pushgateway, tmp_path_factory):
-    """Run the main job once; the tests below read what it left behind."""
+def main_job(s3_server, pushgateway, prometheus, tmp_path_factory):
+    """Run the main job once, scraped by Prometheus while it runs (its end deletes its
+    Pushgateway groups); the tests below read what it left behind."""
     output = tmp_path_factory.mktemp("run")
     # A unique experiment name prefixes every run id, so queries see this run's series only.
     experiment = f"e2e-{uuid.uuid4().hex[:8]}"
@@ -70,6 +74,7 @@ def main_job(s3_server, pushgateway, tmp_path_factory):
         "AWS_ACCESS_KEY_ID": s3_server.access_key,
         "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
         "MODOMODO_S3_ENDPOINT": s3_server.endpoint,
+        "MODOMODO_PUSHGATEWAY_GRACE": "0",  # Prometheus scrapes every second here
     }
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():

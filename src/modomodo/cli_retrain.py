@@ -5,6 +5,7 @@ logic is ``modomodo.acceptance``; see docs/retraining.md."""
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated
 
 import typer
@@ -44,10 +45,18 @@ def gate(
     promote: Annotated[
         bool, typer.Option(help="Make a run that passes the accepted one of its experiment.")
     ] = True,
+    pushgateway: Annotated[
+        str,
+        typer.Option(
+            help="Pushgateway that gets a promoted run's scores as modomodo_eval_accepted_score, the "
+            "evaluation-regression alert's baseline (default: $MODOMODO_PUSHGATEWAY; none: no push)."
+        ),
+    ] = "",
 ) -> None:
     """Fail (exit 1) when the run's Out-Score is below the last accepted run's by more than
     --tolerance; otherwise pass and promote it. The first run of an experiment always passes."""
     from modomodo.acceptance import gate as judge_run
+    from modomodo.metrics import PUSHGATEWAY_ENV, push_accepted
 
     verdict = _or_exit(lambda: judge_run(_store(store_uri), run, tolerance, promote_passed=promote))
     if not verdict.passed:
@@ -55,6 +64,13 @@ def gate(
         raise typer.Exit(EXIT_REGRESSION)
     promoted = f"; {run} is now the accepted run" if promote else ""
     console.print(f"[green]{verdict.message}[/green]{promoted}", soft_wrap=True)
+    gateway = pushgateway or os.environ.get(PUSHGATEWAY_ENV, "")
+    if promote and gateway:
+        c = verdict.candidate
+        scores = {"out_score": c.out_score, **({"in_score": c.in_score} if c.in_score is not None else {})}
+        # The run is promoted in the store either way; a metrics outage must not fail the gate.
+        if not push_accepted(c.run, scores, c.mixture, gateway=gateway, strict=False):
+            console.print(f"[yellow]could not push the accepted scores to {gateway}[/yellow]", soft_wrap=True)
 
 
 def _store(uri: str):

@@ -9,6 +9,11 @@ Batch steps push (``pushadd`` to a Pushgateway, grouped by ``job=modomodo``, ``r
 long-running pods can also serve ``/metrics``. A metrics outage never fails a stage: a push that
 keeps failing is logged, not raised, unless ``strict=True``.
 
+Pushgateway groups never expire by themselves, and every run id is new, so the run groups are
+deleted when a pipeline ends (:meth:`StageMetrics.end_pipeline`, called by the report stage).
+What alerts need beyond a run lives in groups without a run key, replaced on each push: the
+last success of each stage (``run="latest"``) and the last accepted run (:func:`push_accepted`).
+
 Typical use in a stage::
 
     metrics = StageMetrics(run="pilot-03", stage="train", mixture=mixture_label(weights))
@@ -19,8 +24,10 @@ Typical use in a stage::
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import resource
 import time
 import urllib.error
 from collections.abc import Iterator, Mapping
@@ -30,7 +37,7 @@ from typing import Literal
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
-from prometheus_client.exposition import pushadd_to_gateway
+from prometheus_client.exposition import delete_from_gateway, push_to_gateway, pushadd_to_gateway
 from prometheus_client.metrics import MetricWrapperBase
 
 from modomodo.retry import RetryPolicy
@@ -42,7 +49,17 @@ PUSHGATEWAY_ENV = "MODOMODO_PUSHGATEWAY"
 METRICS_PORT_ENV = "MODOMODO_METRICS_PORT"
 """Environment variable with the port a long-running stage serves ``/metrics`` on (unset or 0: off)."""
 PUSH_JOB = "modomodo"
+GRACE_ENV = "MODOMODO_PUSHGATEWAY_GRACE"
+"""Environment variable: seconds a pushed group is kept after its last push before a pipeline's end
+may delete it (default :data:`DEFAULT_GRACE_S`), so Prometheus scrapes it at least once."""
+DEFAULT_GRACE_S = 120.0
+"""Four scrapes at the Prometheus operator's default 30 s interval."""
 """The ``job`` of every pushed group; ``run`` and ``stage`` complete the grouping key."""
+
+LATEST_RUN = "latest"
+"""The ``run`` of the group that keeps each stage's last success beyond the end of its run."""
+ACCEPT_STAGE = "accept"
+"""The ``stage`` of the group holding the last accepted run's scores (see :func:`push_accepted`)."""
 
 BASE_LABELS: tuple[str, ...] = ("run", "stage", "mixture")
 """Labels on every modomodo series."""
@@ -56,10 +73,13 @@ TRAIN_ACCURACY = "modomodo_train_accuracy"
 TRAIN_SAMPLES = "modomodo_train_samples_total"
 TRAIN_LOSS = "modomodo_train_loss"
 TRAIN_KL = "modomodo_train_kl"
+TRAIN_TOKENS_PER_SECOND = "modomodo_train_tokens_per_second"
+TRAIN_PEAK_MEMORY = "modomodo_train_peak_memory_bytes"
 # Evaluation
 EVAL_SCORE = "modomodo_eval_score"
 EVAL_IN_SCORE = "modomodo_eval_in_score"
 EVAL_OUT_SCORE = "modomodo_eval_out_score"
+EVAL_ACCEPTED_SCORE = "modomodo_eval_accepted_score"
 # Any stage
 STAGE_DURATION = "modomodo_stage_duration_seconds"
 STAGE_LAST_SUCCESS = "modomodo_stage_last_success_timestamp_seconds"
@@ -75,6 +95,8 @@ MIXTURE_WEIGHT = "modomodo_mixture_weight"
 MIXTURE_SURROGATE_R2 = "modomodo_mixture_surrogate_r2"
 MIXTURE_PREDICTED_SCORE = "modomodo_mixture_predicted_score"
 MIXTURE_SEARCH_TRIALS = "modomodo_mixture_search_trials"
+MIXTURE_FINAL_SCORE = "modomodo_mixture_final_score"
+MIXTURE_FINAL_PREDICTED_SCORE = "modomodo_mixture_final_predicted_score"
 
 MetricKind = Literal["counter", "gauge", "histogram"]
 
@@ -115,6 +137,18 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(TRAIN_LOSS, "gauge", (), "Training loss of the last step."),
     MetricSpec(TRAIN_KL, "gauge", (), "KL divergence to the reference policy at the last step."),
     MetricSpec(
+        TRAIN_TOKENS_PER_SECOND,
+        "gauge",
+        (),
+        "Completion tokens generated per second of step time over the last logged steps.",
+    ),
+    MetricSpec(
+        TRAIN_PEAK_MEMORY,
+        "gauge",
+        ("device",),
+        "Peak memory of the training process: allocated per CUDA device, else the CPU process's max RSS.",
+    ),
+    MetricSpec(
         EVAL_SCORE,
         "gauge",
         ("benchmark", "split"),
@@ -128,6 +162,12 @@ METRICS: tuple[MetricSpec, ...] = (
         "gauge",
         (),
         "Out-of-domain score: sample-count-weighted mean over out-of-domain benchmarks.",
+    ),
+    MetricSpec(
+        EVAL_ACCEPTED_SCORE,
+        "gauge",
+        ("score",),
+        "A score column (in_score, out_score...) of the last accepted run, the regression baseline.",
     ),
     MetricSpec(STAGE_DURATION, "gauge", (), "Wall time of the stage's last execution, failed or not."),
     MetricSpec(STAGE_LAST_SUCCESS, "gauge", (), "Unix time the stage last finished successfully."),
@@ -156,6 +196,18 @@ METRICS: tuple[MetricSpec, ...] = (
         "gauge",
         (),
         "Optuna trials of the mixture search beyond the observed mixtures it starts from (search.trials).",
+    ),
+    MetricSpec(
+        MIXTURE_FINAL_SCORE,
+        "gauge",
+        ("score",),
+        "A score column (in_score, out_score, <benchmark>_score) of the pipeline's final run, from its report.",
+    ),
+    MetricSpec(
+        MIXTURE_FINAL_PREDICTED_SCORE,
+        "gauge",
+        ("score",),
+        "Surrogate-predicted search.target score of the final (chosen) mixture, from its report.",
     ),
 )
 """Every metric modomodo exports; ``docs/metrics.md`` documents exactly this list."""
@@ -224,11 +276,14 @@ class StageMetrics:
         loss: float | None = None,
         kl: float | None = None,
         steps: int = 1,
+        peak_memory: Mapping[str, int] | None = None,
     ) -> None:
         """Record the ``steps`` optimizer steps since the last record (trainers log every few):
-        the time of one step (their mean; not observed when ``steps`` is 0), tokens generated,
-        the per-domain mean reward/accuracy of the latest samples, prompts drawn per domain, and
-        loss and KL when the trainer reports them. A domain absent here keeps its last value."""
+        the time of one step (their mean; not observed when ``steps`` is 0), tokens generated
+        (and their rate over the steps' time, when that is known), the per-domain mean
+        reward/accuracy of the latest samples, prompts drawn per domain, loss and KL when the
+        trainer reports them, and peak memory per device (see :func:`peak_memory`). A domain
+        absent here keeps its last value."""
         if steps < 0:
             raise ValueError(f"record_train_step needs steps >= 0, got {steps}")
         self._series(TRAIN_STEPS).inc(steps)
@@ -236,6 +291,10 @@ class StageMetrics:
         for _ in range(steps):  # keeps the histogram's _count equal to the step counter
             step_time.observe(step_seconds)
         self._series(TRAIN_TOKENS_GENERATED).inc(tokens)
+        if steps and step_seconds > 0:
+            self._series(TRAIN_TOKENS_PER_SECOND).set(tokens / (step_seconds * steps))
+        for device, used in (peak_memory or {}).items():
+            self._series(TRAIN_PEAK_MEMORY, device=device).set(used)
         for domain, reward in rewards.items():
             self._series(TRAIN_REWARD, domain=domain).set(reward)
         for domain, accuracy in accuracies.items():
@@ -298,45 +357,77 @@ class StageMetrics:
         self._series(MIXTURE_PREDICTED_SCORE).set(predicted_score)
         self._series(MIXTURE_SEARCH_TRIALS).set(trials)
 
+    def record_final(self, scores: Mapping[str, float], predicted: Mapping[str, float] | None = None) -> None:
+        """The pipeline's final run as its report sees it: its score columns and, after a search,
+        the surrogate's prediction for the chosen mixture (by score column)."""
+        for column, score in scores.items():
+            self._series(MIXTURE_FINAL_SCORE, score=column).set(score)
+        for column, score in (predicted or {}).items():
+            self._series(MIXTURE_FINAL_PREDICTED_SCORE, score=column).set(score)
+
     @contextmanager
     def stage_timer(self, push: bool = True) -> Iterator[None]:
         """Time the enclosed stage body: always its duration, then the last-success time on
         success or one more failure on an exception (re-raised). Pushes at the end unless
-        ``push=False`` (a no-op when no Pushgateway is configured)."""
+        ``push=False`` (a no-op when no Pushgateway is configured); a success also replaces the
+        stage's ``run="latest"`` group, which outlives the run's own group."""
         start = time.monotonic()
+        succeeded = False
         try:
             yield
+            succeeded = True
         except BaseException:
             self._series(STAGE_FAILURES).inc()
             raise
-        else:
-            self._series(STAGE_LAST_SUCCESS).set_to_current_time()
         finally:
+            finished = time.time()
+            if succeeded:
+                self._series(STAGE_LAST_SUCCESS).set(finished)
             self._series(STAGE_DURATION).set(time.monotonic() - start)
-            if push:
-                self.push()
+            if push and self.push() and succeeded:
+                self._push_latest_success(finished)
+
+    def _push_latest_success(self, finished: float) -> bool:
+        latest = CollectorRegistry(auto_describe=True)
+        spec = next(s for s in METRICS if s.name == STAGE_LAST_SUCCESS)
+        _build(spec, latest).labels(run=LATEST_RUN, stage=self.stage, mixture=self.mixture).set(finished)
+        return self._send(latest, {"run": LATEST_RUN, "stage": self.stage}, replace=True)
 
     # Export ----------------------------------------------------------------------------------
 
+    def gateway_url(self, gateway: str | None = None) -> str:
+        """The Pushgateway to use: ``gateway``, else the one given at construction, else
+        ``$MODOMODO_PUSHGATEWAY``; empty when none is configured."""
+        return gateway or self.gateway or os.environ.get(PUSHGATEWAY_ENV, "")
+
     def push(self, gateway: str | None = None, *, strict: bool = False) -> bool:
-        """Push-add this registry to ``gateway`` (else the one given at construction, else
-        ``$MODOMODO_PUSHGATEWAY``); True if pushed.
+        """Push-add this registry to :meth:`gateway_url`, grouped by ``job``, ``run`` and
+        ``stage``; True if pushed.
 
         Without a gateway this does nothing. Transient failures are retried with backoff; a
         failure that persists is logged as a warning and False returned, or raised if ``strict``.
         """
-        url = gateway or self.gateway or os.environ.get(PUSHGATEWAY_ENV)
+        return self._send(
+            self.registry, {"run": self.run, "stage": self.stage}, gateway=gateway, strict=strict
+        )
+
+    def _send(
+        self,
+        registry: CollectorRegistry,
+        grouping_key: dict[str, str],
+        *,
+        replace: bool = False,
+        gateway: str | None = None,
+        strict: bool = False,
+    ) -> bool:
+        url = self.gateway_url(gateway)
         if not url:
             return False
-        grouping_key = {"run": self.run, "stage": self.stage}
+        send = push_to_gateway if replace else pushadd_to_gateway  # PUT replaces the whole group
         try:
             self.push_retry.call(
-                lambda: pushadd_to_gateway(
-                    url,
-                    job=PUSH_JOB,
-                    registry=self.registry,
-                    grouping_key=grouping_key,
-                    timeout=self.push_timeout,
+                lambda: send(
+                    url, job=PUSH_JOB, registry=registry, grouping_key=grouping_key, timeout=self.push_timeout
                 ),
                 is_transient=_is_transient_push_error,
                 what=f"push metrics to {url}",
@@ -355,6 +446,59 @@ class StageMetrics:
             return False
         return True
 
+    def end_pipeline(
+        self, experiment: str, *, grace_s: float | None = None, strict: bool = False
+    ) -> list[dict[str, str]]:
+        """Delete the Pushgateway groups of a pipeline that ended: every group whose run belongs
+        to ``experiment`` (run ids ``<experiment>-...``) and every earlier report's group.
+        A group pushed less than ``grace_s`` seconds ago (default ``$MODOMODO_PUSHGATEWAY_GRACE``,
+        else :data:`DEFAULT_GRACE_S`) stays, so Prometheus scrapes it first; the experiment's
+        next pipeline end deletes it. This stage's own group and the groups without a run
+        (``run="latest"`` last successes, the accepted run) stay. Returns the grouping keys
+        deleted; a Pushgateway that cannot be reached is logged (raised if ``strict``)."""
+        if not experiment:
+            raise ValueError("end_pipeline needs the experiment name whose runs ended")
+        if grace_s is None:
+            grace_s = float(os.environ.get(GRACE_ENV) or DEFAULT_GRACE_S)
+        url = self.gateway_url()
+        if not url:
+            return []
+        try:
+            groups = self.push_retry.call(
+                lambda: _groups_with_push_time(url, timeout=self.push_timeout),
+                is_transient=_is_transient_push_error,
+                what=f"list the groups of {url}",
+            )
+            now = time.time()
+            ended = [
+                g
+                for g, pushed in groups
+                if g.get("run", LATEST_RUN) not in (LATEST_RUN, self.run)
+                and (g["run"].startswith(f"{experiment}-") or g.get("stage") == self.stage)
+                and now - pushed >= grace_s
+            ]
+            for group in ended:
+                key = {k: v for k, v in group.items() if k != "job"}
+                self.push_retry.call(
+                    lambda key=key: delete_from_gateway(
+                        url, job=PUSH_JOB, grouping_key=key, timeout=self.push_timeout
+                    ),
+                    is_transient=_is_transient_push_error,
+                    what=f"delete the group {key} from {url}",
+                )
+        except Exception as exc:
+            if strict:
+                raise
+            logger.warning(
+                "Pushgateway groups of experiment %r not deleted from %s (%s: %s)",
+                experiment,
+                url,
+                type(exc).__name__,
+                exc,
+            )
+            return []
+        return ended
+
     def serve(self, port: int, addr: str = "0.0.0.0") -> WSGIServer:
         """Serve ``/metrics`` from a daemon thread (for long-running pods). Port 0 picks a free
         port (``server.server_port``); ``server.shutdown()`` stops it."""
@@ -364,3 +508,51 @@ class StageMetrics:
     def render(self) -> str:
         """The registry in the Prometheus text exposition format."""
         return generate_latest(self.registry).decode()
+
+
+def pushgateway_groups(gateway: str, timeout: float = 10.0) -> list[dict[str, str]]:
+    """The grouping keys (``job`` included) of the modomodo groups on the Pushgateway ``gateway``
+    (``host:port`` or URL), from its ``/api/v1/metrics``."""
+    return [labels for labels, _pushed in _groups_with_push_time(gateway, timeout)]
+
+
+def _groups_with_push_time(gateway: str, timeout: float) -> list[tuple[dict[str, str], float]]:
+    base = gateway if "://" in gateway else f"http://{gateway}"
+    with urllib.request.urlopen(f"{base.rstrip('/')}/api/v1/metrics", timeout=timeout) as response:
+        data = json.load(response)["data"]
+    return [
+        (group["labels"], float(group["push_time_seconds"]["metrics"][0]["value"]))
+        for group in data
+        if group["labels"].get("job") == PUSH_JOB
+    ]
+
+
+def peak_memory() -> dict[str, int]:
+    """Peak memory of this process per device, in bytes: allocated memory of each CUDA device
+    torch has initialised, else (CPU training) the process's maximum resident set size."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return {f"cuda:{i}": torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count())}
+    return {"cpu": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}  # Linux: KiB
+
+
+def push_accepted(
+    run: str,
+    scores: Mapping[str, float],
+    mixture: Mapping[str, float] | None = None,
+    *,
+    gateway: str = "",
+    strict: bool = True,
+) -> bool:
+    """Publish ``run`` as the accepted run: its score columns (``in_score``, ``out_score``...)
+    become ``modomodo_eval_accepted_score{score=...}``, the baseline of the evaluation-regression
+    alert. The ``stage="accept"`` group is replaced, so it always holds exactly the last accepted
+    run. Raises when the push fails unless ``strict=False``; False when no gateway is configured."""
+    if not scores:
+        raise ValueError(f"push_accepted needs the accepted run's scores, got none for {run!r}")
+    metrics = StageMetrics(run=run, stage=ACCEPT_STAGE, mixture=mixture_label(mixture or {}), gateway=gateway)
+    for column, score in scores.items():
+        metrics._series(EVAL_ACCEPTED_SCORE, score=column).set(score)
+    metrics._series(STAGE_LAST_SUCCESS).set_to_current_time()
+    return metrics._send(metrics.registry, {"stage": ACCEPT_STAGE}, replace=True, strict=strict)

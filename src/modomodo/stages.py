@@ -651,7 +651,12 @@ def report_stage(
         },
         versions=versions(),
     )
-    metrics = stage_metrics(cfg, run_id, "report")
+    metrics = stage_metrics(cfg, run_id, "report", final_run["mixture"])
     with metrics.stage_timer():
         page = build_report(data, Path(out_dir))
+        # The chosen mixture is the search's first proposal (the final run trains on it).
+        predicted = {search["target"]: search["proposals"][0]["mean"]} if search else None
+        metrics.record_final(final_scores, predicted)
+    # The pipeline has ended: its run groups leave the Pushgateway (Prometheus keeps the history).
+    metrics.end_pipeline(cfg.name)
     return page

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from transformers import TrainerCallback
 
-from modomodo.metrics import StageMetrics
+from modomodo.metrics import StageMetrics, peak_memory
 from modomodo.progress import progress_bar
 from modomodo.rl.sampler import Draw, realised_counts
 
@@ -46,6 +46,7 @@ class MetricsCallback(TrainerCallback):
             loss=logs.get("loss"),
             kl=logs.get("kl"),
             steps=steps,
+            peak_memory=peak_memory(),
         )
         self.last_step = state.global_step
         self.logs_seen += 1
