@@ -413,7 +413,8 @@ def test_upload_job_compile_step_compiles_the_pipelines_for_its_image(rendered, 
     assert sorted(p.name for p in packages.glob("*.yaml")) == ["mixture-search.yaml", "train.yaml"]
     spec = next(yaml.safe_load_all((packages / "train.yaml").read_text()))
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert images == {"registry.example.com/ml/modomodo:0.1.0"}
+    # light steps on the CPU image, GPU steps on the GPU image
+    assert images == {"registry.example.com/ml/modomodo:0.1.0", "registry.example.com/ml/modomodo-gpu:0.1.0"}
     config = spec["root"]["inputDefinitions"]["parameters"]["config"]["defaultValue"]
     assert config["name"] == "paper" and config["train"]["steps"] == 7
     assert config["pushgateway"] == "http://modomodo-pushgateway:9091"
