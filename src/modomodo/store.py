@@ -9,6 +9,10 @@ An artifact owns everything under ``<key>/``: artifacts never nest. Overwriting 
 old manifest before any old file is touched, then the old files, and writes the new manifest last,
 so no reader ever sees a mix of old and new files (see ``docs/storage.md``).
 
+Checksums alone do not stop someone who can write to the bucket: they rewrite a file and its
+manifest together. With a key in ``MODOMODO_STORE_HMAC_KEY`` every manifest is signed (HMAC-SHA256
+over the manifest and its key) and readers refuse unsigned or wrongly signed ones.
+
 Typical use::
 
     store = ArtifactStore.from_uri("s3://modomodo/experiments")   # or "file:///data/artifacts"
@@ -19,6 +23,7 @@ Typical use::
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -27,7 +32,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,6 +56,13 @@ _STAGING_DIR = ".staging"
 """Local stores build artifacts here before renaming them into place (keys cannot start with '.')."""
 
 _HASH_CHUNK = 1 << 20
+
+HMAC_KEY_ENV = "MODOMODO_STORE_HMAC_KEY"
+"""Signs new manifests and verifies stored ones; set from the pod's Secret."""
+HMAC_OLD_KEYS_ENV = "MODOMODO_STORE_HMAC_OLD_KEYS"
+"""Comma-separated keys that still verify (never sign) while a key is being rotated out."""
+HMAC_MIN_KEY_BYTES = 32
+_SIGNATURE_ALGORITHM = "hmac-sha256"
 
 T = TypeVar("T")
 
@@ -79,6 +91,77 @@ class StoreAccessError(StoreError, PermissionError):
     """The backend refused the credentials or the permission, or none are configured."""
 
 
+class ManifestSignatureError(StoreError):
+    """The store holds an HMAC key and a manifest is unsigned, or its signature does not match:
+    it was not written by a holder of the key (forged, or from before signing was turned on)."""
+
+
+class ManifestSigner:
+    """HMAC-SHA256 signatures of manifests. The first key signs; every key verifies, so a key can
+    be rotated without re-signing every artifact at once (see ``docs/storage.md``).
+
+    The signed message binds the manifest bytes to the artifact's key: a validly signed manifest
+    copied under another key (an older checkpoint replayed as the newest) does not verify.
+    """
+
+    def __init__(self, key: bytes, *old_keys: bytes) -> None:
+        for k in (key, *old_keys):
+            if len(k) < HMAC_MIN_KEY_BYTES:
+                raise ValueError(
+                    f"a store HMAC key must hold at least {HMAC_MIN_KEY_BYTES} bytes, got {len(k)} "
+                    "(make one with: python -c 'import secrets; print(secrets.token_hex(32))')"
+                )
+        self._keys = {self.key_id(k): k for k in (key, *old_keys)}
+        self.signing_key_id = self.key_id(key)
+
+    @classmethod
+    def from_env(cls) -> ManifestSigner | None:
+        """The signer configured by ``$MODOMODO_STORE_HMAC_KEY`` (and ``..._OLD_KEYS``), or None."""
+        key = os.environ.get(HMAC_KEY_ENV, "")
+        old = [k for k in os.environ.get(HMAC_OLD_KEYS_ENV, "").split(",") if k.strip()]
+        if not key:
+            if old:
+                raise ValueError(f"${HMAC_OLD_KEYS_ENV} is set but ${HMAC_KEY_ENV} is not")
+            return None
+        return cls(key.encode(), *(k.strip().encode() for k in old))
+
+    @staticmethod
+    def key_id(key: bytes) -> str:
+        """A public name for a key (it reveals nothing usable about the key)."""
+        return hashlib.sha256(b"modomodo-store-key-id\0" + key).hexdigest()[:16]
+
+    @staticmethod
+    def _message(artifact_key: str, body: bytes) -> bytes:
+        return b"modomodo-manifest-v1\0" + artifact_key.encode() + b"\0" + body
+
+    def sign(self, artifact_key: str, body: bytes) -> dict[str, str]:
+        mac = hmac.new(self._keys[self.signing_key_id], self._message(artifact_key, body), "sha256")
+        return {"algorithm": _SIGNATURE_ALGORITHM, "key_id": self.signing_key_id, "value": mac.hexdigest()}
+
+    def verify(
+        self, artifact_key: str, body: bytes, signature: Mapping[str, Any] | None, source: str
+    ) -> None:
+        if signature is None:
+            raise ManifestSignatureError(
+                f"{source}: unsigned manifest refused (this store signs manifests: ${HMAC_KEY_ENV} is "
+                "set). It was written without the key: forged, or stored before signing was turned "
+                "on (re-sign trusted artifacts with ArtifactStore.resign)"
+            )
+        key = self._keys.get(str(signature.get("key_id")))
+        if signature.get("algorithm") != _SIGNATURE_ALGORITHM or key is None:
+            raise ManifestSignatureError(
+                f"{source}: manifest signed with {signature.get('algorithm')!r} and key id "
+                f"{signature.get('key_id')!r}, which this store does not hold (its keys: "
+                f"{sorted(self._keys)}); during a rotation put the old key in ${HMAC_OLD_KEYS_ENV}"
+            )
+        expected = hmac.new(key, self._message(artifact_key, body), "sha256").hexdigest()
+        if not hmac.compare_digest(expected, str(signature.get("value"))):
+            raise ManifestSignatureError(
+                f"{source}: manifest signature does not match its content: the manifest or its "
+                "key was changed by someone without the store's HMAC key"
+            )
+
+
 @dataclass(frozen=True)
 class FileEntry:
     """One file of an artifact, as recorded in its manifest."""
@@ -103,18 +186,23 @@ class Manifest:
     """Layout version of this manifest."""
     created_at: str = ""
     """UTC ISO-8601 time the manifest was written."""
+    signature: dict[str, str] | None = None
+    """HMAC of everything above and the artifact key (see :class:`ManifestSigner`); None unsigned."""
 
     @property
     def total_bytes(self) -> int:
         return sum(entry.size for entry in self.files)
 
-    def to_json(self) -> bytes:
+    def to_json(self, *, signed: bool = True) -> bytes:
+        """The manifest's bytes; ``signed=False`` leaves the signature out (the bytes it covers)."""
         doc = {
             "format_version": self.format_version,
             "created_at": self.created_at,
             "metadata": self.metadata,
             "files": [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in self.files],
         }
+        if signed and self.signature is not None:
+            doc["signature"] = self.signature
         return json.dumps(doc, indent=2, sort_keys=True, allow_nan=False).encode()
 
     @classmethod
@@ -132,6 +220,9 @@ class Manifest:
             metadata = doc["metadata"]
             if not isinstance(metadata, dict):
                 raise TypeError(f"metadata is a {type(metadata).__name__}, not an object")
+            signature = doc.get("signature")
+            if signature is not None and not isinstance(signature, dict):
+                raise TypeError(f"signature is a {type(signature).__name__}, not an object")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StoreError(f"{source}: malformed manifest ({type(exc).__name__}: {exc})") from exc
         if not isinstance(version, int) or version > MANIFEST_FORMAT_VERSION:
@@ -140,7 +231,11 @@ class Manifest:
                 f"supports ({MANIFEST_FORMAT_VERSION}); upgrade modomodo"
             )
         return cls(
-            files=files, metadata=metadata, format_version=version, created_at=doc.get("created_at", "")
+            files=files,
+            metadata=metadata,
+            format_version=version,
+            created_at=doc.get("created_at", ""),
+            signature=signature,
         )
 
 
@@ -267,8 +362,11 @@ class ArtifactStore(ABC):
             entries = tuple(
                 FileEntry(rel, *self._put_file(local_dir / rel, f"{dest}/{rel}")) for rel in files
             )
-        manifest = Manifest(
-            files=entries, metadata=metadata, created_at=datetime.now(UTC).isoformat(timespec="seconds")
+        manifest = self._signed(
+            key,
+            Manifest(
+                files=entries, metadata=metadata, created_at=datetime.now(UTC).isoformat(timespec="seconds")
+            ),
         )
         self._put_bytes(_manifest_name(key), manifest.to_json())
         logger.info("stored %d files (%d bytes) as %s", len(entries), manifest.total_bytes, self.url_for(key))
@@ -306,12 +404,30 @@ class ArtifactStore(ABC):
         return self._has(_manifest_name(validate_key(key)))
 
     def read_manifest(self, key: str) -> Manifest:
+        """The artifact's manifest; with an HMAC key configured, only a correctly signed one."""
         name = _manifest_name(validate_key(key))
         try:
             data = self._get_bytes(name)
         except ArtifactNotFoundError as exc:
             raise ArtifactNotFoundError(f"no artifact at {self.url_for(key)} (no {MANIFEST_NAME})") from exc
-        return Manifest.from_json(data, source=self._url(name))
+        manifest = Manifest.from_json(data, source=self._url(name))
+        if self.signer is not None:
+            self.signer.verify(key, manifest.to_json(signed=False), manifest.signature, self._url(name))
+        return manifest
+
+    def resign(self, key: str, signer: ManifestSigner | None = None) -> Manifest:
+        """Rewrite the artifact's manifest signed with ``signer``'s key (default: this store's).
+
+        For key rotation (the stored signature must verify with one of this store's keys) and for
+        signing artifacts stored before signing was turned on (a store without a key reads them).
+        """
+        signer = signer or self.signer
+        if signer is None:
+            raise ValueError(f"nothing to sign with: set ${HMAC_KEY_ENV} or pass a ManifestSigner")
+        manifest = replace(self.read_manifest(key), signature=None)
+        manifest = replace(manifest, signature=signer.sign(key, manifest.to_json(signed=False)))
+        self._put_bytes(_manifest_name(key), manifest.to_json())
+        return manifest
 
     def list_artifacts(self, prefix: str = "") -> list[str]:
         """Sorted keys of the complete artifacts whose key starts with ``prefix`` (a plain string
@@ -339,6 +455,14 @@ class ArtifactStore(ABC):
         return self._url(validate_key(key))
 
     # Shared steps -----------------------------------------------------------------------------
+
+    signer: ManifestSigner | None = None
+    """Signs and verifies manifests; set by backends from ``$MODOMODO_STORE_HMAC_KEY`` by default."""
+
+    def _signed(self, key: str, manifest: Manifest) -> Manifest:
+        if self.signer is None:
+            return manifest
+        return replace(manifest, signature=self.signer.sign(key, manifest.to_json(signed=False)))
 
     def _retire(self, key: str) -> None:
         # Manifest first: from this instant readers no longer see the old artifact.
@@ -407,9 +531,10 @@ class LocalStore(ArtifactStore):
     crashed copy never leaves partial files under the key.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, signer: ManifestSigner | None = None) -> None:
         self.root = Path(root).expanduser().resolve()
         self.uri = self.root.as_uri()
+        self.signer = signer or ManifestSigner.from_env()
 
     @contextmanager
     def _staging(self, key: str) -> Iterator[str]:
@@ -565,6 +690,7 @@ class S3Store(ArtifactStore):
         retry: RetryPolicy = RetryPolicy(),
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
+        signer: ManifestSigner | None = None,
     ) -> None:
         if not bucket:
             raise InvalidStoreUriError("S3Store needs a bucket name")
@@ -577,6 +703,7 @@ class S3Store(ArtifactStore):
             endpoint_url or os.environ.get("MODOMODO_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
         )
         self.retry = retry
+        self.signer = signer or ManifestSigner.from_env()
         self.transfer_config = TransferConfig(
             multipart_threshold=multipart_threshold,
             multipart_chunksize=multipart_chunksize,

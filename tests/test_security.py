@@ -1,0 +1,212 @@
+"""What a hostile writer to the artifact store or a hostile config can do, and what stops it.
+
+Issue 13's findings, each reproduced as an attack: a pickle planted in a DeepSpeed checkpoint, a
+manifest forged without the store's HMAC key, a database password that leaked into artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from modomodo.rl.grpo import checkpoint_key, restore_checkpoint
+from modomodo.store import (
+    HMAC_KEY_ENV,
+    HMAC_OLD_KEYS_ENV,
+    MANIFEST_NAME,
+    LocalStore,
+    ManifestSignatureError,
+    ManifestSigner,
+)
+
+HERE = Path(__file__).parent
+KEY = "k" * 32
+OTHER_KEY = "o" * 32
+
+
+# Finding 1: a planted pickle runs code on a DeepSpeed resume -----------------------------------
+
+
+class _WritesMarker:
+    """Unpickling this runs ``exec``: it writes ``marker``, as an attacker's payload would."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('pwned')",))
+
+
+def _deepspeed(action: str, stage: int, folder: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    from servers import free_port
+
+    env = {
+        **os.environ,
+        "MASTER_PORT": str(free_port()),
+        # The test that trains with DeepSpeed uses the same cache: DeepSpeed JIT-compiles a helper once.
+        "TORCH_EXTENSIONS_DIR": str(Path.home() / ".cache" / "modomodo-torch-extensions"),
+    }
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR"):
+        env.pop(name, None)
+    argv = [sys.executable, str(HERE / "deepspeed_roundtrip.py"), action, str(stage), str(folder), *flags]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _plant(checkpoint: Path, marker: Path) -> list[Path]:
+    """Replace every DeepSpeed state file of the checkpoint with the payload."""
+    planted = sorted(checkpoint.glob("global_step*/*.pt"))
+    for path in planted:
+        torch.save({"optimizer_state_dict": _WritesMarker(marker), "module": _WritesMarker(marker)}, path)
+    return planted
+
+
+@pytest.fixture(scope="module", params=[2, 3], ids=["zero2", "zero3"])
+def deepspeed_checkpoint(request, tmp_path_factory) -> tuple[int, Path]:
+    """A real ZeRO checkpoint of a tiny model, saved by a DeepSpeed engine."""
+    folder = tmp_path_factory.mktemp(f"zero{request.param}") / "checkpoint-1"
+    done = _deepspeed("save", request.param, folder)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(folder.glob("global_step1/*optim_states.pt")), f"no ZeRO optimizer states in {folder}"
+    return request.param, folder
+
+
+def test_a_genuine_deepspeed_checkpoint_loads_through_the_safe_engine(deepspeed_checkpoint, tmp_path):
+    stage, folder = deepspeed_checkpoint
+    done = _deepspeed("load", stage, folder)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "loaded step 1" in done.stdout
+
+
+def test_a_pickle_planted_in_the_store_is_refused_on_resume(deepspeed_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.delenv(HMAC_KEY_ENV, raising=False)  # the attacker rewrites files and manifest alike
+    stage, folder = deepspeed_checkpoint
+    store = LocalStore(tmp_path / "store")
+    key = checkpoint_key("victim", 1)
+    store.put_dir(folder, key)
+    # The attacker: plant the payload in the stored files, then store a manifest that matches them.
+    tampered = tmp_path / "tampered"
+    store.get_dir(key, tampered)
+    marker = tmp_path / "marker"
+    assert _plant(tampered, marker)
+    store.put_dir(tampered, key)
+
+    trainer_dir = tmp_path / "trainer"
+    restored = restore_checkpoint(store, "victim", trainer_dir)  # the store sees nothing wrong
+    assert restored == trainer_dir / "checkpoint-1"
+    done = _deepspeed("load", stage, restored)
+    assert not marker.exists(), "the payload ran"
+    assert done.returncode != 0, "the planted checkpoint was loaded"
+    assert "refusing to load" in done.stderr and "global_step1" in done.stderr
+
+    # The same files through DeepSpeed's stock engine run the payload: the attack is real.
+    done = _deepspeed("load", stage, restored, "--unsafe")
+    assert marker.read_text() == "pwned", done.stderr[-2000:]
+
+
+# Finding 1: manifests signed with an HMAC key ---------------------------------------------------
+
+
+def _artifact(folder: Path, content: bytes = b"weights") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.safetensors").write_bytes(content)
+    (folder / "trainer_state.json").write_text('{"global_step": 1}')
+    return folder
+
+
+def _forge(store: LocalStore, key: str, content: bytes) -> None:
+    """What a writer without the key can do: new file content and a manifest that matches it."""
+    import hashlib
+
+    (store.root / key / "model.safetensors").write_bytes(content)
+    manifest_path = store.root / key / MANIFEST_NAME
+    doc = json.loads(manifest_path.read_text())
+    for entry in doc["files"]:
+        if entry["path"] == "model.safetensors":
+            entry.update(size=len(content), sha256=hashlib.sha256(content).hexdigest())
+    manifest_path.write_text(json.dumps(doc))
+
+
+def test_signed_manifests_round_trip_and_a_forged_one_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv(HMAC_KEY_ENV, KEY)
+    store = LocalStore(tmp_path / "store")
+    manifest = store.put_dir(_artifact(tmp_path / "a"), "runs/r/ckpt")
+    assert manifest.signature and manifest.signature["key_id"] == ManifestSigner.key_id(KEY.encode())
+    assert store.get_dir("runs/r/ckpt", tmp_path / "back").signature == manifest.signature
+
+    _forge(store, "runs/r/ckpt", b"evil weights")  # the old signature stays: it no longer matches
+    with pytest.raises(ManifestSignatureError, match="does not match"):
+        store.get_dir("runs/r/ckpt", tmp_path / "forged")
+    assert not (tmp_path / "forged").exists()
+
+    doc = json.loads((store.root / "runs/r/ckpt" / MANIFEST_NAME).read_text())
+    del doc["signature"]  # or the attacker drops it
+    (store.root / "runs/r/ckpt" / MANIFEST_NAME).write_text(json.dumps(doc))
+    with pytest.raises(ManifestSignatureError, match="unsigned manifest refused"):
+        store.get_dir("runs/r/ckpt", tmp_path / "unsigned")
+
+
+def test_an_attacker_with_another_key_or_a_replayed_manifest_is_refused(tmp_path, monkeypatch):
+    store = LocalStore(tmp_path / "store", signer=ManifestSigner(OTHER_KEY.encode()))
+    store.put_dir(_artifact(tmp_path / "a"), "runs/r/ckpt")  # signed, but with the attacker's key
+    monkeypatch.setenv(HMAC_KEY_ENV, KEY)
+    reader = LocalStore(tmp_path / "store")
+    with pytest.raises(ManifestSignatureError, match="does not hold"):
+        reader.read_manifest("runs/r/ckpt")
+
+    # A genuine manifest copied under a newer key (an old checkpoint passed off as the newest).
+    reader.put_dir(_artifact(tmp_path / "b"), "runs/r/step-1")
+    _artifact(tmp_path / "store" / "runs/r/step-9")
+    (store.root / "runs/r/step-9" / MANIFEST_NAME).write_bytes(
+        (store.root / "runs/r/step-1" / MANIFEST_NAME).read_bytes()
+    )
+    with pytest.raises(ManifestSignatureError, match="does not match"):
+        reader.read_manifest("runs/r/step-9")
+
+
+def test_a_forged_checkpoint_is_refused_by_resume(tmp_path, monkeypatch):
+    monkeypatch.setenv(HMAC_KEY_ENV, KEY)
+    store = LocalStore(tmp_path / "store")
+    store.put_dir(_artifact(tmp_path / "a"), checkpoint_key("run", 4))
+    _forge(store, checkpoint_key("run", 4), b"evil weights")
+    with pytest.raises(ManifestSignatureError):
+        restore_checkpoint(store, "run", tmp_path / "trainer")
+    assert not (tmp_path / "trainer" / "checkpoint-4").exists()
+
+
+def test_key_rotation_old_key_verifies_then_resign_moves_to_the_new_key(tmp_path, monkeypatch):
+    monkeypatch.setenv(HMAC_KEY_ENV, OTHER_KEY)
+    LocalStore(tmp_path / "store").put_dir(_artifact(tmp_path / "a"), "runs/r/ckpt")
+    monkeypatch.setenv(HMAC_KEY_ENV, KEY)  # rotated: new key signs, the old one still verifies
+    monkeypatch.setenv(HMAC_OLD_KEYS_ENV, OTHER_KEY)
+    store = LocalStore(tmp_path / "store")
+    store.get_dir("runs/r/ckpt", tmp_path / "back")
+    resigned = store.resign("runs/r/ckpt")
+    assert resigned.signature["key_id"] == ManifestSigner.key_id(KEY.encode())
+    monkeypatch.delenv(HMAC_OLD_KEYS_ENV)  # the old key retired
+    assert LocalStore(tmp_path / "store").get_dir("runs/r/ckpt", tmp_path / "again").files == resigned.files
+
+
+def test_a_store_without_a_key_still_reads_signed_and_unsigned_artifacts(tmp_path, monkeypatch):
+    monkeypatch.delenv(HMAC_KEY_ENV, raising=False)
+    LocalStore(tmp_path / "s", signer=ManifestSigner(KEY.encode())).put_dir(_artifact(tmp_path / "a"), "x")
+    LocalStore(tmp_path / "s").put_dir(_artifact(tmp_path / "b"), "y")
+    assert LocalStore(tmp_path / "s").read_manifest("x").signature is not None
+    assert LocalStore(tmp_path / "s").read_manifest("y").signature is None
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [({HMAC_KEY_ENV: "short"}, "at least 32 bytes"), ({HMAC_OLD_KEYS_ENV: KEY}, "is not")],
+)
+def test_bad_key_settings_are_named(tmp_path, monkeypatch, env, problem):
+    monkeypatch.delenv(HMAC_KEY_ENV, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=problem):
+        LocalStore(tmp_path)
