@@ -210,3 +210,111 @@ def test_bad_key_settings_are_named(tmp_path, monkeypatch, env, problem):
         monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=problem):
         LocalStore(tmp_path)
+
+
+# Finding 2: the study database's password in artifacts, logs and metrics -----------------------
+
+
+def _search(out_dir: Path, storage: str, pushgateway: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "MODOMODO_STUDY_STORAGE": storage}
+    argv = [sys.executable, str(HERE / "search_process.py"), str(out_dir), pushgateway]
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_searches_share_one_postgres_study_and_the_password_is_written_nowhere(
+    postgresql, pushgateway, tmp_path
+):
+    import optuna
+
+    # Two search pods at once on one study (same records, so the same input-derived study name).
+    running = [_search(tmp_path / f"search-{i}", postgresql.url, pushgateway) for i in range(2)]
+    outputs = [process.communicate(timeout=600) for process in running]
+    for process, (_, stderr) in zip(running, outputs, strict=True):
+        assert process.returncode == 0, stderr[-3000:]
+    saved = [json.loads((tmp_path / f"search-{i}" / "proposals.json").read_text()) for i in range(2)]
+    name = saved[0]["study_name"]
+    assert saved[1]["study_name"] == name
+    assert saved[0]["storage"] == postgresql.url.replace(f":{postgresql.password}@", ":***@")
+
+    # No trial lost: every trial either search ran is in the study, complete; the observed runs
+    # were enqueued once; a third search finds nothing missing and runs no trial.
+    study = optuna.load_study(study_name=name, storage=postgresql.url)
+    trials = study.get_trials(deepcopy=False)
+    assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
+    observed = [t for t in trials if t.user_attrs.get("source") == "observed"]
+    assert len(observed) == study.user_attrs["enqueued"], "observed runs enqueued twice"
+    assert len(trials) == study.user_attrs["enqueued"] + 30, "both searches ran the missing trials"
+    third = tmp_path / "search-2"
+    stdout, stderr = _search(third, postgresql.url, pushgateway).communicate(timeout=600)
+    outputs.append((stdout, stderr))
+    assert len(optuna.load_study(study_name=name, storage=postgresql.url).trials) == len(trials)
+
+    # The mixture CLI on the same study, with a plain postgresql:// URL (libpq's form).
+    plain = postgresql.url.replace("postgresql+psycopg://", "postgresql://")
+    cli = subprocess.run(
+        [sys.executable, "-m", "modomodo.cli", "mixture", "propose", "--runs", str(third / "records.csv"),
+         "--target", "out_score", "--trials", "30", "--storage", plain, "--k", "3"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    assert "rerun to resume" in cli.stdout and "modomodo:***@" in cli.stdout
+    outputs.append((cli.stdout, cli.stderr))
+
+    # A storage URL that does not parse is named without its password.
+    bad = subprocess.run(
+        [sys.executable, "-m", "modomodo.cli", "mixture", "propose", "--runs", str(third / "records.csv"),
+         "--storage", f"postgresql://modomodo:{postgresql.password}@127.0.0.1:notaport/db"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "is not a database URL" in bad.stderr, bad.stderr[-2000:]
+    outputs.append((bad.stdout, bad.stderr))
+
+    # Everything the runs wrote: files, stdout/stderr and logs, the metrics they pushed.
+    import urllib.request
+
+    pushed = urllib.request.urlopen(f"{pushgateway}/metrics", timeout=5).read().decode()
+    assert 'run="shared"' in pushed and 'stage="search"' in pushed
+    texts = {"pushed metrics": pushed}
+    for i, (stdout, stderr) in enumerate(outputs):
+        texts[f"process {i} stdout"], texts[f"process {i} stderr"] = stdout, stderr
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) >= 9  # proposals.json, simplex.png, records.csv per search, ...
+    for path in files:
+        texts[str(path)] = path.read_bytes().decode("latin-1")
+    leaked = [where for where, text in texts.items() if postgresql.password in text]
+    assert not leaked, f"the database password was written to {leaked}"
+
+
+@pytest.mark.parametrize(
+    ("url", "redacted"),
+    [
+        ("postgresql+psycopg://u:pw@db:5432/optuna", "postgresql+psycopg://u:***@db:5432/optuna"),
+        ("postgresql://u:p%40ss@[::1]/db", "postgresql://u:***@[::1]/db"),
+        ("postgresql://u@db/optuna?password=pw&sslmode=require", "postgresql://u@db/optuna?password=***&sslmode=require"),
+        ("http://gw:pw@pushgateway:9091", "http://gw:***@pushgateway:9091"),
+        ("s3://b/k?X-Amz-Signature=abc&X-Amz-Credential=c", "s3://b/k?X-Amz-Signature=***&X-Amz-Credential=***"),
+        ("postgresql://u:pw@db:notaport/x", "postgresql://***"),
+        ("sqlite:////data/study.db", "sqlite:////data/study.db"),
+        ("http://pushgateway:9091", "http://pushgateway:9091"),
+        ("relative/study.db", "relative/study.db"),
+        (None, None),
+    ],
+)  # fmt: skip
+def test_redact_url_hides_passwords_and_secret_parameters_only(url, redacted):
+    from modomodo.redact import redact_url
+
+    assert redact_url(url) == redacted
+
+
+def test_s3_errors_name_the_endpoint_without_its_password(tmp_path):
+    from servers import free_port
+
+    from modomodo.retry import RetryPolicy
+    from modomodo.store import S3Store, StoreError
+
+    endpoint = f"http://admin:hunter2-secret@127.0.0.1:{free_port()}"  # nothing listens there
+    store = S3Store("b", endpoint_url=endpoint, access_key="a", secret_key="s", max_attempts=1,
+                    retry=RetryPolicy(attempts=1), connect_timeout=1)  # fmt: skip
+    with pytest.raises(StoreError) as error:
+        store.get_bytes("x")
+    assert "hunter2-secret" not in str(error.value) and "admin:***@127.0.0.1" in str(error.value)

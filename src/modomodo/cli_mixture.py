@@ -23,6 +23,7 @@ from modomodo.mixture.search import SearchConfig, SearchError, propose, resolve_
 from modomodo.mixture.seeds import random_pilots, seed_mixtures, spread_pilots
 from modomodo.mixture.simplex import Mixture, MixtureError
 from modomodo.mixture.surrogates import SURROGATES, SurrogateError, make_surrogate
+from modomodo.redact import redact_url
 
 app = typer.Typer(
     help="Mixture science: seed and heuristic mixtures, surrogates, search over the simplex.",
@@ -394,4 +395,4 @@ def propose_command(
                 f"[yellow]only {len(result.proposals)} mixtures lie {min_distance} apart;[/] lower --min-distance or raise --trials"
             )
         if result.study_name:
-            console.print(f"study {result.study_name} in {result.storage} (rerun to resume)")
+            console.print(f"study {result.study_name} in {redact_url(result.storage)} (rerun to resume)")

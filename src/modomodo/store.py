@@ -44,6 +44,7 @@ from boto3.exceptions import RetriesExceededError, S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 
+from modomodo.redact import redact_text, redact_url
 from modomodo.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
@@ -743,7 +744,7 @@ class S3Store(ArtifactStore):
             raise self._translate(exc, what) from exc
 
     def _translate(self, exc: Exception, what: str) -> StoreError:
-        endpoint = self.endpoint_url or "AWS S3"
+        endpoint = redact_url(self.endpoint_url) or "AWS S3"
         if isinstance(
             exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
         ):
@@ -752,7 +753,7 @@ class S3Store(ArtifactStore):
             )
         error = _client_error(exc)
         if error is None:
-            return StoreError(f"{what}: {type(exc).__name__}: {exc} (endpoint {endpoint})")
+            return StoreError(f"{what}: {type(exc).__name__}: {redact_text(str(exc))} (endpoint {endpoint})")
         code = error.response.get("Error", {}).get("Code", "")
         message = error.response.get("Error", {}).get("Message", "")
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -766,7 +767,7 @@ class S3Store(ArtifactStore):
             return StoreError(f"{what}: bucket {self.bucket!r} does not exist on {endpoint}")
         if code in _NOT_FOUND_CODES or status == 404:
             return ArtifactNotFoundError(f"{what}: not found")
-        return StoreError(f"{what}: {endpoint} answered {code or status}: {message or exc}")
+        return StoreError(f"{what}: {endpoint} answered {code or status}: {redact_text(message or str(exc))}")
 
     @contextmanager
     def _staging(self, key: str) -> Iterator[str]:
