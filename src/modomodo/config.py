@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -46,6 +47,10 @@ class DomainConfig:
     """The domain's verifiable rewards; a domain without rewards is a config error."""
     gate_on_format: bool = True
     """Format failure zeroes the domain's other rewards, as the paper states."""
+    external_images: bool = False
+    """Path sources: let a row's ``image_path`` (or a Parquet/dataset image's ``path``) point outside
+    the source's folder, absolute paths included. Off, such a row is quarantined: a data file must
+    not make curation read arbitrary files of the machine."""
 
 
 @dataclass
@@ -201,8 +206,19 @@ class ExperimentConfig:
 
         if not self.data.domains:
             raise ConfigError("data.domains: at least one training domain is required")
+        for name in self.data.domains:
+            _plain_name("data.domains", name)
+        for name in self.data.benchmarks:
+            _plain_name("data.benchmarks", name)
+        unknown_benchmarks = sorted(set(self.data.benchmarks) - set(_synthetic_benchmarks()))
+        if unknown_benchmarks:
+            raise ConfigError(
+                f"data.benchmarks: unknown benchmarks {unknown_benchmarks}; known: {sorted(_synthetic_benchmarks())}"
+            )
         for name, dom in self.data.domains.items():
             key = f"data.domains.{name}"
+            if dom.external_images and dom.source == "synthetic":
+                raise ConfigError(f"{key}.external_images: applies to path sources only")
             if not dom.rewards:
                 raise ConfigError(f"{key}.rewards: a domain without a reward is a config error")
             for i, r in enumerate(dom.rewards):
@@ -317,6 +333,18 @@ class ExperimentConfig:
 def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
     """Rebuild and validate a config serialised with :meth:`ExperimentConfig.to_dict` (components do this)."""
     return from_dict(ExperimentConfig, data).validate()
+
+
+PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+"""Domain and benchmark names: they become folder names, metric labels and store key segments."""
+
+
+def _plain_name(key: str, name: object) -> None:
+    if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{key}: name {name!r} is not a plain identifier (a letter, then up to 63 letters, digits, "
+            "'_' or '-'): it names folders and metric labels"
+        )
 
 
 def _positive(key: str, value: int) -> None:
