@@ -318,3 +318,42 @@ def test_s3_errors_name_the_endpoint_without_its_password(tmp_path):
     with pytest.raises(StoreError) as error:
         store.get_bytes("x")
     assert "hunter2-secret" not in str(error.value) and "admin:***@127.0.0.1" in str(error.value)
+
+
+# Finding 8 and the store's key limits -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("run_id", ["x/../y", "a/b", "../up", ".hidden", "x" * 300, "bad\udc80"])
+def test_a_bad_run_id_fails_before_any_work(tmp_path, run_id):
+    from typer.testing import CliRunner
+
+    from modomodo.cli import app
+
+    missing = tmp_path / "no-such-data"  # the check comes before the data is even opened
+    result = CliRunner().invoke(
+        app, ["train", "--data", str(missing), "--base", str(missing), "--out", str(tmp_path / "run"),
+              "--run-id", run_id],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "--run-id" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("a/" * 2000 + "b", "bytes, more than"),
+        ("a/" * 40 + "b", "41 segments"),
+        ("x" * 5000, "bytes, more than"),
+        ("runs/" + "y" * 300, "a segment of 300 bytes"),
+        ("runs/\udc80", "not valid Unicode"),
+    ],
+)
+def test_over_long_and_over_deep_keys_are_clear_errors(tmp_path, key, problem):
+    from modomodo.store import InvalidKeyError
+
+    store = LocalStore(tmp_path / "store")
+    with pytest.raises(InvalidKeyError, match=problem):
+        store.put_bytes(key, b"x")
+    with pytest.raises(InvalidKeyError, match=problem):
+        store.put_dir(_artifact(tmp_path / "a"), key)

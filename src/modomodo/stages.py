@@ -240,7 +240,9 @@ def rl_stage(
     """
     from modomodo.rl.callbacks import MetricsCallback, ProgressCallback
     from modomodo.rl.grpo import train_grpo, training_schedule
+    from modomodo.store import validate_run_id
 
+    validate_run_id(run_id)  # names the store keys of every checkpoint: fail before any work
     data = load_curated(data_dir)
     out_dir = Path(out_dir)
     store = store if store is not None else open_store(cfg, out_dir.parent)

@@ -58,6 +58,13 @@ _STAGING_DIR = ".staging"
 
 _HASH_CHUNK = 1 << 20
 
+MAX_KEY_BYTES = 768
+"""S3 keys hold at most 1,024 bytes; this leaves room for the store's prefix and the file paths
+inside an artifact."""
+MAX_SEGMENT_BYTES = 255
+"""Longest file name on common filesystems (ext4, xfs)."""
+MAX_KEY_SEGMENTS = 32
+
 HMAC_KEY_ENV = "MODOMODO_STORE_HMAC_KEY"
 """Signs new manifests and verifies stored ones; set from the pod's Secret."""
 HMAC_OLD_KEYS_ENV = "MODOMODO_STORE_HMAC_OLD_KEYS"
@@ -249,9 +256,17 @@ def _validate_relpath(path: str, what: str) -> str:
         raise InvalidKeyError(f"{what} {path!r} is absolute; use a path relative to the store root")
     if "\\" in path or "\0" in path:
         raise InvalidKeyError(f"{what} {path!r} contains a backslash or NUL; use '/' separators")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidKeyError(f"{what} {path!r} is not valid Unicode (a lone surrogate)") from None
     for segment in path.split("/"):
         if segment in ("", ".", ".."):
             raise InvalidKeyError(f"{what} {path!r} has an empty, '.' or '..' segment")
+        if len(segment.encode()) > MAX_SEGMENT_BYTES:
+            raise InvalidKeyError(
+                f"{what} {path[:80]!r}...: a segment of {len(segment.encode())} bytes, more than {MAX_SEGMENT_BYTES}"
+            )
     return path
 
 
@@ -261,13 +276,30 @@ def validate_key(key: str) -> str:
     A key is a clean relative POSIX path whose segments do not start with ``.`` (reserved for the
     store's own temporary names) and are not ``MANIFEST.json`` (which marks complete artifacts).
     """
+    if isinstance(key, str) and len(key.encode("utf-8", "replace")) > MAX_KEY_BYTES:
+        raise InvalidKeyError(
+            f"key {key[:80]!r}... has {len(key.encode('utf-8', 'replace'))} bytes, more than {MAX_KEY_BYTES}"
+        )
     _validate_relpath(key, "key")
+    if key.count("/") >= MAX_KEY_SEGMENTS:
+        raise InvalidKeyError(
+            f"key {key[:80]!r}... has {key.count('/') + 1} segments, more than {MAX_KEY_SEGMENTS}"
+        )
     for segment in key.split("/"):
         if segment.startswith("."):
             raise InvalidKeyError(f"key {key!r}: segments may not start with '.' (reserved)")
         if segment == MANIFEST_NAME:
             raise InvalidKeyError(f"key {key!r}: {MANIFEST_NAME!r} is reserved for artifact manifests")
     return key
+
+
+def validate_run_id(run_id: str) -> str:
+    """Return ``run_id`` if it can name a run in the store (``runs/<run_id>/...``): one key
+    segment. Checked before any work, so a bad id fails at once, not at the first upload."""
+    validate_key(run_id)
+    if "/" in run_id:
+        raise InvalidKeyError(f"run id {run_id!r} contains '/'; a run id is one key segment")
+    return run_id
 
 
 def _validate_prefix(prefix: str) -> str:

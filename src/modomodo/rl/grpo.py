@@ -31,6 +31,7 @@ from modomodo.policy.load import freeze_vision_tower, load_policy, load_weights,
 from modomodo.rewards import RewardContext, RewardSet
 from modomodo.rl.safe_checkpoint import safe_deepspeed_loading
 from modomodo.rl.sampler import Draw, mixture_schedule, realised_counts
+from modomodo.store import validate_run_id
 
 CHECKPOINT_PREFIX = "checkpoint-"
 TRAINER_STATE_FILE = "trainer_state.json"
@@ -246,6 +247,7 @@ def train_grpo(
     """Run GRPO from ``base_model`` on the mixture schedule; save the final policy to ``out_dir/model``."""
     from trl import GRPOTrainer
 
+    validate_run_id(run_id)  # it names the store keys of every checkpoint: fail before training
     start = time.perf_counter()
     dataset, draws, steps = schedule_dataset(train, cfg)
     trainer_dir = out_dir / "trainer"
