@@ -357,3 +357,51 @@ def test_over_long_and_over_deep_keys_are_clear_errors(tmp_path, key, problem):
         store.put_bytes(key, b"x")
     with pytest.raises(InvalidKeyError, match=problem):
         store.put_dir(_artifact(tmp_path / "a"), key)
+
+
+# Finding 6: the local store under SIGKILL -------------------------------------------------------
+
+
+def _killed_put(root: Path, source: Path, key: str, moment: str) -> None:
+    argv = [sys.executable, str(HERE / "killed_put.py"), str(root), str(source), key, moment]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, f"expected SIGKILL, got rc {done.returncode}: {done.stderr[-2000:]}"
+
+
+def test_an_overwrite_killed_before_the_swap_keeps_the_old_artifact(tmp_path, monkeypatch):
+    monkeypatch.delenv(HMAC_KEY_ENV, raising=False)
+    store = LocalStore(tmp_path / "store")
+    store.put_dir(_artifact(tmp_path / "old", b"old weights"), "runs/r/ckpt", metadata={"v": 1})
+    _killed_put(store.root, _artifact(tmp_path / "new", b"new weights"), "runs/r/ckpt", "swap")
+    back = store.get_dir("runs/r/ckpt", tmp_path / "back")  # the old one, whole
+    assert (
+        back.metadata == {"v": 1} and (tmp_path / "back" / "model.safetensors").read_bytes() == b"old weights"
+    )
+    # The next put of the key goes through and leaves nothing behind.
+    store.put_dir(_artifact(tmp_path / "new"), "runs/r/ckpt", metadata={"v": 2})
+    assert store.read_manifest("runs/r/ckpt").metadata == {"v": 2}
+    assert list((store.root / ".staging").iterdir()) == []
+
+
+def test_staging_copies_of_killed_puts_are_removed_by_the_next_put(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    big = _artifact(tmp_path / "big")
+    (big / "more.bin").write_bytes(os.urandom(1 << 20))
+    for _ in range(3):  # each put removes what the one before it left
+        _killed_put(store.root, big, "runs/r/ckpt", "copy")
+        leftovers = [p for p in (store.root / ".staging").iterdir() if p.is_dir()]
+        assert len(leftovers) == 1 and not store.exists("runs/r/ckpt")
+    store.put_dir(_artifact(tmp_path / "small"), "runs/other/ckpt")
+    assert list((store.root / ".staging").iterdir()) == []
+    assert store.list_artifacts() == ["runs/other/ckpt"]
+
+
+def test_put_bytes_onto_an_artifact_key_is_a_clear_error(tmp_path):
+    from modomodo.store import InvalidKeyError
+
+    store = LocalStore(tmp_path / "store")
+    store.put_dir(_artifact(tmp_path / "a"), "runs/r/ckpt")
+    with pytest.raises(InvalidKeyError, match="holds an artifact"):
+        store.put_bytes("runs/r/ckpt", b"{}")
+    assert sorted(p.name for p in (store.root / "runs/r").iterdir()) == ["ckpt"]  # no temp file
+    assert store.get_dir("runs/r/ckpt", tmp_path / "back").files

@@ -22,6 +22,8 @@ Typical use::
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import hashlib
 import hmac
 import json
@@ -395,13 +397,15 @@ class ArtifactStore(ABC):
             entries = tuple(
                 FileEntry(rel, *self._put_file(local_dir / rel, f"{dest}/{rel}")) for rel in files
             )
-        manifest = self._signed(
-            key,
-            Manifest(
-                files=entries, metadata=metadata, created_at=datetime.now(UTC).isoformat(timespec="seconds")
-            ),
-        )
-        self._put_bytes(_manifest_name(key), manifest.to_json())
+            manifest = self._signed(
+                key,
+                Manifest(
+                    files=entries,
+                    metadata=metadata,
+                    created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                ),
+            )
+            self._put_bytes(_manifest_name(dest), manifest.to_json())  # last, as ever
         logger.info("stored %d files (%d bytes) as %s", len(entries), manifest.total_bytes, self.url_for(key))
         return manifest
 
@@ -516,8 +520,8 @@ class ArtifactStore(ABC):
 
     @abstractmethod
     def _staging(self, key: str) -> AbstractContextManager[str]:
-        """Context manager yielding the name prefix new files of ``key`` are written under. On
-        success the files are at ``key/`` afterwards and the old artifact was retired first."""
+        """Context manager yielding the name prefix new files of ``key`` (its manifest last) are
+        written under. On success the new artifact is at ``key/`` afterwards and the old one gone."""
 
     @abstractmethod
     def _put_file(self, src: Path, name: str) -> tuple[int, str]:
@@ -560,8 +564,11 @@ class ArtifactStore(ABC):
 class LocalStore(ArtifactStore):
     """Artifacts as folders under a local root (also a shared volume or PVC mount).
 
-    ``put_dir`` copies into ``<root>/.staging/<uuid>`` and renames the folder into place, so a
-    crashed copy never leaves partial files under the key.
+    ``put_dir`` copies into ``<root>/.staging/<uuid>`` (manifest included) and swaps the folder
+    with the old artifact in one atomic ``renameat2(RENAME_EXCHANGE)``, so at every instant, even
+    under SIGKILL, the key holds the complete old or the complete new artifact. Each staging folder
+    is guarded by an ``flock`` on ``<uuid>.lock``: the next ``put_dir`` removes staging folders whose
+    owner died (the lock is free), never one still being written.
     """
 
     def __init__(self, root: Path, *, signer: ManifestSigner | None = None) -> None:
@@ -571,17 +578,38 @@ class LocalStore(ArtifactStore):
 
     @contextmanager
     def _staging(self, key: str) -> Iterator[str]:
-        staging = self.root / _STAGING_DIR / uuid.uuid4().hex
-        staging.mkdir(parents=True)
-        try:
-            yield staging.relative_to(self.root).as_posix()
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        self._retire(key)
-        target = self.root / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(target)
+        area = self.root / _STAGING_DIR
+        area.mkdir(parents=True, exist_ok=True)
+        self._remove_dead_staging(area)
+        name = uuid.uuid4().hex
+        lock_path = area / f"{name}.lock"
+        with lock_path.open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # held until this put ends, or its process dies
+            staging = area / name
+            staging.mkdir()
+            try:
+                yield staging.relative_to(self.root).as_posix()
+                target = self.root / key
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.exists():
+                    _exchange(staging, target)  # staging now holds the old artifact
+                else:
+                    staging.rename(target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+                lock_path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _remove_dead_staging(area: Path) -> None:
+        """Remove the staging folders of puts that were killed (their lock is free)."""
+        for lock_path in area.glob("*.lock"):
+            with lock_path.open("a") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a put in progress
+                shutil.rmtree(area / lock_path.stem, ignore_errors=True)
+                lock_path.unlink(missing_ok=True)
 
     def _put_file(self, src: Path, name: str) -> tuple[int, str]:
         # Hash the bytes as they are copied, so the manifest describes exactly what was stored.
@@ -603,10 +631,18 @@ class LocalStore(ArtifactStore):
 
     def _put_bytes(self, name: str, data: bytes) -> None:
         path = self.root / name
+        if path.is_dir():  # on S3 an object and a "folder" of the same name can coexist
+            raise InvalidKeyError(
+                f"{self._url(name)} holds an artifact (a folder); put_bytes stores single objects "
+                "under other keys (delete the artifact first to reuse its key)"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def _get_bytes(self, name: str) -> bytes:
         try:
@@ -640,6 +676,21 @@ class LocalStore(ArtifactStore):
 
     def _url(self, name: str) -> str:
         return (self.root / name).as_uri()
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_fdcwd = -100
+    if libc.renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) != 0:
+        errno = ctypes.get_errno()
+        raise StoreError(
+            f"cannot swap {b} for its new version atomically ({os.strerror(errno)}); the local store "
+            "needs a Linux filesystem with renameat2 RENAME_EXCHANGE (ext4, xfs, btrfs, tmpfs)"
+        )
 
 
 _TRANSIENT_CODES = frozenset(
