@@ -160,7 +160,7 @@ def rewards_score(
     from modomodo.rewards.audit import render_table, score_records
 
     cfg = resolve_config(preset, overrides)
-    lines = input.read_text().splitlines()
+    lines = input.read_bytes().splitlines()  # decoded line by line: a bad line spoils only itself
     results = score_records(lines, stages.reward_sets(cfg))
     if as_json:
         for r in results:

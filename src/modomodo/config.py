@@ -221,6 +221,10 @@ class ExperimentConfig:
                 raise ConfigError(f"{key}.external_images: applies to path sources only")
             if not dom.rewards:
                 raise ConfigError(f"{key}.rewards: a domain without a reward is a config error")
+            names = [r.name for r in dom.rewards]
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise ConfigError(f"{key}.rewards: {repeated} listed more than once; give each reward once")
             for i, r in enumerate(dom.rewards):
                 if r.name not in REWARDS:
                     raise ConfigError(
