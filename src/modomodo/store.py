@@ -304,6 +304,26 @@ def validate_run_id(run_id: str) -> str:
     return run_id
 
 
+def parse_store_uri(uri: str) -> tuple[str, str, str]:
+    """``("s3", bucket, prefix)`` or ``("file", path, "")`` for a store URI (see
+    :meth:`ArtifactStore.from_uri`); :class:`InvalidStoreUriError` otherwise. Opens nothing, so
+    configs check their store at load."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise InvalidStoreUriError(f"store URI {uri!r} names no bucket (expected s3://bucket/prefix)")
+        return "s3", parsed.netloc, parsed.path.strip("/")
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise InvalidStoreUriError(f"store URI {uri!r}: file URIs must be local (file:///abs/dir)")
+        return "file", unquote(parsed.path), ""
+    if parsed.scheme == "" and uri:
+        return "file", uri, ""
+    raise InvalidStoreUriError(
+        f"unsupported store URI {redact_url(uri)!r}: use file:///dir, a local path or s3://bucket/prefix"
+    )
+
+
 def _validate_prefix(prefix: str) -> str:
     """A listing prefix is a key or the start of one ('' lists everything)."""
     if prefix:
@@ -369,20 +389,10 @@ class ArtifactStore(ABC):
 
         ``kwargs`` go to the backend's constructor (see :class:`S3Store` for S3 options).
         """
-        parsed = urlparse(uri)
-        if parsed.scheme == "s3":
-            if not parsed.netloc:
-                raise InvalidStoreUriError(f"store URI {uri!r} names no bucket (expected s3://bucket/prefix)")
-            return S3Store(parsed.netloc, parsed.path.strip("/"), **kwargs)
-        if parsed.scheme == "file":
-            if parsed.netloc not in ("", "localhost"):
-                raise InvalidStoreUriError(f"store URI {uri!r}: file URIs must be local (file:///abs/dir)")
-            return LocalStore(Path(unquote(parsed.path)), **kwargs)
-        if parsed.scheme == "" and uri:
-            return LocalStore(Path(uri), **kwargs)
-        raise InvalidStoreUriError(
-            f"unsupported store URI {uri!r}: use file:///dir, a local path or s3://bucket/prefix"
-        )
+        kind, where, prefix = parse_store_uri(uri)
+        if kind == "s3":
+            return S3Store(where, prefix, **kwargs)
+        return LocalStore(Path(where), **kwargs)
 
     # Public API -----------------------------------------------------------------------------
 
