@@ -211,3 +211,52 @@ def test_output_goes_into_an_existing_empty_folder(tmp_path):
     curate({"colour": SourceSpec("path", path=source)}, out, seed=0)
     assert (out / "curation.json").is_file()
     _no_leftovers(tmp_path)
+
+
+# Finding 5: silent data problems ------------------------------------------------------------------
+
+
+def test_a_malformed_box_solution_is_quarantined_not_kept_as_text(tmp_path):
+    rows = [
+        _row(1, solution="[1, 1, 30, 30]"),
+        _row(2, solution="[nan, 1, 30, 30]"),
+        _row(3, solution="[[1, 1, 30, 30],]"),
+        _row(4, solution="[{'Position': [1, 1, 30], 'Confidence': 1}]"),
+        _row(5, solution="red"),
+    ]
+    for row in rows:
+        del row["answer_kind"]  # inferred, as for paper-style rows
+    source = _jsonl(tmp_path / "rows.jsonl", rows)
+    report = curate({"mixed": SourceSpec("path", path=source)}, tmp_path / "out", seed=0)
+    kinds = {e.id: e.answer_kind for e in read_curated(tmp_path / "out", "mixed", "train")}
+    assert kinds == {"r1": "box", "r5": "text"}
+    assert report.quarantined["mixed"] == {"bad_box": 3}
+
+
+def test_a_path_domain_declares_its_answer_kind_in_the_config(tmp_path):
+    rows = [_row(1, solution="B", options=["x", "y"]), _row(2, solution="A", options=["x", "y"])]
+    for row in rows:
+        del row["answer_kind"]
+    source = _jsonl(tmp_path / "rows.jsonl", rows)
+    domains = {"quiz": {"source": str(source), "rewards": [{"name": "format"}], "answer_kind": "mc"}}
+    cfg = load_config("smoke", [f"data.domains={json.dumps(domains)}", "data.benchmarks=[chart]"])
+    assert stages.source_specs(cfg)["quiz"].answer_kind == "mc"
+    bad = {"quiz": {**domains["quiz"], "answer_kind": "essay"}}
+    with pytest.raises(ConfigError, match="answer_kind"):
+        load_config("smoke", [f"data.domains={json.dumps(bad)}"])
+
+
+def test_16_bit_grayscale_is_scaled_not_clipped(tmp_path):
+    import numpy as np
+
+    ramp = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)  # 0..65520
+    buffer = io.BytesIO()
+    Image.fromarray(ramp).save(buffer, format="PNG")
+    assert Image.open(io.BytesIO(buffer.getvalue())).mode == "I;16"
+    source = _jsonl(tmp_path / "rows.jsonl", [_row(1, image=base64.b64encode(buffer.getvalue()).decode())])
+    curate({"gray": SourceSpec("path", path=source)}, tmp_path / "out", seed=0)
+    [example] = read_curated(tmp_path / "out", "gray", "train")
+    stored = np.asarray(Image.open(io.BytesIO(example.image)).convert("L"), dtype=float)
+    assert stored.max() == 255 and stored.min() == 0
+    assert (stored == 255).mean() < 0.01  # clipping made 99.6% of the pixels white
+    assert abs(stored.mean() - ramp.mean() / 256) < 1

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from modomodo.data.schema import ANSWER_KINDS
+
 
 class ConfigError(ValueError):
     """A config value is unknown, mistyped or inconsistent; the message names the key."""
@@ -47,6 +49,9 @@ class DomainConfig:
     """The domain's verifiable rewards; a domain without rewards is a config error."""
     gate_on_format: bool = True
     """Format failure zeroes the domain's other rewards, as the paper states."""
+    answer_kind: str = ""
+    """Path sources: the answer kind (``box``, ``mc`` or ``text``) of rows that do not name one;
+    empty infers it per row."""
     external_images: bool = False
     """Path sources: let a row's ``image_path`` (or a Parquet/dataset image's ``path``) point outside
     the source's folder, absolute paths included. Off, such a row is quarantined: a data file must
@@ -219,6 +224,11 @@ class ExperimentConfig:
             key = f"data.domains.{name}"
             if dom.external_images and dom.source == "synthetic":
                 raise ConfigError(f"{key}.external_images: applies to path sources only")
+            if dom.answer_kind and (dom.source == "synthetic" or dom.answer_kind not in ANSWER_KINDS):
+                raise ConfigError(
+                    f"{key}.answer_kind: {dom.answer_kind!r} must be one of {list(ANSWER_KINDS)}, "
+                    "for path sources only"
+                )
             if not dom.source.strip():
                 raise ConfigError(f"{key}.source: empty; give 'synthetic' or a path to the rows")
             if dom.source == "synthetic" and name not in _synthetic_domains():

@@ -81,7 +81,12 @@ def source_specs(cfg: ExperimentConfig) -> dict:
         if dom.source == "synthetic":
             specs[name] = SourceSpec("synthetic", n_train=dom.n_train, n_test=n_test.get(name, 0))
         else:
-            specs[name] = SourceSpec("path", path=dom.source, external_images=dom.external_images)
+            specs[name] = SourceSpec(
+                "path",
+                path=dom.source,
+                answer_kind=dom.answer_kind or None,
+                external_images=dom.external_images,
+            )
             if name in n_test:  # the synthetic test split of another dataset would be meaningless
                 logger.warning(
                     "data.domains.%s reads %s: the built-in benchmark %r is not curated (a path domain "

@@ -546,7 +546,14 @@ def _target_size(size: tuple[int, int], long_side: int | None) -> tuple[int, int
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """RGB, with any transparency composited onto white (not the black that ``convert`` leaves)."""
+    """RGB, with any transparency composited onto white (not the black that ``convert`` leaves),
+    and 16-bit grayscale scaled to 8 bits (``convert`` clips it: nearly every pixel becomes 255)."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        import numpy as np
+
+        wide = np.asarray(image, dtype=np.uint32) if image.mode != "I" else np.asarray(image)
+        eight = (np.clip(wide, 0, 65535) >> 8).astype(np.uint8)
+        return Image.fromarray(eight, mode="L").convert("RGB")
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -38,6 +38,8 @@ from modomodo.rewards.boxes import parse_boxes
 SourceKind = Literal["synthetic", "path"]
 _ANSWER_TAG = re.compile(r"\s*<answer>(.*?)</answer>\s*", re.DOTALL)
 _OPTION_LINE = re.compile(rf"^\s*\(?([{OPTION_LETTERS}])[.)]\s*(\S.*?)\s*$", re.MULTILINE)
+_LOOKS_LIKE_BOXES = re.compile(r"\s*\[\s*(\[|\{|[-+]?(\d|nan|inf))", re.IGNORECASE)
+"""A solution that opens like a box list: ``[[``, ``[{`` or ``[`` and a number."""
 _LETTER = re.compile(rf"\(?([{OPTION_LETTERS}])[.)]?")
 
 
@@ -169,7 +171,9 @@ def infer_answer_kind(fields: Mapping[str, Any]) -> AnswerKind | None:
     solution = fields.get("solution")
     if not isinstance(solution, str):
         return None
-    if parse_boxes(solution) is not None:
+    if parse_boxes(solution) is not None or _LOOKS_LIKE_BOXES.match(solution):
+        # A malformed box list ([nan, 1, 30, 30], a trailing comma) stays a box answer, so curation
+        # quarantines it as bad_box instead of keeping it as a text answer no reward can score.
         return "box"
     has_options = bool(fields.get("options")) or bool(options_in(str(fields.get("problem", ""))))
     return "mc" if has_options and _LETTER.fullmatch(solution.strip()) else "text"
