@@ -30,6 +30,8 @@ if (( want_test )); then
   command -v prometheus >/dev/null || need+=(prometheus)
   command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
   command -v chromium >/dev/null || need+=(chromium)
+  # Debian keeps PostgreSQL's server binaries out of $PATH (tests/servers.py looks there too).
+  command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
   if (( ${#need[@]} )); then
     SUDO=$([[ $(id -u) == 0 ]] && true || echo sudo)
     $SUDO apt-get update -qq

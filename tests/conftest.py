@@ -50,3 +50,16 @@ def prometheus(pushgateway: str, tmp_path_factory: pytest.TempPathFactory) -> It
         servers.prometheus(tmp_path_factory.mktemp("prometheus"), pushgateway) as url,
     ):
         yield url
+
+
+@pytest.fixture(scope="session")
+def postgresql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.PostgresServer]:
+    """PostgreSQL on loopback with a password that appears nowhere else (tests grep for it)."""
+    import secrets
+
+    password = f"pg-test-secret-{secrets.token_hex(8)}"
+    with (
+        _missing_binary_fails(),
+        servers.postgresql(tmp_path_factory.mktemp("postgresql"), password) as server,
+    ):
+        yield server

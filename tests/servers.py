@@ -1,4 +1,4 @@
-"""Real servers on 127.0.0.1 for tests: SeaweedFS (S3), Prometheus Pushgateway, Prometheus.
+"""Real servers on 127.0.0.1 for tests: SeaweedFS (S3), Prometheus Pushgateway, Prometheus, PostgreSQL.
 
 Each helper is a context manager that starts the binary on free ports, waits until the server
 answers (or fails with the tail of its log), yields how to reach it and always stops the process.
@@ -11,10 +11,13 @@ fault for retry tests.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -91,12 +94,19 @@ def _log_tail(log_path: Path, lines: int = 30) -> str:
 
 @contextmanager
 def running_process(
-    what: str, argv: list[str], log_path: Path, ready: Callable[[], bool], cwd: Path | None = None
+    what: str,
+    argv: list[str],
+    log_path: Path,
+    ready: Callable[[], bool],
+    cwd: Path | None = None,
+    *,
+    user: str | None = None,
+    stop_signal: int = signal.SIGTERM,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``argv`` (output to ``log_path``), wait until ``ready()``, and stop it on exit:
-    SIGTERM, then SIGKILL if it lingers."""
+    """Start ``argv`` (output to ``log_path``; as ``user`` if given), wait until ``ready()``, and
+    stop it on exit: ``stop_signal``, then SIGKILL if it lingers."""
     with log_path.open("wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, user=user)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not ready():
@@ -111,7 +121,7 @@ def running_process(
             time.sleep(0.1)
         yield process
     finally:
-        process.terminate()
+        process.send_signal(stop_signal)
         try:
             process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -262,6 +272,96 @@ def prometheus(workdir: Path, pushgateway_url: str, scrape_interval_s: float = 1
 
     with running_process("Prometheus", argv, workdir / "prometheus.log", scraping):
         yield url
+
+
+# PostgreSQL ---------------------------------------------------------------------------------
+
+POSTGRES_HINT = "install the Debian package postgresql (scripts/bootstrap.sh --test does)"
+POSTGRES_ROOT_USER = "nobody"
+"""PostgreSQL refuses to run as root; when the tests run as root, the server runs as this user."""
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """How to reach a running PostgreSQL: password authentication, one database."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy URL with the psycopg 3 driver (what Optuna's RDB storage takes)."""
+        return f"postgresql+psycopg://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
+
+    def connect(self, database: str | None = None):  # -> psycopg.Connection
+        import psycopg
+
+        return psycopg.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=database or self.database,
+            connect_timeout=2,
+            autocommit=True,
+        )
+
+
+def _postgres_binary(name: str) -> str:
+    # Debian keeps the server binaries out of $PATH, under /usr/lib/postgresql/<version>/bin.
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
+    return find_binary(name, POSTGRES_HINT, *candidates)
+
+
+@contextmanager
+def postgresql(
+    workdir: Path, password: str, user: str = "modomodo", database: str = "modomodo"
+) -> Iterator[PostgresServer]:
+    """PostgreSQL on a free loopback port with scram password authentication (the password
+    reaches ``initdb`` through a file, never an argument) and ``database`` created. Its data lives
+    in a fresh folder outside pytest's (root-private) temp tree, owned by the server's user, and is
+    removed afterwards. Stopped with SIGINT, PostgreSQL's fast shutdown: SIGTERM would wait for
+    pooled client connections to close."""
+    initdb, postgres = _postgres_binary("initdb"), _postgres_binary("postgres")
+    run_as = POSTGRES_ROOT_USER if os.geteuid() == 0 else None
+    home = Path(tempfile.mkdtemp(prefix="modomodo-postgres-"))
+    try:
+        pwfile = home / "pwfile"
+        pwfile.write_text(password)
+        if run_as is not None:
+            for path in (home, pwfile):
+                shutil.chown(path, run_as)
+        data = home / "data"
+        setup = subprocess.run(
+            [initdb, "-D", str(data), "-U", user, "--auth=scram-sha-256", f"--pwfile={pwfile}",
+             "-E", "UTF8", "--no-locale", "--no-sync"],
+            capture_output=True, text=True, user=run_as, timeout=120,
+        )  # fmt: skip
+        pwfile.unlink()
+        if setup.returncode != 0:
+            raise ServerStartError(f"initdb failed ({setup.returncode}):\n{setup.stdout}{setup.stderr}")
+        port = free_port()
+        argv = [postgres, "-D", str(data), "-h", LOOPBACK, "-p", str(port), "-k", str(home),
+                "-c", "fsync=off", "-c", "full_page_writes=off"]  # fmt: skip
+        server = PostgresServer(LOOPBACK, port, user, password, "postgres")
+
+        def ready() -> bool:
+            try:
+                server.connect().close()
+            except Exception:
+                return False
+            return True
+
+        log = workdir / "postgres.log"
+        with running_process("PostgreSQL", argv, log, ready, user=run_as, stop_signal=signal.SIGINT):
+            with server.connect() as conn:
+                conn.execute(f'CREATE DATABASE "{database}"')
+            yield PostgresServer(LOOPBACK, port, user, password, database)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 # Fault injection ----------------------------------------------------------------------------

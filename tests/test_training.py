@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from servers import free_port
+from test_security import _plant
 
 from modomodo import stages
 from modomodo.config import load_config
@@ -188,6 +190,23 @@ def test_deepspeed_config_passes_through_on_cpu(curated, base_policy, tmp_path, 
     # The DeepSpeed engine wrote the checkpoint: its own layout, with ZeRO-partitioned optimizer states.
     engine_dir = tmp_path / "rl" / "trainer" / "checkpoint-2" / "global_step2"
     assert sorted(engine_dir.glob("*optim_states.pt")), f"no ZeRO optimizer states in {engine_dir}"
+
+    # Resume through the store: a genuine checkpoint loads through the restricted unpickler...
+    shutil.rmtree(tmp_path / "rl")
+    more = [*cmd[:-4], "--set", "train.steps=4", "--set", "train.checkpoint_every=2", "--resume"]
+    done = subprocess.run(more, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / "rl" / "train_summary.json").read_text())["resumed_from_step"] == 2
+    # ...and one with a pickle planted in the store (files and manifest rewritten) is refused.
+    store = ArtifactStore.from_uri((tmp_path / "store").as_uri())
+    tampered, marker = tmp_path / "tampered", tmp_path / "marker"
+    store.get_dir(checkpoint_key("resume-test", 4), tampered)
+    assert _plant(tampered, marker)
+    store.put_dir(tampered, checkpoint_key("resume-test", 4))
+    shutil.rmtree(tmp_path / "rl")
+    done = subprocess.run(more, env=env, capture_output=True, text=True, timeout=900)
+    assert not marker.exists(), "the planted payload ran on resume"
+    assert done.returncode != 0 and "refusing to load" in done.stderr, done.stderr[-3000:]
 
 
 def test_the_rl_update_serves_live_metrics_while_it_trains(curated, base_policy, tmp_path):

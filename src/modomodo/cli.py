@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from modomodo.cli_common import Overrides, Preset, console, resolve_config
@@ -101,14 +102,20 @@ def train(
 ) -> None:
     """RL update: GRPO on the configured mixture."""
     from modomodo import stages
+    from modomodo.store import InvalidKeyError, validate_run_id
 
     cfg = resolve_config(preset, overrides)
+    try:
+        run_id = validate_run_id(run_id or out.name)
+    except InvalidKeyError as e:
+        console.print(f"[red]config error:[/red] --run-id: {escape(str(e))}")
+        raise typer.Exit(2) from None
     result = stages.rl_stage(
         cfg,
         data,
         base,
         out,
-        run_id=run_id or out.name,
+        run_id=run_id,
         resume=resume,
         console=console,
         metrics_port=metrics_port,
@@ -153,7 +160,7 @@ def rewards_score(
     from modomodo.rewards.audit import render_table, score_records
 
     cfg = resolve_config(preset, overrides)
-    lines = input.read_text().splitlines()
+    lines = input.read_bytes().splitlines()  # decoded line by line: a bad line spoils only itself
     results = score_records(lines, stages.reward_sets(cfg))
     if as_json:
         for r in results:

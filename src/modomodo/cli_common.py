@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True)
 
@@ -22,5 +23,5 @@ def resolve_config(preset: str, overrides: list[str] | None):
     try:
         return load_config(preset, overrides or [])
     except ConfigError as e:
-        console.print(f"[red]config error:[/red] {e}")
+        console.print(f"[red]config error:[/red] {escape(str(e))}")  # the message quotes user text
         raise typer.Exit(2) from None

@@ -7,14 +7,18 @@ prints the JSON instead of the table).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from modomodo.mixture.heuristics import HeuristicError, compute_heuristics
@@ -23,6 +27,7 @@ from modomodo.mixture.search import SearchConfig, SearchError, propose, resolve_
 from modomodo.mixture.seeds import random_pilots, seed_mixtures, spread_pilots
 from modomodo.mixture.simplex import Mixture, MixtureError
 from modomodo.mixture.surrogates import SURROGATES, SurrogateError, make_surrogate
+from modomodo.redact import redact_text, redact_url
 
 app = typer.Typer(
     help="Mixture science: seed and heuristic mixtures, surrogates, search over the simplex.",
@@ -42,13 +47,24 @@ Ridge = Annotated[
     str | None,
     typer.Option("--ridge", help="Quadratic only: 'auto' (leave-one-out choice), 0 (OLS) or a strength."),
 ]
-Seed = Annotated[int, typer.Option("--seed", help="Seed of every random choice (same seed, same output).")]
+Seed = Annotated[
+    int, typer.Option("--seed", min=0, help="Seed of every random choice (same seed, same output).")
+]
 Bootstrap = Annotated[int, typer.Option("--bootstrap", help="Bootstrap refits for uncertainty (0: none).")]
 JsonOut = Annotated[
     str | None, typer.Option("--json", help="Write JSON to this file; '-' prints JSON instead of the table.")
 ]
 
 _USER_ERRORS = (MixtureError, RunRecordsError, HeuristicError, SurrogateError, SearchError)
+_FILE_ERRORS = (
+    OSError,
+    UnicodeDecodeError,
+    pd.errors.ParserError,
+    pd.errors.EmptyDataError,
+    pa.ArrowException,
+)
+"""A run table or output path that cannot be read or written: empty, ragged or non-UTF-8 CSV,
+corrupt Parquet, an unwritable ``--plot``/``--json`` path."""
 
 
 @contextmanager
@@ -57,7 +73,10 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except _USER_ERRORS as err:
-        errors.print(f"[bold red]error:[/] {err}")
+        errors.print(f"[bold red]error:[/] {escape(redact_text(str(err)))}")
+        raise typer.Exit(2) from err
+    except _FILE_ERRORS as err:
+        errors.print(f"[bold red]error:[/] {type(err).__name__}: {escape(redact_text(str(err)))}")
         raise typer.Exit(2) from err
 
 
@@ -116,9 +135,12 @@ def _ridge_option(model: str, ridge: str | None) -> dict[str, object]:
     if ridge == "auto":
         return {"ridge": "auto"}
     try:
-        return {"ridge": float(ridge)}
+        strength = float(ridge)
     except ValueError as err:
         raise SurrogateError(f"--ridge is 'auto' or a number, got {ridge!r}") from err
+    if not (math.isfinite(strength) and strength >= 0):
+        raise SurrogateError(f"--ridge must be a finite number >= 0, got {ridge!r}")
+    return {"ridge": strength}
 
 
 @app.command()
@@ -236,6 +258,8 @@ def fit(
     from modomodo.mixture.quality import cross_validate
 
     with _user_errors():
+        if plot:  # before the work: an unwritable folder fails now, not after the fit
+            plot.mkdir(parents=True, exist_ok=True)
         records = load_run_records(runs, _split(domains))
         weights, y = records.weights(), records.scores(target)
         surrogate = make_surrogate(
@@ -347,6 +371,8 @@ def propose_command(
             raise SearchError(
                 "--paper-candidates generates final candidates; it does not combine with --explore"
             )
+        if not (math.isfinite(kappa) and kappa >= 0):
+            raise SearchError(f"--kappa must be a finite number >= 0, got {kappa}")
         mode = "explore" if explore else "paper" if paper_candidates else "best"
         records: RunRecords = load_run_records(runs, _split(domains))
         config = SearchConfig(
@@ -394,4 +420,4 @@ def propose_command(
                 f"[yellow]only {len(result.proposals)} mixtures lie {min_distance} apart;[/] lower --min-distance or raise --trials"
             )
         if result.study_name:
-            console.print(f"study {result.study_name} in {result.storage} (rerun to resume)")
+            console.print(f"study {result.study_name} in {redact_url(result.storage)} (rerun to resume)")

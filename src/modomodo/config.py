@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from modomodo.data.schema import ANSWER_KINDS
 
 
 class ConfigError(ValueError):
@@ -46,6 +49,13 @@ class DomainConfig:
     """The domain's verifiable rewards; a domain without rewards is a config error."""
     gate_on_format: bool = True
     """Format failure zeroes the domain's other rewards, as the paper states."""
+    answer_kind: str = ""
+    """Path sources: the answer kind (``box``, ``mc`` or ``text``) of rows that do not name one;
+    empty infers it per row."""
+    external_images: bool = False
+    """Path sources: let a row's ``image_path`` (or a Parquet/dataset image's ``path``) point outside
+    the source's folder, absolute paths included. Off, such a row is quarantined: a data file must
+    not make curation read arbitrary files of the machine."""
 
 
 @dataclass
@@ -212,10 +222,37 @@ class ExperimentConfig:
 
         if not self.data.domains:
             raise ConfigError("data.domains: at least one training domain is required")
+        for name in self.data.domains:
+            _plain_name("data.domains", name)
+        for name in self.data.benchmarks:
+            _plain_name("data.benchmarks", name)
+        unknown_benchmarks = sorted(set(self.data.benchmarks) - set(_synthetic_benchmarks()))
+        if unknown_benchmarks:
+            raise ConfigError(
+                f"data.benchmarks: unknown benchmarks {unknown_benchmarks}; known: {sorted(_synthetic_benchmarks())}"
+            )
         for name, dom in self.data.domains.items():
             key = f"data.domains.{name}"
+            if dom.external_images and dom.source == "synthetic":
+                raise ConfigError(f"{key}.external_images: applies to path sources only")
+            if dom.answer_kind and (dom.source == "synthetic" or dom.answer_kind not in ANSWER_KINDS):
+                raise ConfigError(
+                    f"{key}.answer_kind: {dom.answer_kind!r} must be one of {list(ANSWER_KINDS)}, "
+                    "for path sources only"
+                )
+            if not dom.source.strip():
+                raise ConfigError(f"{key}.source: empty; give 'synthetic' or a path to the rows")
+            if dom.source == "synthetic" and name not in _synthetic_domains():
+                raise ConfigError(
+                    f"{key}: no synthetic generator named {name!r}; synthetic domains: "
+                    f"{sorted(_synthetic_domains())} (or set {key}.source to a path)"
+                )
             if not dom.rewards:
                 raise ConfigError(f"{key}.rewards: a domain without a reward is a config error")
+            names = [r.name for r in dom.rewards]
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise ConfigError(f"{key}.rewards: {repeated} listed more than once; give each reward once")
             for i, r in enumerate(dom.rewards):
                 if r.name not in REWARDS:
                     raise ConfigError(
@@ -240,6 +277,18 @@ class ExperimentConfig:
                 raise ConfigError(f"train.mixture: {e}") from e
         for key in ("steps", "prompts_per_step", "checkpoint_every", "logging_steps"):
             _positive(f"train.{key}", getattr(self.train, key))
+        if self.train.steps * self.train.prompts_per_step > MAX_SCHEDULED_PROMPTS:
+            raise ConfigError(
+                f"train.steps x train.prompts_per_step = {self.train.steps * self.train.prompts_per_step:,} "
+                f"prompts, more than {MAX_SCHEDULED_PROMPTS:,} (the schedule is built in memory)"
+            )
+        if self.store:
+            from modomodo.store import InvalidStoreUriError, parse_store_uri
+
+            try:
+                parse_store_uri(self.store)
+            except InvalidStoreUriError as e:
+                raise ConfigError(f"store: {e}") from None
         if self.train.num_generations < 2:
             raise ConfigError("train.num_generations: GRPO needs at least 2 completions per prompt")
         if self.train.sampling not in ("cycle", "exhaust"):
@@ -336,6 +385,21 @@ def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
     return from_dict(ExperimentConfig, data).validate()
 
 
+MAX_SCHEDULED_PROMPTS = 50_000_000
+"""Most prompts one RL update may schedule (the paper preset schedules thousands)."""
+
+PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+"""Domain and benchmark names: they become folder names, metric labels and store key segments."""
+
+
+def _plain_name(key: str, name: object) -> None:
+    if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{key}: name {name!r} is not a plain identifier (a letter, then up to 63 letters, digits, "
+            "'_' or '-'): it names folders and metric labels"
+        )
+
+
 def _positive(key: str, value: int) -> None:
     if value < 1:
         raise ConfigError(f"{key}: must be >= 1, got {value}")
@@ -359,6 +423,12 @@ def _synthetic_answer_kinds(domains: Mapping[str, DomainConfig]) -> dict[str, li
     }
 
 
+def _synthetic_domains() -> list[str]:
+    from modomodo.data.synthetic import DOMAINS
+
+    return list(DOMAINS)
+
+
 def _synthetic_benchmarks() -> list[str]:
     from modomodo.data.synthetic import BENCHMARKS
 
@@ -376,14 +446,22 @@ def preset_names() -> list[str]:
 def load_config(preset: str = "smoke", overrides: list[str] | None = None) -> ExperimentConfig:
     """Load a preset (a name from ``presets/`` or a YAML path), apply overrides and validate."""
     path = Path(preset)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        text = path.read_text()
-    else:
-        candidate = resources.files("modomodo.presets").joinpath(f"{preset}.yaml")
-        if not candidate.is_file():
-            raise ConfigError(f"preset {preset!r}: no such preset or YAML file; presets: {preset_names()}")
-        text = candidate.read_text()
-    raw = yaml.safe_load(text) or {}
+    try:
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            text = path.read_text(encoding="utf-8")
+        else:
+            candidate = resources.files("modomodo.presets").joinpath(f"{preset}.yaml")
+            if not candidate.is_file():
+                raise ConfigError(
+                    f"preset {preset!r}: no such preset or YAML file; presets: {preset_names()}"
+                )
+            text = candidate.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"preset {preset!r}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:  # syntax errors, and tags such as !!python/object that safe_load refuses
+        raise ConfigError(f"preset {preset!r}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"preset {preset!r}: the top level must be a mapping")
     for item in overrides or []:
@@ -402,7 +480,10 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {item!r}: {part!r} is not a mapping")
-    node[parts[-1]] = yaml.safe_load(value)
+    try:
+        node[parts[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {item!r}: the value is not valid YAML: {e}") from None
 
 
 def from_dict(cls: type, data: Any, where: str = "") -> Any:

@@ -40,6 +40,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import delete_from_gateway, push_to_gateway, pushadd_to_gateway
 from prometheus_client.metrics import MetricWrapperBase
 
+from modomodo.redact import redact_text, redact_url
 from modomodo.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
@@ -430,7 +431,7 @@ class StageMetrics:
                     url, job=PUSH_JOB, registry=registry, grouping_key=grouping_key, timeout=self.push_timeout
                 ),
                 is_transient=_is_transient_push_error,
-                what=f"push metrics to {url}",
+                what=f"push metrics to {redact_url(url)}",
             )
         except Exception as exc:
             if strict:
@@ -439,9 +440,9 @@ class StageMetrics:
                 "metrics of run %r stage %r not pushed to %s (%s: %s); the stage goes on",
                 self.run,
                 self.stage,
-                url,
+                redact_url(url),
                 type(exc).__name__,
-                exc,
+                redact_text(str(exc)),
             )
             return False
         return True

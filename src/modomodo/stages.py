@@ -81,7 +81,12 @@ def source_specs(cfg: ExperimentConfig) -> dict:
         if dom.source == "synthetic":
             specs[name] = SourceSpec("synthetic", n_train=dom.n_train, n_test=n_test.get(name, 0))
         else:
-            specs[name] = SourceSpec("path", path=dom.source)
+            specs[name] = SourceSpec(
+                "path",
+                path=dom.source,
+                answer_kind=dom.answer_kind or None,
+                external_images=dom.external_images,
+            )
             if name in n_test:  # the synthetic test split of another dataset would be meaningless
                 logger.warning(
                     "data.domains.%s reads %s: the built-in benchmark %r is not curated (a path domain "
@@ -240,7 +245,9 @@ def rl_stage(
     """
     from modomodo.rl.callbacks import MetricsCallback, ProgressCallback
     from modomodo.rl.grpo import train_grpo, training_schedule
+    from modomodo.store import validate_run_id
 
+    validate_run_id(run_id)  # names the store keys of every checkpoint: fail before any work
     data = load_curated(data_dir)
     out_dir = Path(out_dir)
     store = store if store is not None else open_store(cfg, out_dir.parent)

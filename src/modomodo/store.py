@@ -9,6 +9,10 @@ An artifact owns everything under ``<key>/``: artifacts never nest. Overwriting 
 old manifest before any old file is touched, then the old files, and writes the new manifest last,
 so no reader ever sees a mix of old and new files (see ``docs/storage.md``).
 
+Checksums alone do not stop someone who can write to the bucket: they rewrite a file and its
+manifest together. With a key in ``MODOMODO_STORE_HMAC_KEY`` every manifest is signed (HMAC-SHA256
+over the manifest and its key) and readers refuse unsigned or wrongly signed ones.
+
 Typical use::
 
     store = ArtifactStore.from_uri("s3://modomodo/experiments")   # or "file:///data/artifacts"
@@ -18,7 +22,10 @@ Typical use::
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -27,7 +34,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,6 +46,7 @@ from boto3.exceptions import RetriesExceededError, S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 
+from modomodo.redact import redact_text, redact_url
 from modomodo.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
@@ -51,6 +59,20 @@ _STAGING_DIR = ".staging"
 """Local stores build artifacts here before renaming them into place (keys cannot start with '.')."""
 
 _HASH_CHUNK = 1 << 20
+
+MAX_KEY_BYTES = 768
+"""S3 keys hold at most 1,024 bytes; this leaves room for the store's prefix and the file paths
+inside an artifact."""
+MAX_SEGMENT_BYTES = 255
+"""Longest file name on common filesystems (ext4, xfs)."""
+MAX_KEY_SEGMENTS = 32
+
+HMAC_KEY_ENV = "MODOMODO_STORE_HMAC_KEY"
+"""Signs new manifests and verifies stored ones; set from the pod's Secret."""
+HMAC_OLD_KEYS_ENV = "MODOMODO_STORE_HMAC_OLD_KEYS"
+"""Comma-separated keys that still verify (never sign) while a key is being rotated out."""
+HMAC_MIN_KEY_BYTES = 32
+_SIGNATURE_ALGORITHM = "hmac-sha256"
 
 T = TypeVar("T")
 
@@ -79,6 +101,77 @@ class StoreAccessError(StoreError, PermissionError):
     """The backend refused the credentials or the permission, or none are configured."""
 
 
+class ManifestSignatureError(StoreError):
+    """The store holds an HMAC key and a manifest is unsigned, or its signature does not match:
+    it was not written by a holder of the key (forged, or from before signing was turned on)."""
+
+
+class ManifestSigner:
+    """HMAC-SHA256 signatures of manifests. The first key signs; every key verifies, so a key can
+    be rotated without re-signing every artifact at once (see ``docs/storage.md``).
+
+    The signed message binds the manifest bytes to the artifact's key: a validly signed manifest
+    copied under another key (an older checkpoint replayed as the newest) does not verify.
+    """
+
+    def __init__(self, key: bytes, *old_keys: bytes) -> None:
+        for k in (key, *old_keys):
+            if len(k) < HMAC_MIN_KEY_BYTES:
+                raise ValueError(
+                    f"a store HMAC key must hold at least {HMAC_MIN_KEY_BYTES} bytes, got {len(k)} "
+                    "(make one with: python -c 'import secrets; print(secrets.token_hex(32))')"
+                )
+        self._keys = {self.key_id(k): k for k in (key, *old_keys)}
+        self.signing_key_id = self.key_id(key)
+
+    @classmethod
+    def from_env(cls) -> ManifestSigner | None:
+        """The signer configured by ``$MODOMODO_STORE_HMAC_KEY`` (and ``..._OLD_KEYS``), or None."""
+        key = os.environ.get(HMAC_KEY_ENV, "")
+        old = [k for k in os.environ.get(HMAC_OLD_KEYS_ENV, "").split(",") if k.strip()]
+        if not key:
+            if old:
+                raise ValueError(f"${HMAC_OLD_KEYS_ENV} is set but ${HMAC_KEY_ENV} is not")
+            return None
+        return cls(key.encode(), *(k.strip().encode() for k in old))
+
+    @staticmethod
+    def key_id(key: bytes) -> str:
+        """A public name for a key (it reveals nothing usable about the key)."""
+        return hashlib.sha256(b"modomodo-store-key-id\0" + key).hexdigest()[:16]
+
+    @staticmethod
+    def _message(artifact_key: str, body: bytes) -> bytes:
+        return b"modomodo-manifest-v1\0" + artifact_key.encode() + b"\0" + body
+
+    def sign(self, artifact_key: str, body: bytes) -> dict[str, str]:
+        mac = hmac.new(self._keys[self.signing_key_id], self._message(artifact_key, body), "sha256")
+        return {"algorithm": _SIGNATURE_ALGORITHM, "key_id": self.signing_key_id, "value": mac.hexdigest()}
+
+    def verify(
+        self, artifact_key: str, body: bytes, signature: Mapping[str, Any] | None, source: str
+    ) -> None:
+        if signature is None:
+            raise ManifestSignatureError(
+                f"{source}: unsigned manifest refused (this store signs manifests: ${HMAC_KEY_ENV} is "
+                "set). It was written without the key: forged, or stored before signing was turned "
+                "on (re-sign trusted artifacts with ArtifactStore.resign)"
+            )
+        key = self._keys.get(str(signature.get("key_id")))
+        if signature.get("algorithm") != _SIGNATURE_ALGORITHM or key is None:
+            raise ManifestSignatureError(
+                f"{source}: manifest signed with {signature.get('algorithm')!r} and key id "
+                f"{signature.get('key_id')!r}, which this store does not hold (its keys: "
+                f"{sorted(self._keys)}); during a rotation put the old key in ${HMAC_OLD_KEYS_ENV}"
+            )
+        expected = hmac.new(key, self._message(artifact_key, body), "sha256").hexdigest()
+        if not hmac.compare_digest(expected, str(signature.get("value"))):
+            raise ManifestSignatureError(
+                f"{source}: manifest signature does not match its content: the manifest or its "
+                "key was changed by someone without the store's HMAC key"
+            )
+
+
 @dataclass(frozen=True)
 class FileEntry:
     """One file of an artifact, as recorded in its manifest."""
@@ -103,18 +196,23 @@ class Manifest:
     """Layout version of this manifest."""
     created_at: str = ""
     """UTC ISO-8601 time the manifest was written."""
+    signature: dict[str, str] | None = None
+    """HMAC of everything above and the artifact key (see :class:`ManifestSigner`); None unsigned."""
 
     @property
     def total_bytes(self) -> int:
         return sum(entry.size for entry in self.files)
 
-    def to_json(self) -> bytes:
+    def to_json(self, *, signed: bool = True) -> bytes:
+        """The manifest's bytes; ``signed=False`` leaves the signature out (the bytes it covers)."""
         doc = {
             "format_version": self.format_version,
             "created_at": self.created_at,
             "metadata": self.metadata,
             "files": [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in self.files],
         }
+        if signed and self.signature is not None:
+            doc["signature"] = self.signature
         return json.dumps(doc, indent=2, sort_keys=True, allow_nan=False).encode()
 
     @classmethod
@@ -132,6 +230,9 @@ class Manifest:
             metadata = doc["metadata"]
             if not isinstance(metadata, dict):
                 raise TypeError(f"metadata is a {type(metadata).__name__}, not an object")
+            signature = doc.get("signature")
+            if signature is not None and not isinstance(signature, dict):
+                raise TypeError(f"signature is a {type(signature).__name__}, not an object")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StoreError(f"{source}: malformed manifest ({type(exc).__name__}: {exc})") from exc
         if not isinstance(version, int) or version > MANIFEST_FORMAT_VERSION:
@@ -140,7 +241,11 @@ class Manifest:
                 f"supports ({MANIFEST_FORMAT_VERSION}); upgrade modomodo"
             )
         return cls(
-            files=files, metadata=metadata, format_version=version, created_at=doc.get("created_at", "")
+            files=files,
+            metadata=metadata,
+            format_version=version,
+            created_at=doc.get("created_at", ""),
+            signature=signature,
         )
 
 
@@ -153,9 +258,17 @@ def _validate_relpath(path: str, what: str) -> str:
         raise InvalidKeyError(f"{what} {path!r} is absolute; use a path relative to the store root")
     if "\\" in path or "\0" in path:
         raise InvalidKeyError(f"{what} {path!r} contains a backslash or NUL; use '/' separators")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidKeyError(f"{what} {path!r} is not valid Unicode (a lone surrogate)") from None
     for segment in path.split("/"):
         if segment in ("", ".", ".."):
             raise InvalidKeyError(f"{what} {path!r} has an empty, '.' or '..' segment")
+        if len(segment.encode()) > MAX_SEGMENT_BYTES:
+            raise InvalidKeyError(
+                f"{what} {path[:80]!r}...: a segment of {len(segment.encode())} bytes, more than {MAX_SEGMENT_BYTES}"
+            )
     return path
 
 
@@ -165,13 +278,50 @@ def validate_key(key: str) -> str:
     A key is a clean relative POSIX path whose segments do not start with ``.`` (reserved for the
     store's own temporary names) and are not ``MANIFEST.json`` (which marks complete artifacts).
     """
+    if isinstance(key, str) and len(key.encode("utf-8", "replace")) > MAX_KEY_BYTES:
+        raise InvalidKeyError(
+            f"key {key[:80]!r}... has {len(key.encode('utf-8', 'replace'))} bytes, more than {MAX_KEY_BYTES}"
+        )
     _validate_relpath(key, "key")
+    if key.count("/") >= MAX_KEY_SEGMENTS:
+        raise InvalidKeyError(
+            f"key {key[:80]!r}... has {key.count('/') + 1} segments, more than {MAX_KEY_SEGMENTS}"
+        )
     for segment in key.split("/"):
         if segment.startswith("."):
             raise InvalidKeyError(f"key {key!r}: segments may not start with '.' (reserved)")
         if segment == MANIFEST_NAME:
             raise InvalidKeyError(f"key {key!r}: {MANIFEST_NAME!r} is reserved for artifact manifests")
     return key
+
+
+def validate_run_id(run_id: str) -> str:
+    """Return ``run_id`` if it can name a run in the store (``runs/<run_id>/...``): one key
+    segment. Checked before any work, so a bad id fails at once, not at the first upload."""
+    validate_key(run_id)
+    if "/" in run_id:
+        raise InvalidKeyError(f"run id {run_id!r} contains '/'; a run id is one key segment")
+    return run_id
+
+
+def parse_store_uri(uri: str) -> tuple[str, str, str]:
+    """``("s3", bucket, prefix)`` or ``("file", path, "")`` for a store URI (see
+    :meth:`ArtifactStore.from_uri`); :class:`InvalidStoreUriError` otherwise. Opens nothing, so
+    configs check their store at load."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise InvalidStoreUriError(f"store URI {uri!r} names no bucket (expected s3://bucket/prefix)")
+        return "s3", parsed.netloc, parsed.path.strip("/")
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise InvalidStoreUriError(f"store URI {uri!r}: file URIs must be local (file:///abs/dir)")
+        return "file", unquote(parsed.path), ""
+    if parsed.scheme == "" and uri:
+        return "file", uri, ""
+    raise InvalidStoreUriError(
+        f"unsupported store URI {redact_url(uri)!r}: use file:///dir, a local path or s3://bucket/prefix"
+    )
 
 
 def _validate_prefix(prefix: str) -> str:
@@ -239,20 +389,10 @@ class ArtifactStore(ABC):
 
         ``kwargs`` go to the backend's constructor (see :class:`S3Store` for S3 options).
         """
-        parsed = urlparse(uri)
-        if parsed.scheme == "s3":
-            if not parsed.netloc:
-                raise InvalidStoreUriError(f"store URI {uri!r} names no bucket (expected s3://bucket/prefix)")
-            return S3Store(parsed.netloc, parsed.path.strip("/"), **kwargs)
-        if parsed.scheme == "file":
-            if parsed.netloc not in ("", "localhost"):
-                raise InvalidStoreUriError(f"store URI {uri!r}: file URIs must be local (file:///abs/dir)")
-            return LocalStore(Path(unquote(parsed.path)), **kwargs)
-        if parsed.scheme == "" and uri:
-            return LocalStore(Path(uri), **kwargs)
-        raise InvalidStoreUriError(
-            f"unsupported store URI {uri!r}: use file:///dir, a local path or s3://bucket/prefix"
-        )
+        kind, where, prefix = parse_store_uri(uri)
+        if kind == "s3":
+            return S3Store(where, prefix, **kwargs)
+        return LocalStore(Path(where), **kwargs)
 
     # Public API -----------------------------------------------------------------------------
 
@@ -267,10 +407,15 @@ class ArtifactStore(ABC):
             entries = tuple(
                 FileEntry(rel, *self._put_file(local_dir / rel, f"{dest}/{rel}")) for rel in files
             )
-        manifest = Manifest(
-            files=entries, metadata=metadata, created_at=datetime.now(UTC).isoformat(timespec="seconds")
-        )
-        self._put_bytes(_manifest_name(key), manifest.to_json())
+            manifest = self._signed(
+                key,
+                Manifest(
+                    files=entries,
+                    metadata=metadata,
+                    created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                ),
+            )
+            self._put_bytes(_manifest_name(dest), manifest.to_json())  # last, as ever
         logger.info("stored %d files (%d bytes) as %s", len(entries), manifest.total_bytes, self.url_for(key))
         return manifest
 
@@ -306,12 +451,30 @@ class ArtifactStore(ABC):
         return self._has(_manifest_name(validate_key(key)))
 
     def read_manifest(self, key: str) -> Manifest:
+        """The artifact's manifest; with an HMAC key configured, only a correctly signed one."""
         name = _manifest_name(validate_key(key))
         try:
             data = self._get_bytes(name)
         except ArtifactNotFoundError as exc:
             raise ArtifactNotFoundError(f"no artifact at {self.url_for(key)} (no {MANIFEST_NAME})") from exc
-        return Manifest.from_json(data, source=self._url(name))
+        manifest = Manifest.from_json(data, source=self._url(name))
+        if self.signer is not None:
+            self.signer.verify(key, manifest.to_json(signed=False), manifest.signature, self._url(name))
+        return manifest
+
+    def resign(self, key: str, signer: ManifestSigner | None = None) -> Manifest:
+        """Rewrite the artifact's manifest signed with ``signer``'s key (default: this store's).
+
+        For key rotation (the stored signature must verify with one of this store's keys) and for
+        signing artifacts stored before signing was turned on (a store without a key reads them).
+        """
+        signer = signer or self.signer
+        if signer is None:
+            raise ValueError(f"nothing to sign with: set ${HMAC_KEY_ENV} or pass a ManifestSigner")
+        manifest = replace(self.read_manifest(key), signature=None)
+        manifest = replace(manifest, signature=signer.sign(key, manifest.to_json(signed=False)))
+        self._put_bytes(_manifest_name(key), manifest.to_json())
+        return manifest
 
     def list_artifacts(self, prefix: str = "") -> list[str]:
         """Sorted keys of the complete artifacts whose key starts with ``prefix`` (a plain string
@@ -340,6 +503,14 @@ class ArtifactStore(ABC):
 
     # Shared steps -----------------------------------------------------------------------------
 
+    signer: ManifestSigner | None = None
+    """Signs and verifies manifests; set by backends from ``$MODOMODO_STORE_HMAC_KEY`` by default."""
+
+    def _signed(self, key: str, manifest: Manifest) -> Manifest:
+        if self.signer is None:
+            return manifest
+        return replace(manifest, signature=self.signer.sign(key, manifest.to_json(signed=False)))
+
     def _retire(self, key: str) -> None:
         # Manifest first: from this instant readers no longer see the old artifact.
         self._delete(_manifest_name(key))
@@ -359,8 +530,8 @@ class ArtifactStore(ABC):
 
     @abstractmethod
     def _staging(self, key: str) -> AbstractContextManager[str]:
-        """Context manager yielding the name prefix new files of ``key`` are written under. On
-        success the files are at ``key/`` afterwards and the old artifact was retired first."""
+        """Context manager yielding the name prefix new files of ``key`` (its manifest last) are
+        written under. On success the new artifact is at ``key/`` afterwards and the old one gone."""
 
     @abstractmethod
     def _put_file(self, src: Path, name: str) -> tuple[int, str]:
@@ -403,27 +574,52 @@ class ArtifactStore(ABC):
 class LocalStore(ArtifactStore):
     """Artifacts as folders under a local root (also a shared volume or PVC mount).
 
-    ``put_dir`` copies into ``<root>/.staging/<uuid>`` and renames the folder into place, so a
-    crashed copy never leaves partial files under the key.
+    ``put_dir`` copies into ``<root>/.staging/<uuid>`` (manifest included) and swaps the folder
+    with the old artifact in one atomic ``renameat2(RENAME_EXCHANGE)``, so at every instant, even
+    under SIGKILL, the key holds the complete old or the complete new artifact. Each staging folder
+    is guarded by an ``flock`` on ``<uuid>.lock``: the next ``put_dir`` removes staging folders whose
+    owner died (the lock is free), never one still being written.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, signer: ManifestSigner | None = None) -> None:
         self.root = Path(root).expanduser().resolve()
         self.uri = self.root.as_uri()
+        self.signer = signer or ManifestSigner.from_env()
 
     @contextmanager
     def _staging(self, key: str) -> Iterator[str]:
-        staging = self.root / _STAGING_DIR / uuid.uuid4().hex
-        staging.mkdir(parents=True)
-        try:
-            yield staging.relative_to(self.root).as_posix()
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        self._retire(key)
-        target = self.root / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(target)
+        area = self.root / _STAGING_DIR
+        area.mkdir(parents=True, exist_ok=True)
+        self._remove_dead_staging(area)
+        name = uuid.uuid4().hex
+        lock_path = area / f"{name}.lock"
+        with lock_path.open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # held until this put ends, or its process dies
+            staging = area / name
+            staging.mkdir()
+            try:
+                yield staging.relative_to(self.root).as_posix()
+                target = self.root / key
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.exists():
+                    _exchange(staging, target)  # staging now holds the old artifact
+                else:
+                    staging.rename(target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+                lock_path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _remove_dead_staging(area: Path) -> None:
+        """Remove the staging folders of puts that were killed (their lock is free)."""
+        for lock_path in area.glob("*.lock"):
+            with lock_path.open("a") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a put in progress
+                shutil.rmtree(area / lock_path.stem, ignore_errors=True)
+                lock_path.unlink(missing_ok=True)
 
     def _put_file(self, src: Path, name: str) -> tuple[int, str]:
         # Hash the bytes as they are copied, so the manifest describes exactly what was stored.
@@ -445,10 +641,18 @@ class LocalStore(ArtifactStore):
 
     def _put_bytes(self, name: str, data: bytes) -> None:
         path = self.root / name
+        if path.is_dir():  # on S3 an object and a "folder" of the same name can coexist
+            raise InvalidKeyError(
+                f"{self._url(name)} holds an artifact (a folder); put_bytes stores single objects "
+                "under other keys (delete the artifact first to reuse its key)"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def _get_bytes(self, name: str) -> bytes:
         try:
@@ -482,6 +686,21 @@ class LocalStore(ArtifactStore):
 
     def _url(self, name: str) -> str:
         return (self.root / name).as_uri()
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_fdcwd = -100
+    if libc.renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) != 0:
+        errno = ctypes.get_errno()
+        raise StoreError(
+            f"cannot swap {b} for its new version atomically ({os.strerror(errno)}); the local store "
+            "needs a Linux filesystem with renameat2 RENAME_EXCHANGE (ext4, xfs, btrfs, tmpfs)"
+        )
 
 
 _TRANSIENT_CODES = frozenset(
@@ -565,6 +784,7 @@ class S3Store(ArtifactStore):
         retry: RetryPolicy = RetryPolicy(),
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
+        signer: ManifestSigner | None = None,
     ) -> None:
         if not bucket:
             raise InvalidStoreUriError("S3Store needs a bucket name")
@@ -577,6 +797,7 @@ class S3Store(ArtifactStore):
             endpoint_url or os.environ.get("MODOMODO_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
         )
         self.retry = retry
+        self.signer = signer or ManifestSigner.from_env()
         self.transfer_config = TransferConfig(
             multipart_threshold=multipart_threshold,
             multipart_chunksize=multipart_chunksize,
@@ -616,7 +837,7 @@ class S3Store(ArtifactStore):
             raise self._translate(exc, what) from exc
 
     def _translate(self, exc: Exception, what: str) -> StoreError:
-        endpoint = self.endpoint_url or "AWS S3"
+        endpoint = redact_url(self.endpoint_url) or "AWS S3"
         if isinstance(
             exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
         ):
@@ -625,7 +846,7 @@ class S3Store(ArtifactStore):
             )
         error = _client_error(exc)
         if error is None:
-            return StoreError(f"{what}: {type(exc).__name__}: {exc} (endpoint {endpoint})")
+            return StoreError(f"{what}: {type(exc).__name__}: {redact_text(str(exc))} (endpoint {endpoint})")
         code = error.response.get("Error", {}).get("Code", "")
         message = error.response.get("Error", {}).get("Message", "")
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -639,7 +860,7 @@ class S3Store(ArtifactStore):
             return StoreError(f"{what}: bucket {self.bucket!r} does not exist on {endpoint}")
         if code in _NOT_FOUND_CODES or status == 404:
             return ArtifactNotFoundError(f"{what}: not found")
-        return StoreError(f"{what}: {endpoint} answered {code or status}: {message or exc}")
+        return StoreError(f"{what}: {endpoint} answered {code or status}: {redact_text(message or str(exc))}")
 
     @contextmanager
     def _staging(self, key: str) -> Iterator[str]:

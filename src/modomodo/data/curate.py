@@ -9,8 +9,10 @@ Output folder (written once; it must be empty or absent)::
                                            reason, every shard's SHA-256, seed, generator version
 
 A bad row never aborts the run and is never dropped silently: it goes to quarantine with one of the
-:data:`QUARANTINE_REASONS`. Only a source that cannot be read at all (a missing path) stops the run,
-before anything is written. Normalisation: images become RGB PNG (re-encoded only when they are not
+:data:`QUARANTINE_REASONS`. Only a source that cannot be read at all (a missing path, a Parquet file
+corrupt past some row) stops the run, with a :class:`CurationError` naming it. The output is built in
+a temporary sibling folder and renamed into place at the end, so a run that stops leaves nothing
+behind and can simply be rerun. Normalisation: images become RGB PNG (re-encoded only when they are not
 one already, or when resized), mc solutions become their option letter, box solutions the canonical
 ``[{'Position': [x1, y1, x2, y2], 'Confidence': 1}]`` in the pixel frame of the stored image.
 """
@@ -21,12 +23,16 @@ import hashlib
 import io
 import json
 import math
+import os
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import pyarrow as pa
 from PIL import Image
 
 from modomodo.data.draw import encode_png
@@ -58,6 +64,7 @@ QUARANTINE_REASONS: dict[str, str] = {
     "bad_mc_answer": "the mc solution names no option",
     "bad_box": "the box solution does not parse, or a box is empty or outside the image",
     "bad_meta": "meta is not a JSON object",
+    "bad_text": "a text field is not valid Unicode (a lone surrogate) or is nested too deeply",
     "duplicate_id": "an earlier row has the same id",
     "test_train_overlap": "a row repeats the image and problem of a row in the other split (train or test), which it would leak into; whichever of the two comes later is quarantined",
 }
@@ -167,20 +174,39 @@ def curate(
     shard_rows: int = 10_000,
 ) -> CurationReport:
     """Curate every domain of ``sources`` (domain name -> where its rows come from) into ``out_dir``."""
+    from modomodo.config import PLAIN_NAME
+
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise CurationError(f"{out_dir}: output folder is not empty; curate writes a fresh folder")
     if shard_rows < 1:
         raise CurationError(f"shard_rows must be >= 1, got {shard_rows}")
+    for domain in sources:
+        if not isinstance(domain, str) or not PLAIN_NAME.fullmatch(domain):
+            raise CurationError(f"domain name {domain!r} is not a plain identifier; it names a folder")
     streams = {domain: _open_source(domain, sources[domain], seed) for domain in sorted(sources)}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    run = _Run(out_dir, set(sources), sources, limits, shard_rows)
-    with (out_dir / QUARANTINE_FILE).open("w", encoding="utf-8") as quarantine:
-        for domain, stream in streams.items():
-            for split, record in stream:
-                run.take(domain, split, record, quarantine)
-    report = run.finish(seed)
-    (out_dir / REPORT_FILE).write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.curating-", dir=out_dir.parent))
+    try:
+        run = _Run(building, set(sources), sources, limits, shard_rows)
+        with (building / QUARANTINE_FILE).open("w", encoding="utf-8") as quarantine:
+            for domain, stream in streams.items():
+                try:
+                    for split, record in stream:
+                        run.take(domain, split, record, quarantine)
+                except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
+                    raise CurationError(
+                        f"source {domain!r} ({sources[domain].path}) could not be read to the end: "
+                        f"{type(exc).__name__}: {exc}; nothing was written"
+                    ) from exc
+        report = run.finish(seed)
+        text = json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n"
+        (building / REPORT_FILE).write_text(text)
+        building.chmod(0o755)  # mkdtemp makes it private
+        os.replace(building, out_dir)  # onto an absent or empty folder
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
     return report
 
 
@@ -213,6 +239,8 @@ def validate_record(
         raise Rejected("unknown_domain", f"domain {row_domain!r} is not one of {sorted(known_domains)}")
     if row_domain != domain:
         raise Rejected("domain_mismatch", f"row of domain {row_domain!r} came from the source of {domain!r}")
+    for name in ("id", "problem", "solution"):
+        _check_unicode(fields[name], name)
     problem, solution = problem.strip(), solution.strip()
     _check_text(problem, "problem", limits.max_problem_chars)
     _check_text(solution, "solution", limits.max_solution_chars)
@@ -251,9 +279,10 @@ def _open_source(domain: str, spec: SourceSpec, seed: int) -> Iterator[tuple[str
             for split, n in counts.items()
             for ex in generate(domain, split, n, seed)
         )
-    train = _with_ids(read_records(spec.path, answer_kind=spec.answer_kind), domain, "row")
+    options = {"answer_kind": spec.answer_kind, "external_images": spec.external_images}
+    train = _with_ids(read_records(spec.path, **options), domain, "row")
     if spec.test_path:
-        test = _with_ids(read_records(spec.test_path, answer_kind=spec.answer_kind), domain, "testrow")
+        test = _with_ids(read_records(spec.test_path, **options), domain, "testrow")
         return _chain(("train", train), ("test", test))
     return _chain((None if spec.test_fraction else "train", train))
 
@@ -296,9 +325,12 @@ class _Run:
         try:
             if record.error:
                 raise Rejected("unreadable_row", record.error)
-            example = validate_record(
-                record.fields, domain=domain, known_domains=self.known_domains, limits=self.limits
-            )
+            try:
+                example = validate_record(
+                    record.fields, domain=domain, known_domains=self.known_domains, limits=self.limits
+                )
+            except RecursionError:
+                raise Rejected("bad_text", "a field is nested too deeply") from None
             content = _content_digest(example)
             split = split or self._split_by_fraction(domain, content)
             if example.id in self.seen_ids:
@@ -367,7 +399,12 @@ class _Run:
             "origin": record.origin,
             "fields": fields,
         }
-        out.write(json.dumps(line, sort_keys=True, ensure_ascii=False, default=repr) + "\n")
+        try:
+            text = json.dumps(line, sort_keys=True, ensure_ascii=False, default=repr)
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: \u-escaped, the line stays valid JSON
+            text = json.dumps(line, sort_keys=True, ensure_ascii=True, default=repr)
+        out.write(text + "\n")
 
 
 def _content_digest(example: Example) -> bytes:
@@ -381,13 +418,26 @@ def _preview(value: Any, limit: int = 500) -> Any:
     """A non-image field as quarantine shows it: valid JSON and at most ``limit`` characters."""
     if value is None or isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
         return value
-    text = (
-        value if isinstance(value, str) else json.dumps(value, default=repr, sort_keys=True, allow_nan=True)
-    )
+    try:
+        text = (
+            value
+            if isinstance(value, str)
+            else json.dumps(value, default=repr, sort_keys=True, allow_nan=True)
+        )
+    except RecursionError:
+        return f"<{type(value).__name__} nested too deeply to show>"
     return text[:limit]
 
 
 # --- field checks ----------------------------------------------------------------------------------
+
+
+def _check_unicode(text: str, name: str) -> None:
+    """Shards are UTF-8: a lone surrogate (which JSON's ``\\udxxx`` escapes can carry) cannot be stored."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise Rejected("bad_text", f"the {name} is not valid Unicode: {exc.reason} at {exc.start}") from None
 
 
 def _check_text(text: str, name: str, limit: int) -> None:
@@ -403,6 +453,8 @@ def _options(value: Any, kind: str) -> tuple[str, ...]:
         raise Rejected(
             "bad_options", f"options must be a list of non-empty strings, got {_preview(value, 200)!r}"
         )
+    for option in options:
+        _check_unicode(option, "options")
     if len(options) > len(OPTION_LETTERS) or (kind == "mc" and len(options) < 2):
         raise Rejected("bad_options", f"{len(options)} options for answer kind {kind!r}")
     return tuple(o.strip() for o in options)
@@ -418,7 +470,10 @@ def _meta(value: Any) -> dict[str, str]:
         return {}
     if not isinstance(value, dict):
         raise Rejected("bad_meta", f"meta must be an object, got {type(value).__name__}")
-    return {str(k): v if isinstance(v, str) else encode_meta(v) for k, v in value.items()}
+    meta = {str(k): v if isinstance(v, str) else encode_meta(v) for k, v in value.items()}
+    for key, text in meta.items():
+        _check_unicode(key + text, "meta")
+    return meta
 
 
 def _mc_letter(solution: str, options: tuple[str, ...]) -> str:
@@ -491,7 +546,14 @@ def _target_size(size: tuple[int, int], long_side: int | None) -> tuple[int, int
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """RGB, with any transparency composited onto white (not the black that ``convert`` leaves)."""
+    """RGB, with any transparency composited onto white (not the black that ``convert`` leaves),
+    and 16-bit grayscale scaled to 8 bits (``convert`` clips it: nearly every pixel becomes 255)."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        import numpy as np
+
+        wide = np.asarray(image, dtype=np.uint32) if image.mode != "I" else np.asarray(image)
+        eight = (np.clip(wide, 0, 65535) >> 8).astype(np.uint8)
+        return Image.fromarray(eight, mode="L").convert("RGB")
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

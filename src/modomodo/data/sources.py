@@ -4,6 +4,8 @@ A source is either the synthetic suite or a local path holding one of:
 
 - JSONL with the :class:`~modomodo.data.schema.Example` columns, the image as base64 text in
   ``image`` or as a file name (relative to the JSONL's folder) in ``image_path``;
+  an image file outside the source's folder is an error unless the source allows
+  ``external_images`` (a data file must not make curation read arbitrary files);
 - Parquet with the Example columns (a shard is one), the image as binary or ``{bytes, path}``;
 - a ``datasets.save_to_disk`` folder with the paper's columns ``image``, ``problem``,
   ``solution`` (for a ``DatasetDict``, point at one split's folder).
@@ -36,6 +38,8 @@ from modomodo.rewards.boxes import parse_boxes
 SourceKind = Literal["synthetic", "path"]
 _ANSWER_TAG = re.compile(r"\s*<answer>(.*?)</answer>\s*", re.DOTALL)
 _OPTION_LINE = re.compile(rf"^\s*\(?([{OPTION_LETTERS}])[.)]\s*(\S.*?)\s*$", re.MULTILINE)
+_LOOKS_LIKE_BOXES = re.compile(r"\s*\[\s*(\[|\{|[-+]?(\d|nan|inf))", re.IGNORECASE)
+"""A solution that opens like a box list: ``[[``, ``[{`` or ``[`` and a number."""
 _LETTER = re.compile(rf"\(?([{OPTION_LETTERS}])[.)]?")
 
 
@@ -63,6 +67,8 @@ class SourceSpec:
     each row's content (stable under reordering, and identical rows always land together)."""
     answer_kind: AnswerKind | None = None
     """Path only: answer kind of rows that do not name one; inferred per row when unset."""
+    external_images: bool = False
+    """Path only: image files named by rows may lie outside the source's folder (absolute too)."""
 
     def __post_init__(self) -> None:
         for name in ("path", "test_path"):  # accept Path objects, store text (reports are JSON)
@@ -73,9 +79,10 @@ class SourceSpec:
                 raise SourceError(
                     f"synthetic source: n_train, n_test must be >= 0 with a positive sum, got {self}"
                 )
-            if self.path or self.test_path or self.test_fraction or self.answer_kind:
+            if self.path or self.test_path or self.test_fraction or self.answer_kind or self.external_images:
                 raise SourceError(
-                    "synthetic source: path, test_path, test_fraction and answer_kind do not apply"
+                    "synthetic source: path, test_path, test_fraction, answer_kind and external_images "
+                    "do not apply"
                 )
         elif self.kind == "path":
             if not self.path:
@@ -101,6 +108,7 @@ class SourceSpec:
             "test_path": self.test_path,
             "test_fraction": self.test_fraction,
             "answer_kind": self.answer_kind,
+            "external_images": self.external_images,
         }
 
 
@@ -115,7 +123,9 @@ class Record:
     """Set when the row could not be parsed at all; curation quarantines it with this detail."""
 
 
-def read_records(path: str | Path, *, answer_kind: AnswerKind | None = None) -> Iterator[Record]:
+def read_records(
+    path: str | Path, *, answer_kind: AnswerKind | None = None, external_images: bool = False
+) -> Iterator[Record]:
     """The rows at ``path`` (format chosen by its shape), normalised by :func:`normalise_fields`.
 
     The source is checked at once (a missing path, an unknown format, an unreadable Parquet file or
@@ -124,12 +134,14 @@ def read_records(path: str | Path, *, answer_kind: AnswerKind | None = None) -> 
     path = Path(path)
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder")
+    # Image files named by rows must lie in the source's folder unless the config allows others.
+    images = None if external_images else (path if path.is_dir() else path.parent).resolve()
     if path.is_dir():
-        rows = _hf_rows(path)
+        rows = _hf_rows(path, images)
     elif path.suffix == ".jsonl":
-        rows = _jsonl_rows(path)
+        rows = _jsonl_rows(path, images)
     elif path.suffix == ".parquet":
-        rows = _parquet_rows(path)
+        rows = _parquet_rows(path, images)
     else:
         raise SourceError(f"{path}: expected a .jsonl or .parquet file or a save_to_disk folder")
     return (
@@ -159,7 +171,9 @@ def infer_answer_kind(fields: Mapping[str, Any]) -> AnswerKind | None:
     solution = fields.get("solution")
     if not isinstance(solution, str):
         return None
-    if parse_boxes(solution) is not None:
+    if parse_boxes(solution) is not None or _LOOKS_LIKE_BOXES.match(solution):
+        # A malformed box list ([nan, 1, 30, 30], a trailing comma) stays a box answer, so curation
+        # quarantines it as bad_box instead of keeping it as a text answer no reward can score.
         return "box"
     has_options = bool(fields.get("options")) or bool(options_in(str(fields.get("problem", ""))))
     return "mc" if has_options and _LETTER.fullmatch(solution.strip()) else "text"
@@ -172,22 +186,38 @@ def options_in(problem: str) -> tuple[str, ...]:
     return tuple(text for _, text in found) if len(found) >= 2 and OPTION_LETTERS.startswith(letters) else ()
 
 
-def _jsonl_rows(path: Path) -> Iterator[Record]:
+def _jsonl_rows(path: Path, images: Path | None) -> Iterator[Record]:
     with path.open("rb") as lines:  # bytes, so one line of broken UTF-8 spoils only itself
         for number, raw in enumerate(lines, start=1):
             if raw.strip():
-                yield _jsonl_record(raw, path, f"{path}:{number}")
+                yield _jsonl_record(raw, path, f"{path}:{number}", images)
 
 
-def _jsonl_record(line: bytes, path: Path, origin: str) -> Record:
+def _jsonl_record(line: bytes, path: Path, origin: str, images: Path | None) -> Record:
     try:
         row = json.loads(line.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return Record({}, origin, f"not JSON: {exc}")
+    except RecursionError:
+        return Record({}, origin, "JSON nested too deeply")
     if not isinstance(row, dict):
         return Record({}, origin, f"not a JSON object: {type(row).__name__}")
+    if isinstance(row.get("image_path"), str) and not isinstance(row.get("image"), str):
+        outside = _outside(path.parent / row["image_path"], images)
+        if outside:
+            return Record({**row, "image": None}, origin, outside)
     image, error = _jsonl_image(row, path.parent)
     return Record({**row, "image": image}, origin, error)
+
+
+def _outside(file: Path, images: Path | None) -> str | None:
+    """Why ``file`` may not be read (it leaves the allowed folder ``images``), or None."""
+    if images is None or file.resolve().is_relative_to(images):
+        return None
+    return (
+        f"image file {file} lies outside the source's folder {images}; set the domain's "
+        "external_images: true to allow it"
+    )
 
 
 def _jsonl_image(row: dict[str, Any], folder: Path) -> tuple[bytes | None, str | None]:
@@ -202,16 +232,16 @@ def _jsonl_image(row: dict[str, Any], folder: Path) -> tuple[bytes | None, str |
     return None, None  # missing: validation reports the missing field
 
 
-def _parquet_rows(path: Path) -> Iterator[Record]:
+def _parquet_rows(path: Path, images: Path | None) -> Iterator[Record]:
     try:
         parquet = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as exc:
         raise SourceError(f"{path}: not a readable Parquet file ({exc})") from exc
     rows = (row for batch in parquet.iter_batches(batch_size=256) for row in batch.to_pylist())
-    return (_with_image_bytes(row, f"{path}#{index}") for index, row in enumerate(rows))
+    return (_with_image_bytes(row, f"{path}#{index}", path.parent, images) for index, row in enumerate(rows))
 
 
-def _hf_rows(path: Path) -> Iterator[Record]:
+def _hf_rows(path: Path, images: Path | None) -> Iterator[Record]:
     import datasets  # heavy; only this adapter needs it
 
     try:
@@ -226,17 +256,21 @@ def _hf_rows(path: Path) -> Iterator[Record]:
         loaded = next(iter(loaded.values()))
     if isinstance(loaded.features.get("image"), datasets.Image):
         loaded = loaded.cast_column("image", datasets.Image(decode=False))  # keep the encoded bytes
-    return (_with_image_bytes(row, f"{path}#{index}") for index, row in enumerate(loaded))
+    return (_with_image_bytes(row, f"{path}#{index}", path, images) for index, row in enumerate(loaded))
 
 
-def _with_image_bytes(row: dict[str, Any], origin: str) -> Record:
-    """Unpack an image stored as ``{bytes, path}`` (the datasets Image convention)."""
+def _with_image_bytes(row: dict[str, Any], origin: str, folder: Path, images: Path | None) -> Record:
+    """Unpack an image stored as ``{bytes, path}`` (the datasets Image convention); a relative
+    ``path`` is relative to the source's folder."""
     image = row.get("image")
     if isinstance(image, dict):
+        file = folder / image["path"] if isinstance(image.get("path"), str) and image["path"] else None
         if image.get("bytes") is not None:
             image = image["bytes"]
-        elif image.get("path") and Path(image["path"]).is_file():
-            image = Path(image["path"]).read_bytes()
+        elif file is not None and _outside(file, images):
+            return Record({**row, "image": None}, origin, _outside(file, images))
+        elif file is not None and file.is_file():
+            image = file.read_bytes()
         else:
             return Record(
                 {**row, "image": None},

@@ -174,6 +174,12 @@ class RunRecords:
             raise RunRecordsError(
                 f"column {column!r} is missing or not numeric in runs {_listing(self.frame[RUN_ID][bad])}"
             )
+        huge = np.abs(values) > MAX_SCORE
+        if huge.any():
+            raise RunRecordsError(
+                f"column {column!r} holds scores beyond +-{MAX_SCORE:g} in runs {_listing(self.frame[RUN_ID][huge])}; "
+                "scores are accuracies and rewards (a surrogate's squares of such values overflow)"
+            )
         return values
 
     def append(self, *rows: Mapping[str, object]) -> RunRecords:
@@ -209,6 +215,10 @@ def _table_format(path: Path) -> str:
     if suffix in {".parquet", ".pq"}:
         return "parquet"
     raise RunRecordsError(f"{path}: run records are .csv or .parquet files, not {suffix or 'suffix-less'}")
+
+
+MAX_SCORE = 1e6
+"""Largest score magnitude a surrogate is fitted to; scores are accuracies and rewards, far below."""
 
 
 def load_run_records(path: str | Path, domains: Sequence[str] | None = None) -> RunRecords:

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
@@ -35,6 +36,7 @@ import numpy as np
 from modomodo.mixture.records import RunRecords
 from modomodo.mixture.simplex import Mixture, inverse_stick_breaking, stick_breaking, total_variation
 from modomodo.mixture.surrogates import Surrogate, make_surrogate
+from modomodo.redact import redact_url
 
 if TYPE_CHECKING:
     import optuna
@@ -126,15 +128,32 @@ class ProposalSet:
             "target": self.target,
             "model": self.model,
             "study_name": self.study_name,
-            "storage": self.storage,
+            "storage": redact_url(self.storage),  # the URL holds the database password
             "proposals": [p.to_dict() for p in self.proposals],
         }
 
 
 def resolve_storage(storage: str | Path | None) -> str:
-    """An RDB URL: a URL stays as is, a file path becomes SQLite, None is ``./modomodo-mixture.db``."""
+    """An RDB URL: a URL stays as is, a file path becomes SQLite, None is ``./modomodo-mixture.db``.
+
+    A plain ``postgresql://`` URL (libpq's form, as a Secret usually holds it) gets the psycopg 3
+    driver that modomodo installs; SQLAlchemy would otherwise look for psycopg2. A URL SQLAlchemy
+    cannot parse is a :class:`SearchError` that shows it without its password.
+    """
     if storage is not None and "://" in str(storage):
-        return str(storage)
+        from sqlalchemy.engine import make_url
+
+        url = str(storage)
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        try:
+            make_url(url)
+        except Exception as exc:  # its message repeats the URL, password included
+            raise SearchError(
+                f"study storage {redact_url(url)!r} is not a database URL ({type(exc).__name__}); "
+                "expected e.g. postgresql://user:password@host:5432/db or sqlite:///path.db"
+            ) from None
+        return url
     path = Path(storage) if storage is not None else Path.cwd() / DEFAULT_STORAGE_FILE
     return f"sqlite:///{path.resolve()}"
 
@@ -184,6 +203,52 @@ def _run_study(
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Maximise ``objective`` (vectorised over mixtures) over the simplex; returns every completed
     trial's mixture, value and source."""
+    with _storage_lock(config.storage):
+        return _run_study_locked(objective, domains, observed, config)
+
+
+@contextmanager
+def _storage_lock(storage: str | None) -> Iterator[None]:
+    """Serialise searches on one storage. Two search pods starting at once on a fresh database
+    both create Optuna's tables (the loser fails), and on a fresh study both enqueue the observed
+    runs (each twice) and both run every missing trial. Under the lock the second finds the study
+    complete. A PostgreSQL advisory lock (released if its holder dies), a ``flock`` beside a SQLite
+    file; other storages are not locked."""
+    if storage is None or storage == "sqlite://":
+        yield
+    elif storage.startswith("sqlite:///"):
+        import fcntl
+
+        with Path(storage.removeprefix("sqlite:///") + ".lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+    elif storage.startswith("postgresql"):
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.pool import NullPool
+
+        engine = create_engine(storage, poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_KEY})
+                try:
+                    yield
+                finally:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
+        finally:
+            engine.dispose()
+    else:
+        yield
+
+
+_LOCK_KEY = int.from_bytes(hashlib.sha256(b"modomodo-mixture-search").digest()[:8], "big", signed=True)
+
+
+def _run_study_locked(
+    objective: Callable[[np.ndarray], np.ndarray],
+    domains: Sequence[str],
+    observed: np.ndarray,
+    config: SearchConfig,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     optuna = _optuna()
     names = [f"u_{domain}" for domain in domains[:-1]]
     study = optuna.create_study(

@@ -26,16 +26,17 @@ from rich.text import Text
 from modomodo.data.sources import infer_answer_kind
 from modomodo.rewards.context import RewardContext
 from modomodo.rewards.errors import RewardConfigError
-from modomodo.rewards.parsing import extract_answer
+from modomodo.rewards.parsing import MAX_SCAN_CHARS, extract_answer
 from modomodo.rewards.reward_set import FORMAT_REWARD, RewardSet, RewardSpec
 
 _ANSWER_WIDTH = 40
 
 
 def score_records(
-    lines: Iterable[str | Mapping[str, Any]], domain_rewards: Mapping[str, RewardSet]
+    lines: Iterable[bytes | str | Mapping[str, Any]], domain_rewards: Mapping[str, RewardSet]
 ) -> list[dict[str, Any]]:
-    """Score each line (a JSON string or an already decoded object), numbering lines from 1.
+    """Score each line (UTF-8 bytes, a JSON string or an already decoded object), numbering lines
+    from 1. Bytes are decoded line by line, so one line of broken UTF-8 spoils only itself.
 
     A result is ``{"line", "domain", "answer_kind", "answer", "parts", "total"}`` (``domain`` is
     ``None`` for a ``rewards`` list, ``answer`` is ``None`` when there is no answer block), or
@@ -43,7 +44,7 @@ def score_records(
     """
     results: list[dict[str, Any]] = []
     for number, line in enumerate(lines, start=1):
-        if isinstance(line, str) and not line.strip():
+        if isinstance(line, bytes | str) and not line.strip():
             continue
         try:
             results.append({"line": number, **_score_line(line, domain_rewards)})
@@ -52,14 +53,22 @@ def score_records(
     return results
 
 
-def _score_line(line: str | Mapping[str, Any], domain_rewards: Mapping[str, RewardSet]) -> dict[str, Any]:
+def _score_line(
+    line: bytes | str | Mapping[str, Any], domain_rewards: Mapping[str, RewardSet]
+) -> dict[str, Any]:
     try:
-        record = json.loads(line) if isinstance(line, str) else line
+        record = json.loads(line) if isinstance(line, bytes | str) else line
+    except UnicodeDecodeError as exc:
+        raise RewardConfigError(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise RewardConfigError(f"invalid JSON ({exc})") from None
+    except RecursionError:
+        raise RewardConfigError("JSON nested too deeply") from None
     if not isinstance(record, Mapping):
         raise RewardConfigError(f"expected a JSON object, got {type(record).__name__}")
     completion, solution = _string_field(record, "completion"), _string_field(record, "solution")
+    if len(solution) > MAX_SCAN_CHARS:  # rewards parse the whole solution: cap it as completions are
+        raise RewardConfigError(f"'solution' has {len(solution)} characters, more than {MAX_SCAN_CHARS}")
     options = record.get("options", [])
     if not isinstance(options, list) or not all(isinstance(option, str) for option in options):
         raise RewardConfigError(f"'options' must be a list of strings, got {options!r}")
@@ -81,6 +90,10 @@ def _score_line(line: str | Mapping[str, Any], domain_rewards: Mapping[str, Rewa
         "parts": breakdown.parts,
         "total": breakdown.total,
     }
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _string_field(record: Mapping[str, Any], key: str) -> str:
@@ -121,13 +134,14 @@ def render_table(results: Iterable[Mapping[str, Any]]) -> Table:
     for result in results:
         parts = result.get("parts", {})
         error = result.get("error")
-        # Text cells: answers and errors are untrusted and must not be read as rich markup.
+        # Text cells: answers and errors are untrusted and must not be read as rich markup, and a
+        # lone surrogate (a JSON "\\udxxx" escape) cannot be printed: show it escaped.
         table.add_row(
             str(result["line"]),
-            Text(result.get("domain") or ("" if error else "(rewards)")),
-            Text("" if result.get("answer") is None else result["answer"]),
+            Text(_printable(result.get("domain") or ("" if error else "(rewards)"))),
+            Text(_printable("" if result.get("answer") is None else result["answer"])),
             *(f"{parts[name]:.3f}" if name in parts else "" for name in part_names),
             "" if error else f"{result['total']:.3f}",
-            Text(error or "", style="red"),
+            Text(_printable(error or ""), style="red"),
         )
     return table

@@ -16,6 +16,7 @@ import shutil
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ from modomodo.data.prompts import render_prompt
 from modomodo.data.schema import Example
 from modomodo.policy.load import freeze_vision_tower, load_policy, load_weights, resolve_dtype, save_policy
 from modomodo.rewards import RewardContext, RewardSet
+from modomodo.rl.safe_checkpoint import safe_deepspeed_loading
 from modomodo.rl.sampler import Draw, mixture_schedule, realised_counts
+from modomodo.store import validate_run_id
 
 CHECKPOINT_PREFIX = "checkpoint-"
 TRAINER_STATE_FILE = "trainer_state.json"
@@ -244,6 +247,7 @@ def train_grpo(
     """Run GRPO from ``base_model`` on the mixture schedule; save the final policy to ``out_dir/model``."""
     from trl import GRPOTrainer
 
+    validate_run_id(run_id)  # it names the store keys of every checkpoint: fail before training
     start = time.perf_counter()
     dataset, draws, steps = schedule_dataset(train, cfg)
     trainer_dir = out_dir / "trainer"
@@ -263,7 +267,9 @@ def train_grpo(
         processing_class=processor,
         callbacks=[CheckpointToStore(store, run_id), *callbacks],
     )
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    # DeepSpeed would unpickle its checkpoint files with a full unpickler: load them restricted.
+    with safe_deepspeed_loading() if cfg.train.deepspeed else nullcontext():
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     model_dir = save_policy(trainer.model, processor, out_dir / "model", source=base_model)
     result = TrainResult(
         run_id=run_id,
