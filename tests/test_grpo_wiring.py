@@ -152,4 +152,3 @@ def test_a_mixed_batch_is_scored_by_each_domains_own_rewards():
         [list(r.options) for r in rows],
     )  # fmt: skip
     assert plain == totals
-
