@@ -325,8 +325,8 @@ def test_heuristics_and_rounds_add_waves(tmp_path):
         [
             "pipelinechannel--plan-seed-pilots-Output",
             "pipelinechannel--plan-heuristic-pilots-Output",
-            "pipelinechannel--search-mixture-pilots",
-            "pipelinechannel--search-mixture-2-pilots",
+            "pipelinechannel--search-mixture-Output",
+            "pipelinechannel--search-mixture-2-Output",
         ]
     )
     modes = {
