@@ -71,8 +71,8 @@ def test_the_dataset_is_the_schedule_row_by_row():
         assert list(row["options"]) == list(ex.options)
 
 
-def test_grpo_args_keep_the_schedule_order():
-    args = grpo_args(tiny_config(), "/tmp/unused", 2)
+def test_grpo_args_keep_the_schedule_order(tmp_path):
+    args = grpo_args(tiny_config(), tmp_path, 2)
     assert args.shuffle_dataset is False
     assert (args.per_device_train_batch_size, args.num_generations, args.max_steps) == (6, 2, 2)
 
