@@ -168,8 +168,9 @@ def test_every_step_pushed_metrics_that_prometheus_can_query(main_job, prometheu
     }
     base = {run for run in evaluated if run.startswith(f"{main_job['experiment']}-base-")}
     assert len(base) == 1 and evaluated == trained | base
-    for stage in ("curate", "warmstart", "rollout", "surrogate", "search"):
-        assert len(wait_for_series(prometheus, succeeded % stage, 1)) == 1, f"no {stage} metrics"
+    # One fit per wave (seed, heuristic, explore round), one search per round plus the final one.
+    for stage, count in (("curate", 1), ("warmstart", 1), ("rollout", 1), ("surrogate", 3), ("search", 2)):
+        assert len(wait_for_series(prometheus, succeeded % stage, count)) == count, f"{stage} metrics"
     # The report's run label is the pipeline run, which names the report's folder in the store.
     (report,) = [key for key in main_job["manifests"] if key.startswith("reports/")]
     pipeline_run = report.removeprefix("reports/")
@@ -189,8 +190,9 @@ def test_every_step_pushed_metrics_that_prometheus_can_query(main_job, prometheu
     assert {s["metric"]["mixture"] for s in weights} == {"geo=1.00"}
     pass_rates = wait_for_series(prometheus, f"modomodo_rollout_pass_rate{{{ours}}}", len(DOMAINS))
     assert {s["metric"]["domain"] for s in pass_rates} == set(DOMAINS)
-    (trials,) = wait_for_series(prometheus, f"modomodo_mixture_search_trials{{{ours}}}", 1)
-    assert float(trials["value"][1]) == 20
+    # The explore round's search and the final one, each with the configured trials.
+    trials = wait_for_series(prometheus, f"modomodo_mixture_search_trials{{{ours}}}", 2)
+    assert [float(t["value"][1]) for t in trials] == [20, 20]
 
 
 def _mixture(pilot: dict) -> tuple[float, ...]:
