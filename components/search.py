@@ -16,10 +16,11 @@ def search_mixture(
     wave: str,
     records: Input[Dataset],
     proposals: Output[Dataset],
-) -> NamedTuple("Search", [("best", dict), ("pilots", list)]):
+) -> NamedTuple("Search", [("best", dict), ("Output", list)]):
     """Propose mixtures from the run records (``stages.search_stage``): ``best`` mode gives the
     ``search.top_k`` best (the first is trained), ``explore`` the next ``search.pilots_per_round``
-    pilots, returned as pilot items named ``<wave>-<i>``. The Optuna study lives in
+    pilots, returned as pilot items named ``<wave>-<i>`` in ``Output`` (the name kfp's local runner
+    needs to iterate a ``ParallelFor`` over a task's output: it resolves no other). The Optuna study lives in
     ``$MODOMODO_STUDY_STORAGE`` (an RDB URL, e.g. PostgreSQL from a Secret on a cluster), else in a
     SQLite file inside ``proposals``; its name derives from the inputs, so a retry resumes it."""
     import os
@@ -47,4 +48,4 @@ def search_mixture(
     runtime.annotate(
         proposals, cfg, run_id=run_id, mode=mode, best=best.mixture.to_dict(), predicted=best.mean
     )
-    return namedtuple("Search", ["best", "pilots"])(best.mixture.to_dict(), items)
+    return namedtuple("Search", ["best", "Output"])(best.mixture.to_dict(), items)

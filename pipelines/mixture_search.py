@@ -96,7 +96,7 @@ def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
                     records=fit.outputs["records"],
                 )
             )
-            fit = pilot_wave(ask.outputs["pilots"], fit.outputs["records"])
+            fit = pilot_wave(ask.outputs["Output"], fit.outputs["records"])
         best = place(
             search_mixture(
                 config=config,

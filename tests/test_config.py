@@ -88,16 +88,21 @@ def test_bad_configs_are_rejected_with_the_key_named(override, message):
 
 
 def test_heuristics_get_the_seed_runs_they_need():
-    load_config("smoke", ["search.heuristics=[ain, coli]"])  # the smoke seeds: single + uniform
+    cfg = load_config("smoke", ["search.heuristics=[ain, coli]"])  # the smoke seeds: single + uniform
+    assert (cfg.search.heuristics, cfg.search.seeds) == (["ain", "coli"], ["single", "uniform"])
     with pytest.raises(ConfigError, match="coli needs single or exclude_one"):
         load_config("smoke", ["search.heuristics=[coli]", "search.seeds=[uniform]"])
-    load_config("smoke", ["search.heuristics=[norm, coli]", "search.seeds=[exclude_one]"])
+    cfg = load_config("smoke", ["search.heuristics=[norm, coli]", "search.seeds=[exclude_one]"])
+    assert (cfg.search.heuristics, cfg.search.seeds) == (["norm", "coli"], ["exclude_one"])
 
 
 def test_reward_kinds_are_checked_on_curated_data():
     # A domain read from a path has the answer kinds of its rows, known only once curated.
     cfg = load_config("smoke")
-    cfg.check_reward_kinds({"ref": ["box"], "geo": ["mc", "text"]})
+    # Box answers for the IoU domain and mc/text for an accuracy domain are accepted (no error) ...
+    assert cfg.check_reward_kinds({"ref": ["box"], "geo": ["mc", "text"]}) is None
+    # ... and accuracy scores boxes too (as exact text), so only the IoU reward refuses a kind.
+    assert cfg.check_reward_kinds({"geo": ["box"]}) is None
     with pytest.raises(
         ConfigError, match=r"ref.rewards\[1\].name: 'iou_continuous' cannot score mc, text answers"
     ):

@@ -139,20 +139,23 @@ def test_output_folder_must_be_fresh(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "message"),
     [
-        {"kind": "synthetic"},
-        {"kind": "synthetic", "n_train": 2, "path": "x.jsonl"},
-        {"kind": "path"},
-        {"kind": "path", "path": "x.jsonl", "n_train": 3},
-        {"kind": "path", "path": "x.jsonl", "test_fraction": 1.0},
-        {"kind": "path", "path": "x.jsonl", "test_fraction": 0.2, "test_path": "y.jsonl"},
-        {"kind": "path", "path": "x.jsonl", "answer_kind": "essay"},
-        {"kind": "s3"},
+        ({"kind": "synthetic"}, "synthetic source: n_train, n_test must be >= 0 with a positive sum"),
+        ({"kind": "synthetic", "n_train": 2, "path": "x.jsonl"}, "synthetic source: path, .* do not apply"),
+        ({"kind": "path"}, "path source: 'path' is required"),
+        ({"kind": "path", "path": "x.jsonl", "n_train": 3}, "n_train/n_test apply to synthetic sources only"),
+        ({"kind": "path", "path": "x.jsonl", "test_fraction": 1.0}, r"test_fraction must be in \[0, 1\)"),
+        (
+            {"kind": "path", "path": "x.jsonl", "test_fraction": 0.2, "test_path": "y.jsonl"},
+            "test_fraction .* excludes test_path",
+        ),
+        ({"kind": "path", "path": "x.jsonl", "answer_kind": "essay"}, "answer_kind must be one of .*'essay'"),
+        ({"kind": "s3"}, "source kind must be 'synthetic' or 'path', got 's3'"),
     ],
 )
-def test_inconsistent_source_specs_are_refused(kwargs):
-    with pytest.raises(SourceError):
+def test_inconsistent_source_specs_are_refused(kwargs, message):
+    with pytest.raises(SourceError, match=message):
         SourceSpec(**kwargs)
 
 

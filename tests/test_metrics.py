@@ -256,7 +256,7 @@ def test_push_to_a_dead_gateway_warns_but_never_raises(
         pass
     assert metrics.registry.get_sample_value(m.STAGE_FAILURES, _labels(metrics)) == 0
 
-    with pytest.raises(urllib.error.URLError):
+    with pytest.raises(urllib.error.URLError, match="Connection refused"):
         metrics.push(dead, strict=True)
 
 

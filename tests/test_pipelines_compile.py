@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,48 @@ from modomodo.pipelines import PIPELINES, compile_pipeline
 from modomodo.pipelines.settings import STEPS, ClusterSettings, cpu_threads
 
 SMOKE = load_config("smoke")
-GPU_STEPS = {name for name, step in STEPS.items() if step.gpu}
 GPU_COUNT = "{{$.inputs.parameters['pipelinechannel--gpus']}}"
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What the default compile (``ClusterSettings()``, GPUs on) must give one step, written here
+    rather than read from ``pipelines/settings.py``, so that a change there fails these tests."""
+
+    gpu: bool
+    retries: int
+    cache: bool
+    s3: bool = False
+    study: bool = False
+    metrics: bool = False
+
+
+EXPECTED: dict[str, Expect] = {
+    "curate-data": Expect(gpu=False, retries=2, cache=True, s3=True),
+    "base-policy": Expect(gpu=True, retries=2, cache=True),
+    "rollout-reward": Expect(gpu=True, retries=2, cache=True),
+    "rl-update": Expect(gpu=True, retries=3, cache=True, s3=True, metrics=True),
+    "evaluate": Expect(gpu=True, retries=2, cache=True),
+    "plan-seed-pilots": Expect(gpu=False, retries=0, cache=True),
+    "plan-heuristic-pilots": Expect(gpu=False, retries=0, cache=True),
+    "run-record": Expect(gpu=False, retries=0, cache=True),
+    "fit-surrogate": Expect(gpu=False, retries=0, cache=True),
+    "search-mixture": Expect(gpu=False, retries=2, cache=True, study=True),
+    "report": Expect(gpu=False, retries=2, cache=False, s3=True),
+}
+"""Every step of the default (GPU) compile; one row a step, so another placement (a CPU-only
+compile, per-step images) extends this table rather than the assertions."""
+GPU_POD, CPU_POD = ("8", "64Gi"), ("2", "8Gi")
+"""(CPU request, memory request = limit) of a GPU step and of every other step."""
+GPU_STEPS = {name for name, step in EXPECTED.items() if step.gpu}
+PIPELINE_STEPS = {
+    "mixture-search": {
+        "curate-data", "base-policy", "evaluate", "rollout-reward", "plan-seed-pilots", "rl-update",
+        "run-record", "fit-surrogate", "search-mixture", "report",
+    },
+    "train": {"curate-data", "base-policy", "evaluate", "rl-update", "report"},
+}  # fmt: skip
+"""The steps each pipeline runs on the smoke preset (no heuristic wave: no heuristic planner)."""
 
 
 class IR:
@@ -81,21 +122,34 @@ def test_every_step_runs_its_image_without_installing_packages(ir):
         assert not any("pip install" in part for part in container["command"] + container.get("args", []))
 
 
-def test_every_task_has_step_settings(ir):
+def test_the_expected_table_covers_every_step_and_every_pipeline_runs_its_steps(ir):
+    assert set(EXPECTED) == set(STEPS), "a new step needs its row in EXPECTED"
+    name = ir.spec["pipelineInfo"]["name"]
     steps = {_step_of(component) for _, _, _, component, executor in ir.tasks() if executor}
-    assert steps <= set(STEPS)
+    assert steps == PIPELINE_STEPS[name]
+
+
+def _assert_gpu_retries_and_caching(ir: IR) -> None:
+    """Every task of ``ir`` has its step's GPU request, retry policy and caching from EXPECTED."""
+    for _, name, task, component, executor in ir.tasks():
+        if executor is None:
+            continue
+        expected = EXPECTED[_step_of(component)]
+        resources = ir.executors[executor]["container"]["resources"]
+        assert ("accelerator" in resources) is expected.gpu, name
+        assert task.get("retryPolicy", {}).get("maxRetryCount", 0) == expected.retries, name
+        assert task.get("cachingOptions", {}).get("enableCache", False) is expected.cache, name
 
 
 def test_gpu_steps_request_the_gpu_count_parameter_cpu_and_memory(ir):
-    cluster = ClusterSettings()
     for _, name, task, component, executor in ir.tasks():
         if executor is None:
             continue
         resources = ir.executors[executor]["container"]["resources"]
         gpu = _step_of(component) in GPU_STEPS
-        expected = cluster.gpu_resources if gpu else cluster.cpu_resources
-        assert resources["resourceCpuRequest"] == expected.cpu, name
-        assert resources["resourceMemoryRequest"] == resources["resourceMemoryLimit"] == expected.memory, name
+        cpu, memory = GPU_POD if gpu else CPU_POD
+        assert resources["resourceCpuRequest"] == cpu, name
+        assert resources["resourceMemoryRequest"] == resources["resourceMemoryLimit"] == memory, name
         if gpu:
             assert resources["accelerator"] == {
                 "resourceType": "nvidia.com/gpu",
@@ -134,7 +188,7 @@ def test_gpu_steps_tolerate_gpu_taints_and_select_gpu_nodes(ir):
 
 
 def test_store_steps_get_s3_credentials_from_the_secret_parameter(ir):
-    store_steps = {name for name, step in STEPS.items() if step.s3}
+    store_steps = {name for name, step in EXPECTED.items() if step.s3}
     seen = set()
     for _, name, _, component, executor in ir.tasks():
         if executor is None:
@@ -144,9 +198,9 @@ def test_store_steps_get_s3_credentials_from_the_secret_parameter(ir):
         if _step_of(component) in store_steps:
             seen.add(_step_of(component))
             (secret,) = s3
-            assert {
-                k["secretKey"]: k["envVar"] for k in secret["keyToEnv"]
-            } == ClusterSettings().s3_secret_keys
+            assert {k["secretKey"]: k["envVar"] for k in secret["keyToEnv"]} == {
+                k: k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL")
+            }
             assert secret["optional"] is False
             # The Secret's name is the pipeline parameter s3_secret (forwarded into loop DAGs).
             assert secret["secretNameParameter"]["componentInputParameter"] in (
@@ -159,6 +213,7 @@ def test_store_steps_get_s3_credentials_from_the_secret_parameter(ir):
 
 
 def test_search_gets_the_optional_study_storage_secret(search_ir):
+    assert [name for name, step in EXPECTED.items() if step.study] == ["search-mixture"]
     for _, _, _, _, executor in search_ir.step_tasks("search-mixture"):
         (secret,) = search_ir.k8s[executor]["secretAsEnv"]
         assert secret["optional"] is True
@@ -170,15 +225,13 @@ def test_retries_only_on_idempotent_steps_that_can_fail_transiently(ir):
     for _, name, task, component, executor in ir.tasks():
         if executor is None:
             continue
-        retries = STEPS[_step_of(component)].retries
+        retries = EXPECTED[_step_of(component)].retries
         if retries:
             assert task["retryPolicy"]["maxRetryCount"] == retries, name
             assert task["retryPolicy"]["backoffDuration"] == "60s"
             assert task["retryPolicy"]["backoffFactor"] == 2.0
         else:
             assert "retryPolicy" not in task, name
-    rl_updates = [t for t in ir.tasks() if _step_of(t[3]) == "rl-update"]
-    assert rl_updates and all(t[2]["retryPolicy"]["maxRetryCount"] == 3 for t in rl_updates)
 
 
 def test_caching_on_pure_steps_and_off_for_the_report(ir):
@@ -186,9 +239,7 @@ def test_caching_on_pure_steps_and_off_for_the_report(ir):
         if executor is None:
             continue
         enabled = task.get("cachingOptions", {}).get("enableCache", False)
-        assert enabled is STEPS[_step_of(component)].cache, name
-    (report,) = [t for t in ir.tasks() if t[3] == "report"]
-    assert report[2]["cachingOptions"].get("enableCache", False) is False
+        assert enabled is EXPECTED[_step_of(component)].cache, name
 
 
 def test_curation_of_sources_outside_the_generator_is_never_cached(tmp_path):
@@ -276,8 +327,8 @@ def test_heuristics_and_rounds_add_waves(tmp_path):
         [
             "pipelinechannel--plan-seed-pilots-Output",
             "pipelinechannel--plan-heuristic-pilots-Output",
-            "pipelinechannel--search-mixture-pilots",
-            "pipelinechannel--search-mixture-2-pilots",
+            "pipelinechannel--search-mixture-Output",
+            "pipelinechannel--search-mixture-2-Output",
         ]
     )
     modes = {
@@ -286,6 +337,8 @@ def test_heuristics_and_rounds_add_waves(tmp_path):
         if _step_of(name) == "search-mixture"
     }
     assert sorted(modes.values()) == ["best", "explore", "explore"]
+    assert len(ir.step_tasks("plan-heuristic-pilots")) == 1 and len(ir.step_tasks("rl-update")) == 5
+    _assert_gpu_retries_and_caching(ir)
     # Each wave's fit appends to the previous wave's table.
     fits = [name for name in root if _step_of(name) == "fit-surrogate"]
     assert len(fits) == 4
@@ -374,11 +427,9 @@ def _threads(ir: IR, executor: str) -> str:
 
 
 def test_every_step_runs_as_many_threads_as_it_requested_cores(ir):
-    cluster = ClusterSettings()
     for _, name, _, component, executor in ir.tasks():
         if executor:
-            expected = cluster.gpu_resources if _step_of(component) in GPU_STEPS else cluster.cpu_resources
-            assert _threads(ir, executor) == str(cpu_threads(expected.cpu)), name
+            assert _threads(ir, executor) == ("8" if _step_of(component) in GPU_STEPS else "2"), name
 
 
 def test_pilots_that_share_a_machine_split_its_cores(tmp_path):
@@ -398,12 +449,12 @@ def _env(ir: IR, executor: str) -> dict[str, str]:
 
 
 def test_the_rl_update_serves_metrics_for_a_scraping_prometheus(ir):
-    port = str(ClusterSettings().metrics_port)
+    port = "9400"
     for _, name, _, component, executor in ir.tasks():
         if not executor:
             continue
         annotations, env = _pod_annotations(ir, executor), _env(ir, executor)
-        if STEPS[_step_of(component)].serves_metrics:
+        if EXPECTED[_step_of(component)].metrics:
             assert env["MODOMODO_METRICS_PORT"] == port, name
             assert annotations == {
                 "prometheus.io/scrape": "true",
@@ -412,7 +463,6 @@ def test_the_rl_update_serves_metrics_for_a_scraping_prometheus(ir):
             }, name
         else:
             assert "MODOMODO_METRICS_PORT" not in env and not annotations, name
-    assert [s for s, step in STEPS.items() if step.serves_metrics] == ["rl-update"]
 
 
 def test_metrics_port_zero_turns_the_server_off(tmp_path):

@@ -1,6 +1,7 @@
 """The main job end to end: ``modomodo run`` runs the mixture-search pipeline with kfp's local runner
 on a tiny config, with a real SeaweedFS as the artifact store and a real Pushgateway scraped by a
-real Prometheus. Trains for real (about two minutes on two cores)."""
+real Prometheus. Every wave runs: seed pilots, the heuristic wave (with a replicate) and an explore
+round, then the final run. Trains for real (a few minutes on two cores)."""
 
 from __future__ import annotations
 
@@ -37,10 +38,19 @@ TINY = [
     "train.checkpoint_every=1",
     "eval.max_new_tokens=8",
     "eval.batch_size=16",
-    "search.seeds=[single, uniform]",
     "search.trials=20",
+    # Norm reads exclude-one runs; asked twice, the second equals the first, so it must train as a
+    # replicate with the next seed (the tiny model's scores decide whether the first already equals
+    # a seed mixture, e.g. uniform when every exclude-one run scores the same).
+    "search.seeds=[single, exclude_one, uniform]",
+    "search.heuristics=[norm, norm]",
+    "search.rounds=1",
+    "search.pilots_per_round=1",
 ]
-PILOTS = len(DOMAINS) + 1
+SEED = 42
+"""The smoke preset's ``train.seed``: replicate ``k`` of a mixture trains with ``SEED + k``."""
+SEED_PILOTS = len(DOMAINS) + len(DOMAINS) + 1  # single, exclude-one, uniform
+PILOTS = SEED_PILOTS + 2 + 1  # + the heuristic wave + one explore round of one pilot
 
 
 def query(prometheus: str, promql: str) -> list[dict]:
@@ -109,7 +119,7 @@ def test_the_report_lands_in_the_output_folder(main_job):
     document = json.loads((output / "report.json").read_text())
     assert (output / "report.html").read_text().startswith("<!doctype html>")
     pilots = document["pilots"]
-    assert len(pilots) == PILOTS and {p["kind"] for p in pilots} == {"seed"}
+    assert len(pilots) == PILOTS
     assert [c["label"] for c in document["comparison"]][:2] == ["base", "uniform"]
     summary = document["summary"]
     chosen = summary["chosen"]
@@ -163,8 +173,9 @@ def test_every_step_pushed_metrics_that_prometheus_can_query(main_job, prometheu
     }
     base = {run for run in evaluated if run.startswith(f"{main_job['experiment']}-base-")}
     assert len(base) == 1 and evaluated == trained | base
-    for stage in ("curate", "warmstart", "rollout", "surrogate", "search"):
-        assert len(wait_for_series(prometheus, succeeded % stage, 1)) == 1, f"no {stage} metrics"
+    # One fit per wave (seed, heuristic, explore round), one search per round plus the final one.
+    for stage, count in (("curate", 1), ("warmstart", 1), ("rollout", 1), ("surrogate", 3), ("search", 2)):
+        assert len(wait_for_series(prometheus, succeeded % stage, count)) == count, f"{stage} metrics"
     # The report's run label is the pipeline run, which names the report's folder in the store.
     (report,) = [key for key in main_job["manifests"] if key.startswith("reports/")]
     pipeline_run = report.removeprefix("reports/")
@@ -184,5 +195,37 @@ def test_every_step_pushed_metrics_that_prometheus_can_query(main_job, prometheu
     assert {s["metric"]["mixture"] for s in weights} == {"geo=1.00"}
     pass_rates = wait_for_series(prometheus, f"modomodo_rollout_pass_rate{{{ours}}}", len(DOMAINS))
     assert {s["metric"]["domain"] for s in pass_rates} == set(DOMAINS)
-    (trials,) = wait_for_series(prometheus, f"modomodo_mixture_search_trials{{{ours}}}", 1)
-    assert float(trials["value"][1]) == 20
+    # The explore round's search and the final one, each with the configured trials.
+    trials = wait_for_series(prometheus, f"modomodo_mixture_search_trials{{{ours}}}", 2)
+    assert [float(t["value"][1]) for t in trials] == [20, 20]
+
+
+def _mixture(pilot: dict) -> tuple[float, ...]:
+    return tuple(pilot[f"w_{d}"] for d in DOMAINS)
+
+
+def test_every_wave_ran_its_pilots_with_their_kinds_and_seeds(main_job):
+    """Seed pilots, then the heuristic wave, then the explore round, in the records' order; a pilot
+    that repeats an earlier mixture is a replicate trained with the next seed."""
+    pilots = json.loads((main_job["output"] / "report.json").read_text())["pilots"]
+    experiment = main_job["experiment"]
+    kinds = [p["kind"] for p in pilots]
+    assert kinds == ["seed"] * SEED_PILOTS + ["heuristic"] * 2 + ["pilot"], kinds
+    seeds, heuristics, (explore,) = pilots[:SEED_PILOTS], pilots[SEED_PILOTS:-1], pilots[-1:]
+    assert all(p["seed"] == SEED for p in seeds)
+    third = round(1 / 3, 6)
+    assert sorted(tuple(round(w, 6) for w in _mixture(p)) for p in seeds) == sorted(
+        [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.0, 0.5, 0.5), (0.5, 0.0, 0.5), (0.5, 0.5, 0.0)]
+        + [(third, third, third)]
+    )
+    # Replicate k of a mixture trains with seed SEED + k: the first Norm counts the seed runs of its
+    # mixture (if any), the second one more (a wave's records come in no fixed order).
+    first, second = sorted(heuristics, key=lambda p: p["seed"])
+    assert all(p["run_id"].startswith(f"{experiment}-heuristic-norm-") for p in heuristics)
+    assert _mixture(second) == pytest.approx(_mixture(first)), "norm twice is one mixture"
+    replicate = sum(_mixture(p) == pytest.approx(_mixture(first), abs=1e-6) for p in seeds)
+    assert (first["seed"], second["seed"]) == (SEED + replicate, SEED + replicate + 1)
+    assert second["run_id"] != first["run_id"], "a replicate is its own run"
+    assert explore["run_id"].startswith(f"{experiment}-round1-0-") and explore["seed"] == SEED
+    assert sum(_mixture(explore)) == pytest.approx(1)
+    assert len({p["run_id"] for p in pilots}) == PILOTS

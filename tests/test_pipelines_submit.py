@@ -5,6 +5,7 @@ through scripted states, and can require a bearer token and serve TLS."""
 from __future__ import annotations
 
 import json
+import re
 import ssl
 import threading
 import uuid
@@ -219,7 +220,12 @@ def package(tmp_path_factory) -> Path:
 
 def test_package_name_and_content_named_version(package, tmp_path):
     assert package_name(package) == "train"
-    assert version_name_for(package) == version_name_for(package)
+    # The version name is the content's: a byte-identical copy elsewhere gets the same name.
+    copy = tmp_path / "elsewhere" / "copy.yaml"
+    copy.parent.mkdir()
+    copy.write_bytes(package.read_bytes())
+    assert version_name_for(copy) == version_name_for(package)
+    assert re.fullmatch(r"train-[0-9a-f]{12}", version_name_for(package))
     changed = tmp_path / "changed.yaml"
     changed.write_text(package.read_text().replace("ghcr.io/modomodo", "registry.local/modomodo"))
     assert version_name_for(changed) != version_name_for(package)

@@ -46,7 +46,7 @@ def test_built_in_rewards_are_registered() -> None:
 
 
 def test_the_registry_is_read_only() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="does not support item assignment"):
         REWARDS["accuracy"] = short_completion  # type: ignore[index]
 
 

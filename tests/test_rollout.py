@@ -3,6 +3,7 @@ from a real (tiny, random) policy."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
@@ -15,6 +16,7 @@ from modomodo.config import load_config
 from modomodo.data.prompts import reference_completion
 from modomodo.data.synthetic import generate
 from modomodo.policy.load import load_policy
+from modomodo.rewards import RewardSet, RewardSpec, register_reward
 from modomodo.rl.rollout import PASS_THRESHOLD, RolloutError, profile_pass_rates, score_samples
 
 CFG = load_config("smoke")
@@ -120,22 +122,46 @@ def tiny_policy(tiny_model_dir):
     return load_policy(tiny_model_dir, "fp32")
 
 
+@register_reward("test_completion_fingerprint")
+def completion_fingerprint(completion: str, ctx) -> float:
+    """A reward that tells any two completions apart (a hash of the text in [0, 1]): the profile of
+    an untrained model, whose task rewards are all 0, then shows which samples were drawn."""
+    return int(hashlib.sha256(completion.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
+FINGERPRINT = {
+    d: RewardSet((RewardSpec("test_completion_fingerprint"),), gate_on_format=False) for d in ("geo", "det")
+}
+
+
 def test_profile_samples_g_completions_a_prompt_reproducibly(tiny_policy):
     model, processor = tiny_policy
     examples = [*GEO, *DET]
+
+    def profile(seed: int, rewards=REWARDS):
+        return profile_pass_rates(model, processor, examples, rewards, 3, 1.0, 6, batch_size=2, seed=seed)
+
     before = torch.get_rng_state()
-
-    def profile(seed: int):
-        return profile_pass_rates(model, processor, examples, REWARDS, 3, 1.0, 6, batch_size=2, seed=seed)
-
     first = profile(7)
     assert torch.equal(torch.get_rng_state(), before), "the caller's RNG state is left alone"
     assert [p.id for p in first.prompts] == [e.id for e in examples]
     assert all(p.samples == 3 for p in first.prompts)
     assert (first.num_generations, first.max_new_tokens) == (3, 6)
-    assert first.prompts == profile(7).prompts
     assert set(first.pass_rates()) == {"geo", "det"}
     assert all(0.0 <= rate <= 1.0 for rate in first.pass_rates().values())
+    # The seed alone decides the samples: the same seed draws the same completions whatever the
+    # caller's RNG state, another seed draws others.
+    torch.manual_seed(0)
+    seven = profile(7, FINGERPRINT)
+    torch.manual_seed(1)
+    assert profile(7, FINGERPRINT).prompts == seven.prompts
+    eight = profile(8, FINGERPRINT)
+    differing = [
+        a.id for a, b in zip(seven.prompts, eight.prompts, strict=True) if a.reward_mean != b.reward_mean
+    ]
+    assert len(differing) == len(examples), (
+        f"seed 8 drew the same completions as seed 7 for some of {differing}"
+    )
 
 
 def test_profile_refuses_sampling_settings_that_cannot_sample(tiny_policy):

@@ -229,7 +229,7 @@ def test_small_objects(backend: Backend) -> None:
     backend.store.put_bytes("reports/run-1.json", b'{"in": 0.5}')
     backend.store.put_bytes("reports/run-1.json", b'{"in": 0.6}')
     assert backend.store.get_bytes("reports/run-1.json") == b'{"in": 0.6}'
-    with pytest.raises(ArtifactNotFoundError):
+    with pytest.raises(ArtifactNotFoundError, match="reports/run-2.json"):
         backend.store.get_bytes("reports/run-2.json")
 
 
@@ -471,12 +471,12 @@ def test_retry_policy_retries_only_transient_errors() -> None:
     assert len(calls) == 3
 
     calls.clear()
-    with pytest.raises(ConnectionError):
+    with pytest.raises(ConnectionError, match="blip"):
         FAST_RETRY.call(flaky, is_transient=lambda e: False, what="op")
     assert len(calls) == 1
 
     calls.clear()
-    with pytest.raises(ConnectionError):
+    with pytest.raises(ConnectionError, match="blip"):
         RetryPolicy(attempts=2, base_delay=0.01).call(flaky, is_transient=lambda e: True, what="op")
     assert len(calls) == 2
 

@@ -233,5 +233,5 @@ def test_the_rl_update_serves_live_metrics_while_it_trains(curated, base_policy,
     live = [p for p in pages if "modomodo_train_steps_total{" in p]
     assert live, f"no scrape of :{port}/metrics saw the training metrics ({len(pages)} pages)"
     assert 'run="served"' in live[-1] and 'stage="train"' in live[-1]
-    with pytest.raises(OSError):  # the server stops with the stage
+    with pytest.raises(OSError, match="Connection refused"):  # the server stops with the stage
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
