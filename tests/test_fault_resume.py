@@ -159,7 +159,9 @@ def test_a_killed_search_restarted_on_its_storage_loses_and_repeats_no_trial(tmp
     rng = np.random.default_rng(5)
     domains = ["a", "b", "c"]
     rows = [
-        make_run_record(f"r{i}", dict(zip(domains, w, strict=True)), {"out_score": float(w @ [0.2, 0.5, 0.3])})
+        make_run_record(
+            f"r{i}", dict(zip(domains, w, strict=True)), {"out_score": float(w @ [0.2, 0.5, 0.3])}
+        )
         for i, w in enumerate(rng.dirichlet(np.ones(3), size=8))
     ]
     table = RunRecords.from_rows(rows, domains).write(tmp_path / "runs.csv")

@@ -60,7 +60,12 @@ def _config(min_pilots: int) -> ExperimentConfig:
 
 def _rows(n: int) -> list[dict]:
     one = {"det": 0.0, "geo": 0.0, "sci": 0.0}
-    mixtures = [{**one, "det": 1.0}, {**one, "geo": 1.0}, {**one, "sci": 1.0}, {**one, "det": 0.5, "geo": 0.5}]
+    mixtures = [
+        {**one, "det": 1.0},
+        {**one, "geo": 1.0},
+        {**one, "sci": 1.0},
+        {**one, "det": 0.5, "geo": 0.5},
+    ]
     rows = [
         stages.run_record(
             {"run_id": f"r{i}", "mixture": mixtures[i], "kind": "seed", "seed": 0, "steps": 2},
@@ -80,8 +85,12 @@ def test_failed_rows_are_left_out_and_too_few_successes_refuse_the_fit(tmp_path)
     rows = [*_rows(2), stages.run_record(boom, {})]
     table = stages.load_records(cfg, rows)
     assert table.run_ids == ["r0", "r1"]
-    with pytest.raises(stages.TooFewPilotsError, match=r"only 2 pilot runs succeeded.*min_pilots=3.*r9: Runtime"):
-        stages.fit_surrogate_stage(cfg, table, tmp_path / "fit", run_id="t", failed=stages.failed_pilots(rows))
+    with pytest.raises(
+        stages.TooFewPilotsError, match=r"only 2 pilot runs succeeded.*min_pilots=3.*r9: Runtime"
+    ):
+        stages.fit_surrogate_stage(
+            cfg, table, tmp_path / "fit", run_id="t", failed=stages.failed_pilots(rows)
+        )
     assert not (tmp_path / "fit").exists()  # refused before writing anything
     rows = [*_rows(4), stages.run_record(boom, {})]
     summary = stages.fit_surrogate_stage(
