@@ -24,7 +24,8 @@ FAULTS = {"single-det": "crash", "exclude-sci": "nan"}  # run names of seed pilo
 @pytest.mark.slow
 def test_a_crashed_and_a_diverged_pilot_are_recorded_and_skipped(tmp_path):
     output = tmp_path / "run"
-    overrides = [*TINY, "search.seeds=[single, exclude_one, uniform]", "search.min_pilots=3", "name=faults"]
+    overrides = [*TINY, "search.seeds=[single, exclude_one, uniform]", "search.surrogate=quadratic"]
+    overrides += ["search.min_pilots=3", "name=faults"]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(stages.FAULT_ENV, json.dumps(FAULTS))  # the local runner's steps inherit it
         app = typer.Typer()
@@ -55,7 +56,7 @@ def test_a_crashed_and_a_diverged_pilot_are_recorded_and_skipped(tmp_path):
 def _config(min_pilots: int) -> ExperimentConfig:
     from modomodo.cli_common import resolve_config
 
-    return resolve_config("smoke", [*TINY, f"search.min_pilots={min_pilots}"])
+    return resolve_config("smoke", [*TINY, "search.surrogate=quadratic", f"search.min_pilots={min_pilots}"])
 
 
 def _rows(n: int) -> list[dict]:
