@@ -50,6 +50,7 @@ def test_a_crashed_and_a_diverged_pilot_are_recorded_and_skipped(tmp_path):
         "pilot failures (local kfp pipeline)",
         cases=len(FAULTS) + 5,
         outcome=f"{len(failed)} injected failures recorded and skipped; search finished on 5 pilots",
+        reasons=[f"{name}: {why[:160]}" for name, why in sorted(by_name.items())],
     )
 
 
