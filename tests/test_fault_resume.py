@@ -98,12 +98,18 @@ def test_sigkill_at_a_random_step_resumes_to_the_uninterrupted_run(inputs, refer
     out = tmp_path / "rl"
     proc = subprocess.Popen(_train(inputs, out, store_uri), env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 600
+    deadline, previous_at = time.monotonic() + 600, None
     while not store.exists(checkpoint_key(RUN_ID, kill_after)):
         assert proc.poll() is None, f"training ended before step {kill_after}"
         assert time.monotonic() < deadline, f"no checkpoint {kill_after} within 10 minutes"
+        if previous_at is None and store.exists(checkpoint_key(RUN_ID, kill_after - 1)):
+            previous_at = time.monotonic()
         time.sleep(0.05)
-    time.sleep(rng.uniform(0, 0.5))  # somewhere inside the next step, or its save
+    # Somewhere inside the next step or its save: a fraction of one step's time (capped for step 1,
+    # whose wait includes the start), so that the kill lands before the run ends however fast it is.
+    step_s = time.monotonic() - previous_at if previous_at is not None else 0.3
+    time.sleep(rng.uniform(0, 0.8) * step_s)
+    assert proc.poll() is None, "the run ended before the kill"
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
     assert not (out / "train_summary.json").exists(), "the run finished before the kill"
