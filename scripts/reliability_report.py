@@ -44,7 +44,8 @@ it checked in the outcome column.
   with a message naming the failed pilots when fewer than `search.min_pilots` succeeded. A run whose
   trained weights hold NaN/inf is a failure too (`stages.check_finite_weights`). The final run on
   the chosen mixture still fails the pipeline. Faults are injected only through the test switch
-  `MODOMODO_FAULT_INJECTION` (see `stages.FAULT_ENV`).
+  `MODOMODO_FAULT_INJECTION` (see `stages.FAULT_ENV`): `crash` raises before training, `nan` writes
+  NaN into the weights as training ends, which the NaN check then finds.
 - **Not covered**: a pod killed from outside (the OOM killer on the pod's cgroup, a lost node)
   never reaches the component's `except`. The step's retry policy (pipelines/settings.py) reruns
   it from its last checkpoint; if every retry fails, the pipeline stops, because a failed task

@@ -252,7 +252,7 @@ def rl_stage(
     callbacks = [MetricsCallback(metrics, draws, cfg.train.prompts_per_step)]
     if console is not None:
         callbacks.append(ProgressCallback(console))
-    cfg = inject_pilot_fault(cfg, run_id)
+    callbacks += injected_faults(cfg, run_id)
     server = metrics.serve(metrics_port) if metrics_port else None
     try:
         with metrics.stage_timer():
@@ -283,17 +283,17 @@ FAILED_RUN_FILE = "failed.json"
 
 FAULT_ENV = "MODOMODO_FAULT_INJECTION"
 """FAULT INJECTION, FOR TESTS ONLY: a JSON object ``{"<run name>": "crash" | "nan"}``; the RL
-update of the run whose id starts with ``<experiment>-<run name>-`` raises (``crash``) or trains
-with a NaN learning rate (``nan``, a real divergence). Never set it in production."""
+update of the run whose id starts with ``<experiment>-<run name>-`` raises before training
+(``crash``) or ends with NaN in its weights (``nan``, what a diverged run leaves). Never set it in
+production."""
 
 
 class PilotFailure(RuntimeError):
     """An RL update that ended without a usable model (non-finite weights)."""
 
 
-def inject_pilot_fault(cfg: ExperimentConfig, run_id: str) -> ExperimentConfig:
-    """``cfg``, or the fault that :data:`FAULT_ENV` asks for on ``run_id`` (tests only)."""
-    import copy
+def injected_faults(cfg: ExperimentConfig, run_id: str) -> list:
+    """The trainer callbacks of the fault :data:`FAULT_ENV` asks for on ``run_id`` (tests only)."""
     import os
 
     faults = json.loads(os.environ.get(FAULT_ENV) or "{}")
@@ -301,9 +301,17 @@ def inject_pilot_fault(cfg: ExperimentConfig, run_id: str) -> ExperimentConfig:
     if fault == "crash":
         raise RuntimeError(f"fault injection ({FAULT_ENV}): run {run_id} crashed")
     if fault == "nan":
-        cfg = copy.deepcopy(cfg)
-        cfg.train.lr = float("nan")
-    return cfg
+        from transformers import TrainerCallback
+
+        class PoisonWeights(TrainerCallback):
+            def on_train_end(self, args, state, control, model=None, **kwargs):
+                import torch
+
+                with torch.no_grad():
+                    next(p for p in model.parameters() if p.requires_grad).fill_(float("nan"))
+
+        return [PoisonWeights()]
+    return []
 
 
 def check_finite_weights(model_dir: Path) -> None:
