@@ -49,16 +49,23 @@ def rl_update(
     )
     store = runtime.open_store(store_uri, cfg)
     with tempfile.TemporaryDirectory() as scratch:
-        result = stages.rl_stage(
-            cfg,
-            Path(data.path),
-            Path(base_model.path),
-            Path(scratch),
-            run_id=run_id,
-            resume=True,
-            store=store,
-            metrics_port=runtime.metrics_port(),
-        )
+        # A pilot that crashes or diverges is recorded as failed, not fatal (stages.failed_run).
+        try:
+            result = stages.rl_stage(
+                cfg,
+                Path(data.path),
+                Path(base_model.path),
+                Path(scratch),
+                run_id=run_id,
+                resume=True,
+                store=store,
+                metrics_port=runtime.metrics_port(),
+            )
+        except Exception as error:
+            if not stages.pilot_may_fail(kind):
+                raise
+            failed = stages.failed_run(run_id, cfg, kind, error, Path(model.path))
+            return namedtuple("RLUpdate", ["run"])(failed)
         out = Path(model.path)
         shutil.move(result.model_dir, out)
         for name in ("train_summary.json", "versions.json"):

@@ -178,6 +178,9 @@ class SearchConfig:
     """Pilot mixtures proposed per active round."""
     parallelism: int = 2
     """Pilot runs at once (``dsl.ParallelFor`` parallelism)."""
+    min_pilots: int = 2
+    """Fewest successful pilot runs the surrogate is fitted to; failed pilots (crash, NaN) are
+    recorded and skipped, and the search stops with a clear error below this count."""
     trials: int = 400
     """Optuna trials per search."""
     seed: int = 0
@@ -329,7 +332,7 @@ class ExperimentConfig:
         from modomodo.mixture.surrogates import SURROGATES
 
         search = self.search
-        for key in ("top_k", "pilots_per_round", "parallelism", "trials"):
+        for key in ("top_k", "pilots_per_round", "parallelism", "min_pilots", "trials"):
             _positive(f"search.{key}", getattr(search, key))
         if search.surrogate not in SURROGATES:
             raise ConfigError(f"search.surrogate: unknown {search.surrogate!r}; known: {sorted(SURROGATES)}")

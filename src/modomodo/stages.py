@@ -259,6 +259,7 @@ def rl_stage(
     callbacks = [MetricsCallback(metrics, draws, cfg.train.prompts_per_step)]
     if console is not None:
         callbacks.append(ProgressCallback(console))
+    callbacks += injected_faults(cfg, run_id)
     server = metrics.serve(metrics_port) if metrics_port else None
     try:
         with metrics.stage_timer():
@@ -276,8 +277,90 @@ def rl_stage(
     finally:
         if server is not None:
             server.shutdown()
+    check_finite_weights(Path(result.model_dir))
     (out_dir / "versions.json").write_text(json.dumps(versions(), indent=2, sort_keys=True) + "\n")
     return result
+
+
+# Failed pilots: recorded with their reason and left out of the fit, so one pilot that crashes or
+# diverges does not take the search down (docs/reliability.md). -----------------------------------
+
+FAILED_RUN_FILE = "failed.json"
+"""Written in place of a model by an RL update that failed; evaluation skips such a folder."""
+
+FAULT_ENV = "MODOMODO_FAULT_INJECTION"
+"""FAULT INJECTION, FOR TESTS ONLY: a JSON object ``{"<run name>": "crash" | "nan"}``; the RL
+update of the run whose id starts with ``<experiment>-<run name>-`` raises before training
+(``crash``) or ends with NaN in its weights (``nan``, what a diverged run leaves). Never set it in
+production."""
+
+
+class PilotFailure(RuntimeError):
+    """An RL update that ended without a usable model (non-finite weights)."""
+
+
+def injected_faults(cfg: ExperimentConfig, run_id: str) -> list:
+    """The trainer callbacks of the fault :data:`FAULT_ENV` asks for on ``run_id`` (tests only)."""
+    import os
+
+    faults = json.loads(os.environ.get(FAULT_ENV) or "{}")
+    fault = next((f for name, f in faults.items() if run_id.startswith(f"{cfg.name}-{name}-")), None)
+    if fault == "crash":
+        raise RuntimeError(f"fault injection ({FAULT_ENV}): run {run_id} crashed")
+    if fault == "nan":
+        from transformers import TrainerCallback
+
+        class PoisonWeights(TrainerCallback):
+            def on_train_end(self, args, state, control, model=None, **kwargs):
+                import torch
+
+                with torch.no_grad():
+                    next(p for p in model.parameters() if p.requires_grad).fill_(float("nan"))
+
+        return [PoisonWeights()]
+    return []
+
+
+def check_finite_weights(model_dir: Path) -> None:
+    """Raise :class:`PilotFailure` when a trained model holds NaN or infinite weights (a diverged
+    run would otherwise be evaluated and fitted as if it were a mixture's effect)."""
+    import torch
+    from safetensors import safe_open
+
+    for path in sorted(model_dir.glob("*.safetensors")):
+        with safe_open(path, framework="pt") as tensors:
+            for key in tensors.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                tensor = tensors.get_tensor(key)
+                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                    bad = int((~torch.isfinite(tensor)).sum())
+                    raise PilotFailure(f"training diverged: {bad} NaN/inf values in {key} ({path.name})")
+
+
+def pilot_may_fail(kind: str) -> bool:
+    """Whether a failed RL update of this kind is recorded and skipped (pilots) rather than
+    fatal (``model``: the final run on the chosen mixture)."""
+    return kind != "model"
+
+
+def failed_run(run_id: str, cfg: ExperimentConfig, kind: str, error: BaseException, model_dir: Path) -> dict:
+    """The run of a failed RL update, with its reason; writes :data:`FAILED_RUN_FILE` to ``model_dir``."""
+    reason = f"{type(error).__name__}: {error}"[:2000]
+    run = {
+        "run_id": run_id,
+        "mixture": cfg.resolved_mixture(),
+        "kind": kind,
+        "seed": cfg.train.seed,
+        "failed": reason,
+    }
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / FAILED_RUN_FILE).write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
+    logger.error("pilot %s failed and is left out of the search: %s", run_id, reason)
+    return run
+
+
+def failed_pilots(rows: list[dict]) -> dict[str, str]:
+    """``{run_id: reason}`` of the failed runs among run-record ``rows``."""
+    return {row["run_id"]: row["failed"] for row in rows if row.get("failed")}
 
 
 # 4. evaluate -----------------------------------------------------------------------------------
@@ -295,9 +378,11 @@ def evaluate_stage(
 ):
     """Greedy evaluation of ``model_dir`` on every curated benchmark; ``mixture`` (what trained the
     model, if known) labels the metrics."""
-    from modomodo.evaluation.evaluate import evaluate_policy
+    from modomodo.evaluation.evaluate import EvalResult, evaluate_policy
     from modomodo.policy.load import load_policy, policy_device
 
+    if (Path(model_dir) / FAILED_RUN_FILE).is_file():  # a failed pilot: nothing to score
+        return EvalResult([], None, None, cfg.eval.max_new_tokens)
     data = load_curated(data_dir)
     model, processor = load_policy(model_dir, cfg.policy.dtype, policy_device())
     metrics = stage_metrics(cfg, run_id or Path(out_dir).name, "evaluate", mixture)
@@ -406,6 +491,8 @@ def run_record(run: dict, scores: dict[str, float]) -> dict:
     ``mixture``, ``kind``, ``seed``, ``steps``), ``scores`` its evaluation's score columns."""
     from modomodo.mixture.records import make_run_record
 
+    if run.get("failed"):  # kept as a failed row: load_records leaves it out of the table
+        return {key: run[key] for key in ("run_id", "kind", "failed")}
     metadata = {key: run[key] for key in ("kind", "seed", "steps")}
     return make_run_record(
         run["run_id"], run["mixture"], scores, {**metadata, "modomodo": versions()["modomodo"]}
@@ -464,10 +551,12 @@ def heuristic_pilots(cfg: ExperimentConfig, records) -> list[dict]:
 
 
 def load_records(cfg: ExperimentConfig, rows: list[dict], previous: Path | None = None):
-    """The run-records table: ``previous`` (a records CSV) plus ``rows``, over the config's domains."""
+    """The run-records table: ``previous`` (a records CSV) plus ``rows``, over the config's
+    domains; failed runs (:func:`failed_pilots`) are left out."""
     from modomodo.mixture.records import RunRecords, load_run_records
 
     domains = list(cfg.data.domains)
+    rows = [row for row in rows if not row.get("failed")]
     if previous is None:
         return RunRecords.from_rows(rows, domains)
     records = load_run_records(previous, domains)
@@ -483,23 +572,44 @@ def loo_validation(cfg: ExperimentConfig, records, name: str):
     return cross_validate(surrogate, records.weights(), records.scores(cfg.search.target), folds=None)
 
 
-def fit_surrogate_stage(cfg: ExperimentConfig, records, out_dir: Path, *, run_id: str) -> dict:
+class TooFewPilotsError(RuntimeError):
+    """Fewer successful pilot runs than ``search.min_pilots``."""
+
+
+def fit_surrogate_stage(
+    cfg: ExperimentConfig, records, out_dir: Path, *, run_id: str, failed: Mapping[str, str] | None = None
+) -> dict:
     """Fit the configured surrogate and the baselines to ``records[search.target]``, each
     cross-validated leave-one-out; writes ``records.csv``, ``surrogate.json`` (with ``trust``: is
     the configured model's held-out ranking better than chance) and ``cv.png`` (held-out
     predictions of the configured model). A baseline with too few runs is reported, not fatal; the
-    configured model must fit."""
+    configured model must fit. ``failed`` (run id -> reason: pilots left out) goes to
+    ``surrogate.json``; with fewer than ``search.min_pilots`` runs nothing is fitted."""
     from modomodo.mixture.evidence import ranking_trust
     from modomodo.mixture.plots import plot_cross_validation
     from modomodo.mixture.surrogates import SurrogateError, make_surrogate
     from modomodo.report import write_json
 
+    failed = dict(failed or {})
+    if len(records) < cfg.search.min_pilots:
+        reasons = "; ".join(f"{run}: {why}" for run, why in failed.items()) or "none recorded"
+        raise TooFewPilotsError(
+            f"only {len(records)} pilot runs succeeded, fewer than search.min_pilots="
+            f"{cfg.search.min_pilots}; refusing to fit a surrogate (failed pilots: {reasons})"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     records.write(out_dir / "records.csv")
     target, chosen = cfg.search.target, cfg.search.surrogate
     metrics = stage_metrics(cfg, run_id, "surrogate")
-    summary: dict = {"target": target, "model": chosen, "runs": len(records), "cv": {}, "skipped": {}}
+    summary: dict = {
+        "target": target,
+        "model": chosen,
+        "runs": len(records),
+        "failed": failed,
+        "cv": {},
+        "skipped": {},
+    }
     with metrics.stage_timer():
         for name in dict.fromkeys([chosen, *BASELINE_SURROGATES]):
             try:

@@ -20,7 +20,6 @@ problem, and the answer kind is inferred when neither the row nor the spec gives
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -224,7 +223,7 @@ def _jsonl_image(row: dict[str, Any], folder: Path) -> tuple[bytes | None, str |
     if isinstance(row.get("image"), str):
         try:
             return base64.b64decode(row["image"], validate=True), None
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or a non-ASCII string (a plain ValueError)
             return None, f"image is not base64: {exc}"
     if isinstance(row.get("image_path"), str):
         file = folder / row["image_path"]

@@ -1,0 +1,132 @@
+"""A pilot that fails does not take the search down: in kfp's local pipeline one pilot crashes and
+one diverges to NaN (fault injection, ``stages.FAULT_ENV``); both are recorded with their reason,
+left out of the surrogate fit, and the search goes on to the chosen mixture. With fewer successes
+than ``search.min_pilots`` the fit refuses with a message that names the failed pilots."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from reliability import record_result
+from test_pipelines_e2e import TINY
+from typer.testing import CliRunner
+
+from modomodo import stages
+from modomodo.cli_pipelines import register
+from modomodo.config import ExperimentConfig
+
+DOMAINS = ["det", "geo", "sci"]
+FAULTS = {"single-det": "crash", "exclude-sci": "nan"}  # run names of seed pilots (mixture/seeds.py)
+
+
+@pytest.mark.slow
+def test_a_crashed_and_a_diverged_pilot_are_recorded_and_skipped(tmp_path):
+    output = tmp_path / "run"
+    overrides = [*TINY, "search.seeds=[single, exclude_one, uniform]", "search.surrogate=quadratic"]
+    overrides += ["search.min_pilots=3", "name=faults"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(stages.FAULT_ENV, json.dumps(FAULTS))  # the local runner's steps inherit it
+        app = typer.Typer()
+        register(app)
+        result = CliRunner().invoke(
+            app,
+            ["run", "--output", str(output), "--profile-prompts", "2"]
+            + [arg for item in overrides for arg in ("--set", item)],
+        )
+    assert result.exit_code == 0, result.output[-5000:]
+    document = json.loads((output / "report.json").read_text())
+    trained = {p["run_id"].split("-", 1)[1].rsplit("-", 1)[0] for p in document["pilots"]}
+    assert trained == {"single-geo", "single-sci", "exclude-det", "exclude-geo", "uniform"}
+    failed = document["surrogate"]["failed"]
+    by_name = {run.split("-", 1)[1].rsplit("-", 1)[0]: why for run, why in failed.items()}
+    assert set(by_name) == set(FAULTS)
+    assert "crashed" in by_name["single-det"] and "fault injection" in by_name["single-det"]
+    assert by_name["exclude-sci"].startswith("PilotFailure: training diverged: ")  # found by the NaN check
+    assert document["surrogate"]["runs"] == 5
+    assert set(document["summary"]["chosen"]["mixture"]) == set(DOMAINS)
+    record_result(
+        "pilot failures (local kfp pipeline)",
+        cases=len(FAULTS) + 5,
+        outcome=f"{len(failed)} injected failures recorded and skipped; search finished on 5 pilots",
+        reasons=[f"{name}: {why[:160]}" for name, why in sorted(by_name.items())],
+    )
+
+
+def _config(min_pilots: int) -> ExperimentConfig:
+    from modomodo.cli_common import resolve_config
+
+    return resolve_config("smoke", [*TINY, "search.surrogate=quadratic", f"search.min_pilots={min_pilots}"])
+
+
+def _rows(n: int) -> list[dict]:
+    one = {"det": 0.0, "geo": 0.0, "sci": 0.0}
+    mixtures = [
+        {**one, "det": 1.0},
+        {**one, "geo": 1.0},
+        {**one, "sci": 1.0},
+        {**one, "det": 0.5, "geo": 0.5},
+    ]
+    rows = [
+        stages.run_record(
+            {"run_id": f"r{i}", "mixture": mixtures[i], "kind": "seed", "seed": 0, "steps": 2},
+            {"out_score": 0.1 * i, "in_score": 0.2},
+        )
+        for i in range(n)
+    ]
+    return rows
+
+
+def test_failed_rows_are_left_out_and_too_few_successes_refuse_the_fit(tmp_path):
+    cfg = _config(min_pilots=3)
+    boom = stages.failed_run("r9", cfg, "seed", RuntimeError("CUDA out of memory"), tmp_path / "model")
+    assert json.loads((tmp_path / "model" / stages.FAILED_RUN_FILE).read_text())["failed"] == (
+        "RuntimeError: CUDA out of memory"
+    )
+    rows = [*_rows(2), stages.run_record(boom, {})]
+    table = stages.load_records(cfg, rows)
+    assert table.run_ids == ["r0", "r1"]
+    with pytest.raises(
+        stages.TooFewPilotsError, match=r"only 2 pilot runs succeeded.*min_pilots=3.*r9: Runtime"
+    ):
+        stages.fit_surrogate_stage(
+            cfg, table, tmp_path / "fit", run_id="t", failed=stages.failed_pilots(rows)
+        )
+    assert not (tmp_path / "fit").exists()  # refused before writing anything
+    rows = [*_rows(4), stages.run_record(boom, {})]
+    summary = stages.fit_surrogate_stage(
+        cfg, stages.load_records(cfg, rows), tmp_path / "fit", run_id="t", failed=stages.failed_pilots(rows)
+    )
+    assert summary["runs"] == 4 and summary["failed"] == {"r9": "RuntimeError: CUDA out of memory"}
+
+
+def test_a_failed_model_folder_is_not_evaluated(tmp_path):
+    cfg = _config(min_pilots=2)
+    stages.failed_run("r9", cfg, "seed", RuntimeError("killed"), tmp_path / "model")
+    result = stages.evaluate_stage(cfg, tmp_path / "no-data", tmp_path / "model", tmp_path / "eval")
+    assert result.scores == [] and stages.score_columns(result) == {}
+
+
+def test_non_finite_weights_are_a_pilot_failure(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"a": torch.ones(3), "b": torch.tensor([1.0, float("nan")])}, tmp_path / "model.safetensors")
+    with pytest.raises(stages.PilotFailure, match=r"1 NaN/inf values in b"):
+        stages.check_finite_weights(tmp_path)
+    save_file({"a": torch.ones(3)}, tmp_path / "model.safetensors")
+    stages.check_finite_weights(tmp_path)
+
+
+def test_fault_injection_is_off_unless_asked(monkeypatch):
+    cfg = _config(min_pilots=2)
+    monkeypatch.delenv(stages.FAULT_ENV, raising=False)
+    assert stages.injected_faults(cfg, f"{cfg.name}-uniform-abc") == []
+    monkeypatch.setenv(stages.FAULT_ENV, json.dumps({"uniform": "crash", "single-det": "nan"}))
+    with pytest.raises(RuntimeError, match="fault injection"):
+        stages.injected_faults(cfg, f"{cfg.name}-uniform-abc")
+    (poison,) = stages.injected_faults(cfg, f"{cfg.name}-single-det-abc")
+    assert type(poison).__name__ == "PoisonWeights"
+    assert stages.injected_faults(cfg, f"{cfg.name}-single-geo-abc") == []
+    assert not stages.pilot_may_fail("model") and stages.pilot_may_fail("seed")
