@@ -87,6 +87,9 @@ def compile(  # noqa: A001 - the command is called compile
     image: Annotated[
         str, typer.Option(help="Runtime image of every step (default: $MODOMODO_IMAGE or the release tag).")
     ] = "",
+    gpus: Annotated[
+        int, typer.Option(min=0, help="GPUs a GPU step requests; 0: those steps run on CPU nodes.")
+    ] = 1,
     gpu_cpu: Annotated[str, typer.Option(help="CPU request of a GPU step.")] = "8",
     gpu_memory: Annotated[str, typer.Option(help="Memory of a GPU step.")] = "64Gi",
     cpu_memory: Annotated[str, typer.Option(help="Memory of a CPU step.")] = "8Gi",
@@ -98,7 +101,7 @@ def compile(  # noqa: A001 - the command is called compile
     """Compile pipelines to Kubeflow IR YAML, with the resolved config as the default argument."""
     cfg = resolve_config(preset, overrides)
     _use_image(image)
-    cluster = _cluster(gpu_cpu, gpu_memory, cpu_memory, accelerator, metrics_port)
+    cluster = _cluster(gpus, gpu_cpu, gpu_memory, cpu_memory, accelerator, metrics_port)
     for path in _compile(cfg, output, pipeline, cluster):
         console.print(f"compiled {path}")
 
@@ -131,7 +134,14 @@ def submit(
     image: Annotated[str, typer.Option(help="Runtime image when compiling (see `compile`).")] = "",
     experiment: Annotated[str, typer.Option(help="KFP experiment (created when missing).")] = "modomodo",
     run_name: Annotated[str, typer.Option(help="Run name (default: <config name>-<pipeline>).")] = "",
-    gpus: Annotated[int, typer.Option(help="GPUs a GPU step requests.")] = 1,
+    gpus: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="GPUs a GPU step requests when compiling (default 1; 0: CPU nodes); a package has "
+            "its count compiled in.",
+        ),
+    ] = None,
     s3_secret: Annotated[
         str, typer.Option(help="Kubernetes Secret with the S3 credentials.")
     ] = "modomodo-s3",
@@ -145,6 +155,9 @@ def submit(
     # A package runs the config compiled into it, unless the command names one: then that config
     # is the run's `config` parameter (validated here, before anything is submitted).
     config_given = package is None or preset is not None or bool(overrides)
+    if package is not None and gpus is not None:
+        console.print("[red]--gpus is compiled into a package[/red]: `modomodo compile --gpus N` it again")
+        raise typer.Exit(2)
     cfg = resolve_config(preset or "smoke", overrides) if config_given else None
     _use_image(image)
     from modomodo.pipelines.settings import ClusterSettings
@@ -153,7 +166,6 @@ def submit(
 
     arguments = {
         "store_uri": store_uri,
-        "gpus": gpus,
         "s3_secret": s3_secret,
         "pushgateway": _pushgateway(pushgateway, cfg),
     }
@@ -161,7 +173,8 @@ def submit(
         arguments["config"] = cfg.to_dict()
     with tempfile.TemporaryDirectory() as scratch:
         if package is None:
-            (package,) = _compile(cfg, Path(scratch), [pipeline], ClusterSettings())
+            cluster = ClusterSettings(gpus=1 if gpus is None else gpus)
+            (package,) = _compile(cfg, Path(scratch), [pipeline], cluster)
         else:
             pipeline = package_name(package)
         result = submit_package(
@@ -177,11 +190,12 @@ def submit(
     typer.echo(result.url)
 
 
-def _cluster(gpu_cpu: str, gpu_memory: str, cpu_memory: str, accelerator: str, metrics_port: int):
+def _cluster(gpus: int, gpu_cpu: str, gpu_memory: str, cpu_memory: str, accelerator: str, metrics_port: int):
     from modomodo.pipelines.settings import ClusterSettings, Resources
 
     defaults = ClusterSettings()
     return ClusterSettings(
+        gpus=gpus,
         accelerator=accelerator,
         gpu_resources=Resources(cpu=gpu_cpu, memory=gpu_memory),
         cpu_resources=Resources(cpu=defaults.cpu_resources.cpu, memory=cpu_memory),

@@ -298,6 +298,11 @@ class StageMetrics:
         self._series(MIXTURE_PREDICTED_SCORE).set(predicted_score)
         self._series(MIXTURE_SEARCH_TRIALS).set(trials)
 
+    def record_earlier_failures(self, count: int) -> None:
+        """Failures of earlier attempts of this stage of this run (raised, or lost with their pod),
+        so that a retried stage's failure counter goes on instead of restarting at 0."""
+        self._series(STAGE_FAILURES).inc(count)
+
     @contextmanager
     def stage_timer(self, push: bool = True) -> Iterator[None]:
         """Time the enclosed stage body: always its duration, then the last-success time on
