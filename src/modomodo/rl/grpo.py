@@ -234,6 +234,9 @@ def grpo_args(cfg: ExperimentConfig, trainer_dir: Path, steps: int):
         logging_steps=t.logging_steps,
         report_to="none",
         bf16=bf16,
+        # Without a GPU, accelerate gives the ranks of a launched job a backend (gloo) only with
+        # use_cpu; otherwise each rank of a CPU torchrun believes it is alone and trains all data.
+        use_cpu=not torch.cuda.is_available(),
         deepspeed=deepspeed_config(t.deepspeed),
         disable_tqdm=True,
         log_completions=False,
