@@ -131,7 +131,9 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(STAGE_DURATION, "gauge", (), "Wall time of the stage's last execution, failed or not."),
     MetricSpec(STAGE_LAST_SUCCESS, "gauge", (), "Unix time the stage last finished successfully."),
-    MetricSpec(STAGE_FAILURES, "counter", (), "Executions of the stage that raised an error."),
+    MetricSpec(
+        STAGE_FAILURES, "counter", (), "Executions of the stage that raised an error or whose pod was killed."
+    ),
     MetricSpec(
         ROLLOUT_PASS_RATE,
         "gauge",
