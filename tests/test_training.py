@@ -187,6 +187,9 @@ def test_deepspeed_config_passes_through_on_cpu(curated, base_policy, tmp_path, 
     # The DeepSpeed engine wrote the checkpoint: its own layout, with ZeRO-partitioned optimizer states.
     engine_dir = tmp_path / "rl" / "trainer" / "checkpoint-2" / "global_step2"
     assert sorted(engine_dir.glob("*optim_states.pt")), f"no ZeRO optimizer states in {engine_dir}"
+    # The saved policy is whole: ZeRO-3's partitioned weights were gathered, not saved as placeholders.
+    base, trained = _weights(base_policy), _weights(tmp_path / "rl" / "model")
+    assert {k: trained[k].shape for k in base if k in trained} == {k: v.shape for k, v in base.items()}
 
 
 def test_the_rl_update_serves_live_metrics_while_it_trains(curated, base_policy, tmp_path):

@@ -309,8 +309,11 @@ def train_grpo(
     )
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     model_dir = out_dir / "model"
-    if is_main_process():  # every rank holds the whole model; one writes it
-        save_policy(trainer.model, processor, model_dir, source=base_model)
+    # ZeRO-3 partitions the weights between the ranks: all of them take part in gathering them
+    # (the model's own state dict holds empty placeholders), then rank 0 writes the model.
+    weights = trainer.accelerator.get_state_dict(trainer.deepspeed) if trainer.is_deepspeed_enabled else None
+    if is_main_process():
+        save_policy(trainer.model, processor, model_dir, source=base_model, state_dict=weights)
     result = TrainResult(
         run_id=run_id,
         mixture=cfg.resolved_mixture(),
