@@ -23,6 +23,7 @@ def evaluate(
     the ``metrics`` artifact, and returned as ``scores``, the score columns of a run record;
     per-sample outputs go to ``samples``. ``run`` is what trained the model (its ``run_id`` and ``mixture`` label the
     pushed metrics)."""
+    import tempfile
     from collections import namedtuple
     from pathlib import Path
 
@@ -31,14 +32,15 @@ def evaluate(
 
     cfg = runtime.experiment_config(config, pushgateway)
     runtime.check_gpus(gpus)
-    result = stages.evaluate_stage(
-        cfg,
-        Path(data.path),
-        Path(model.path),
-        Path(samples.path),
-        run_id=run["run_id"],
-        mixture=run.get("mixture"),
-    )
+    with tempfile.TemporaryDirectory() as scratch:  # a trained model comes from the store
+        result = stages.evaluate_stage(
+            cfg,
+            Path(data.path),
+            runtime.local_copy(model, Path(scratch)),
+            Path(samples.path),
+            run_id=run["run_id"],
+            mixture=run.get("mixture"),
+        )
     columns = stages.score_columns(result)
     runtime.log_metrics(metrics, columns)
     runtime.annotate(

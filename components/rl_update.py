@@ -28,8 +28,10 @@ def rl_update(
 
     The run id is ``<experiment>-<run_name>-<hash of the inputs>``: checkpoints go to the artifact
     store under it, and the stage always resumes, so a retried pod continues from the newest
-    checkpoint of the same inputs while a first attempt finds none. Only the final model becomes the ``model``
-    artifact; checkpoints stay in the store. ``gpus`` is the count the pod requests (0 on CPU).
+    checkpoint of the same inputs while a first attempt finds none. The final model is stored
+    once, in the store under ``runs/<run id>/model``; the ``model`` artifact refers to it
+    (``runtime.local_copy`` fetches it). ``gpus`` is the count the pod requests: one training
+    process per GPU (torchrun when more than one), one on the CPU when 0.
     """
     import json
     import shutil
@@ -60,24 +62,25 @@ def rl_update(
                 resume=True,
                 store=store,
                 metrics_port=runtime.metrics_port(),
+                processes=max(gpus, 1),
             )
         except Exception as error:
             if not stages.pilot_may_fail(kind):
                 raise
             failed = stages.failed_run(run_id, cfg, kind, error, Path(model.path))
             return namedtuple("RLUpdate", ["run"])(failed)
-        out = Path(model.path)
-        shutil.move(result.model_dir, out)
+        run = {
+            "run_id": run_id,
+            "mixture": cfg.resolved_mixture(),
+            "kind": kind,
+            "seed": cfg.train.seed,
+            "steps": result.steps,
+        }
+        out = Path(result.model_dir)
         for name in ("train_summary.json", "versions.json"):
             shutil.copy(Path(scratch) / name, out / name)
-    run = {
-        "run_id": run_id,
-        "mixture": cfg.resolved_mixture(),
-        "kind": kind,
-        "seed": cfg.train.seed,
-        "steps": result.steps,
-    }
-    (out / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
-    url = runtime.publish(store, out, f"runs/{run_id}/model", run)
+        (out / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
+        small = ("run.json", "train_summary.json", "versions.json")  # kept in the artifact too
+        url = runtime.store_by_reference(store, out, f"runs/{run_id}/model", run, model, keep=small)
     runtime.annotate(model, cfg, **run, store_url=url, resumed_from_step=result.resumed_from_step)
     return namedtuple("RLUpdate", ["run"])(run)

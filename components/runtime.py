@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,44 @@ def publish(store: ArtifactStore, local_dir: Path, key: str, metadata: dict[str,
     """Copy a heavy output (shards, a model) into the artifact store; returns its URL."""
     store.put_dir(Path(local_dir), key, metadata=metadata)
     return store.url_for(key)
+
+
+STORE_REFERENCE = "store-reference.json"
+"""File of an output artifact whose content is kept in the artifact store instead (see
+``store_by_reference``): ``{"store": <store URI>, "key": <key>, "url": <URL>}``."""
+
+
+def store_by_reference(
+    store: ArtifactStore,
+    local_dir: Path,
+    key: str,
+    metadata: dict[str, Any],
+    artifact: Any,
+    keep: tuple[str, ...] = (),
+) -> str:
+    """Put ``local_dir`` into the store as ``key`` and let ``artifact`` refer to it: its folder
+    gets the reference and copies of the small files ``keep``, not the heavy ones, so a model is
+    stored once (the pipeline root would otherwise hold a second copy). Returns the URL."""
+    url = publish(store, local_dir, key, metadata)
+    out = Path(artifact.path)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in keep:
+        shutil.copy(Path(local_dir) / name, out / name)
+    reference = {"store": store.uri, "key": key, "url": url}
+    (out / STORE_REFERENCE).write_text(json.dumps(reference, indent=2, sort_keys=True) + "\n")
+    return url
+
+
+def local_copy(artifact: Any, scratch: Path) -> Path:
+    """The local folder of an input artifact: its own, or for one that refers to the store, a
+    verified download into ``scratch``."""
+    reference = Path(artifact.path) / STORE_REFERENCE
+    if not reference.is_file():
+        return Path(artifact.path)
+    entry = json.loads(reference.read_text())
+    target = Path(scratch) / "stored"
+    ArtifactStore.from_uri(entry["store"]).get_dir(entry["key"], target)
+    return target
 
 
 def with_mixture(cfg: ExperimentConfig, mixture: dict[str, float]) -> ExperimentConfig:

@@ -37,6 +37,7 @@ def local_settings(cfg: ExperimentConfig) -> ClusterSettings:
     want the same port; the Pushgateway gets the metrics)."""
     cores = os.cpu_count() or 1
     return ClusterSettings(
+        gpus=0,
         retries=False,
         metrics_port=0,
         threads=cores,
@@ -58,7 +59,7 @@ def run_locally(
     to ``output/report.html`` and ``output/report.json``. ``cache`` reuses the outputs of earlier
     local runs with the same inputs (``output/pipeline-root/.kfp_cache``). ``arguments`` adds
     pipeline parameters (``profile_prompts``, ...). Steps run with ``local_settings``; ``gpus``
-    is 0 (local steps use whatever device torch finds)."""
+    is 0 (one training process; local steps use whatever device torch finds)."""
     from kfp import local
 
     output = Path(output).resolve()
@@ -68,7 +69,7 @@ def run_locally(
         # kfp warns once a step that the cluster settings (resources, accelerator) do not apply here.
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
         task = build_pipeline(name, cfg, local_settings(cfg))(
-            config=cfg.to_dict(), store_uri=store_uri, pushgateway=pushgateway, gpus=0, **(arguments or {})
+            config=cfg.to_dict(), store_uri=store_uri, pushgateway=pushgateway, **(arguments or {})
         )
     html, summary = output / "report.html", output / "report.json"
     shutil.copyfile(task.outputs["report"].path, html)

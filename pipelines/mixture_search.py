@@ -41,14 +41,13 @@ def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
         config: dict,
         store_uri: str,
         pushgateway: str = "",
-        gpus: int = 1,
         s3_secret: str = "modomodo-s3",
         profile_prompts: int = 32,
     ) -> Outputs:
-        place = Placement(gpus=gpus, s3_secret=s3_secret, cluster=cluster, cache_data=cache_data)
+        place = Placement(s3_secret=s3_secret, cluster=cluster, cache_data=cache_data)
         data = place(curate_data(config=config, store_uri=store_uri, pushgateway=pushgateway)).outputs["data"]
-        base = place(base_policy(config=config, pushgateway=pushgateway, gpus=gpus, data=data))
-        common = {"config": config, "pushgateway": pushgateway, "gpus": gpus, "data": data}
+        base = place(base_policy(config=config, pushgateway=pushgateway, gpus=cluster.gpus, data=data))
+        common = {"config": config, "pushgateway": pushgateway, "gpus": cluster.gpus, "data": data}
         base_eval = place(evaluate(run=base.outputs["run"], model=base.outputs["model"], **common))
         profile = place(
             rollout_reward(prompts_per_domain=profile_prompts, model=base.outputs["model"], **common)

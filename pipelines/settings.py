@@ -1,9 +1,10 @@
 """How each step runs on a cluster: GPU, resources, placement, secrets, retries and caching.
 
 The table ``STEPS`` is the single place these decisions live (``docs/pipelines.md`` explains them).
-KFP takes a pipeline parameter for the GPU count and the Secret name; everything else here is
-compiled into the IR as constants (``ClusterSettings``, chosen when compiling). kfp's local runner
-ignores resources, placement, retries and caching.
+The S3 Secret's name is a pipeline parameter; everything else here, the GPU count included, is
+compiled into the IR as constants (``ClusterSettings``, chosen when compiling): whether a step asks
+for GPU nodes at all must be known then. kfp's local runner ignores resources, placement, retries
+and caching.
 """
 
 from __future__ import annotations
@@ -28,10 +29,15 @@ class Resources:
 class ClusterSettings:
     """Compile-time placement of the steps on a Kubernetes cluster."""
 
+    gpus: int = 1
+    """GPUs each GPU step requests (``accelerator``); the RL update starts one training process per
+    GPU. 0 compiles the GPU steps as CPU steps: no accelerator, node selector or tolerations, so
+    they schedule on CPU nodes."""
     accelerator: str = "nvidia.com/gpu"
-    """Extended resource a GPU step requests (its count is the pipeline parameter ``gpus``)."""
+    """Extended resource a GPU step requests."""
     gpu_resources: Resources = Resources(cpu="8", memory="64Gi")
-    """CPU and memory of a GPU step (data loading, generation bookkeeping, model copies)."""
+    """CPU and memory of a GPU step (data loading, generation bookkeeping, model copies); also with
+    ``gpus`` 0, where the same work runs on the CPU."""
     cpu_resources: Resources = Resources(cpu="2", memory="8Gi")
     """CPU and memory of every other step."""
     gpu_node_selector: dict[str, str] = field(default_factory=lambda: {"nvidia.com/gpu.present": "true"})
@@ -59,8 +65,9 @@ class ClusterSettings:
     """Where ``study_volume`` is mounted."""
     metrics_port: int = 9400
     """Port on which the long-running steps (the RL update) serve ``/metrics`` while they run, with
-    the ``prometheus.io/scrape|port|path`` pod annotations a scraping Prometheus discovers pods by;
-    0: off (they still push to the Pushgateway)."""
+    the pod label ``METRICS_POD_LABEL`` that a PodMonitor selects and the
+    ``prometheus.io/scrape|port|path`` annotations of annotation-based discovery; 0: off (they
+    still push to the Pushgateway)."""
     retry_backoff: str = "60s"
     """Wait before the first retry; doubled for each further one."""
     retries: bool = True
@@ -90,6 +97,8 @@ class Step:
     """Gets the optional Optuna storage URL."""
     serves_metrics: bool = False
     """Runs long enough to be scraped: serves ``/metrics`` on ``ClusterSettings.metrics_port``."""
+    process_per_gpu: bool = False
+    """Starts one process per GPU: each gets an equal share of the step's threads."""
 
 
 STEPS: dict[str, Step] = {
@@ -100,8 +109,9 @@ STEPS: dict[str, Step] = {
     "rollout-reward": Step(gpu=True, retries=2, cache=True),
     # Resumes from its own checkpoints in the store (run id = hash of the inputs), so a retry
     # continues; GPU nodes are where preemptions and evictions happen.
-    "rl-update": Step(gpu=True, retries=3, cache=True, s3=True, serves_metrics=True),
-    "evaluate": Step(gpu=True, retries=2, cache=True),
+    "rl-update": Step(gpu=True, retries=3, cache=True, s3=True, serves_metrics=True, process_per_gpu=True),
+    # Reads the trained model from the store (the model artifact only refers to it).
+    "evaluate": Step(gpu=True, retries=2, cache=True, s3=True),
     # Pure computations on small inputs: a failure is deterministic, retrying only delays it.
     "plan-seed-pilots": Step(gpu=False, retries=0, cache=True),
     "plan-heuristic-pilots": Step(gpu=False, retries=0, cache=True),
@@ -115,12 +125,15 @@ STEPS: dict[str, Step] = {
 }
 
 
+METRICS_POD_LABEL = ("modomodo.io/metrics", "true")
+"""Pod label of the steps that serve ``/metrics``: what the chart's PodMonitor selects
+(kube-prometheus-stack ignores the ``prometheus.io`` annotations)."""
+
+
 @dataclass(frozen=True)
 class Placement:
     """Applies ``STEPS`` to tasks inside a pipeline function (where the parameters are channels)."""
 
-    gpus: Any
-    """The pipeline parameter with the GPU count (or a constant)."""
     s3_secret: Any
     """The pipeline parameter with the S3 Secret's name (or a constant)."""
     cluster: ClusterSettings
@@ -137,9 +150,11 @@ class Placement:
         threads = (
             (in_loop and self.cluster.loop_threads) or self.cluster.threads or cpu_threads(resources.cpu)
         )
+        if step.process_per_gpu and self.cluster.gpus > 1:
+            threads = max(1, threads // self.cluster.gpus)
         task.set_env_variable("OMP_NUM_THREADS", str(threads))
-        if step.gpu:
-            task.set_accelerator_type(self.cluster.accelerator).set_accelerator_limit(self.gpus)
+        if step.gpu and self.cluster.gpus:
+            task.set_accelerator_type(self.cluster.accelerator).set_accelerator_limit(self.cluster.gpus)
             for key, value in self.cluster.gpu_node_selector.items():
                 kubernetes.add_node_selector(task, label_key=key, label_value=value)
             for toleration in self.cluster.gpu_tolerations:
@@ -162,6 +177,7 @@ class Placement:
         if step.serves_metrics and self.cluster.metrics_port:
             port = str(self.cluster.metrics_port)
             task.set_env_variable(METRICS_PORT_ENV, port)
+            kubernetes.add_pod_label(task, label_key=METRICS_POD_LABEL[0], label_value=METRICS_POD_LABEL[1])
             for key, value in (("scrape", "true"), ("port", port), ("path", "/metrics")):
                 kubernetes.add_pod_annotation(
                     task, annotation_key=f"prometheus.io/{key}", annotation_value=value

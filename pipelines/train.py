@@ -24,13 +24,11 @@ def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
     cache_data = all(domain.source == "synthetic" for domain in cfg.data.domains.values())
 
     @dsl.pipeline(name=NAME, description=__doc__.splitlines()[0])
-    def train(
-        config: dict, store_uri: str, pushgateway: str = "", gpus: int = 1, s3_secret: str = "modomodo-s3"
-    ) -> Outputs:
-        place = Placement(gpus=gpus, s3_secret=s3_secret, cluster=cluster, cache_data=cache_data)
+    def train(config: dict, store_uri: str, pushgateway: str = "", s3_secret: str = "modomodo-s3") -> Outputs:
+        place = Placement(s3_secret=s3_secret, cluster=cluster, cache_data=cache_data)
         data = place(curate_data(config=config, store_uri=store_uri, pushgateway=pushgateway)).outputs["data"]
-        common = {"config": config, "pushgateway": pushgateway, "gpus": gpus, "data": data}
-        base = place(base_policy(config=config, pushgateway=pushgateway, gpus=gpus, data=data))
+        common = {"config": config, "pushgateway": pushgateway, "gpus": cluster.gpus, "data": data}
+        base = place(base_policy(config=config, pushgateway=pushgateway, gpus=cluster.gpus, data=data))
         base_eval = place(evaluate(run=base.outputs["run"], model=base.outputs["model"], **common))
         return final_run_and_report(
             place,

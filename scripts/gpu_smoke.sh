@@ -10,8 +10,6 @@ if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
   exit 3
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
-# A single DeepSpeed process still needs the torch.distributed rendezvous variables.
-export RANK=0 LOCAL_RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=${MASTER_PORT:-29511}
 work=${WORK:-$(mktemp -d)}
 steps=${STEPS:-10}
 common=(--preset smoke --set policy.dtype=bf16)

@@ -490,10 +490,6 @@ def test_fetch_tools_is_idempotent_and_installs_the_pinned_tools():
     assert run([tool("checkov"), "--version"]).stdout.strip() == "3.3.30"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the RL step's pod label for the PodMonitor: branch pods adds it in pipelines/settings.py",
-)
 def test_the_podmonitor_selects_the_pods_the_pipelines_label(rendered, tmp_path):
     """The compiled RL steps (the pods that serve /metrics) carry the label the PodMonitor selects."""
     from modomodo.config import load_config

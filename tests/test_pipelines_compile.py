@@ -17,7 +17,6 @@ from modomodo.pipelines import PIPELINES, compile_pipeline
 from modomodo.pipelines.settings import STEPS, ClusterSettings, cpu_threads
 
 SMOKE = load_config("smoke")
-GPU_COUNT = "{{$.inputs.parameters['pipelinechannel--gpus']}}"
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ EXPECTED: dict[str, Expect] = {
     "base-policy": Expect(gpu=True, retries=2, cache=True),
     "rollout-reward": Expect(gpu=True, retries=2, cache=True),
     "rl-update": Expect(gpu=True, retries=3, cache=True, s3=True, metrics=True),
-    "evaluate": Expect(gpu=True, retries=2, cache=True),
+    "evaluate": Expect(gpu=True, retries=2, cache=True, s3=True),  # reads the model from the store
     "plan-seed-pilots": Expect(gpu=False, retries=0, cache=True),
     "plan-heuristic-pilots": Expect(gpu=False, retries=0, cache=True),
     "run-record": Expect(gpu=False, retries=0, cache=True),
@@ -141,7 +140,7 @@ def _assert_gpu_retries_and_caching(ir: IR) -> None:
         assert task.get("cachingOptions", {}).get("enableCache", False) is expected.cache, name
 
 
-def test_gpu_steps_request_the_gpu_count_parameter_cpu_and_memory(ir):
+def test_gpu_steps_request_the_compiled_gpu_count_cpu_and_memory(ir):
     for _, name, task, component, executor in ir.tasks():
         if executor is None:
             continue
@@ -154,18 +153,18 @@ def test_gpu_steps_request_the_gpu_count_parameter_cpu_and_memory(ir):
             assert resources["accelerator"] == {
                 "resourceType": "nvidia.com/gpu",
                 "type": "nvidia.com/gpu",
-                "resourceCount": GPU_COUNT,
+                "resourceCount": "1",
+                "count": "1",
             }
-            # The count resolves from the pipeline parameter ``gpus`` (through any loop DAG).
-            assert "pipelinechannel--gpus" in task["inputs"]["parameters"], name
+            # The component is told the same count (its GPU check, its process count).
+            assert task["inputs"]["parameters"]["gpus"]["runtimeValue"]["constant"] == 1, name
         else:
             assert "accelerator" not in resources, name
 
 
-def test_gpus_is_a_pipeline_parameter_and_the_config_default_is_the_preset(ir):
+def test_gpus_is_compiled_in_and_the_config_default_is_the_preset(ir):
     parameters = ir.spec["root"]["inputDefinitions"]["parameters"]
-    assert parameters["gpus"]["parameterType"] == "NUMBER_INTEGER"
-    assert parameters["gpus"]["defaultValue"] == 1
+    assert "gpus" not in parameters  # whether a step goes to GPU nodes is fixed when compiling
     assert parameters["store_uri"].get("isOptional") is not True  # no store, no run
     config = parameters["config"]["defaultValue"]
     assert config["name"] == SMOKE.name
@@ -444,6 +443,10 @@ def _pod_annotations(ir: IR, executor: str) -> dict[str, str]:
     return ir.k8s.get(executor, {}).get("podMetadata", {}).get("annotations", {})
 
 
+def _pod_labels(ir: IR, executor: str) -> dict[str, str]:
+    return ir.k8s.get(executor, {}).get("podMetadata", {}).get("labels", {})
+
+
 def _env(ir: IR, executor: str) -> dict[str, str]:
     return {e["name"]: e["value"] for e in ir.executors[executor]["container"].get("env", [])}
 
@@ -456,6 +459,8 @@ def test_the_rl_update_serves_metrics_for_a_scraping_prometheus(ir):
         annotations, env = _pod_annotations(ir, executor), _env(ir, executor)
         if EXPECTED[_step_of(component)].metrics:
             assert env["MODOMODO_METRICS_PORT"] == port, name
+            # What the chart's PodMonitor selects (kube-prometheus-stack ignores the annotations).
+            assert _pod_labels(ir, executor) == {"modomodo.io/metrics": "true"}, name
             assert annotations == {
                 "prometheus.io/scrape": "true",
                 "prometheus.io/port": port,
@@ -463,9 +468,46 @@ def test_the_rl_update_serves_metrics_for_a_scraping_prometheus(ir):
             }, name
         else:
             assert "MODOMODO_METRICS_PORT" not in env and not annotations, name
+            assert not _pod_labels(ir, executor), name
+    assert [s for s, step in STEPS.items() if step.serves_metrics] == ["rl-update"]
 
 
 def test_metrics_port_zero_turns_the_server_off(tmp_path):
     ir = compiled(tmp_path, "train", cluster=ClusterSettings(metrics_port=0))
     for _, name, _, _, executor in ir.step_tasks("rl-update"):
         assert "MODOMODO_METRICS_PORT" not in _env(ir, executor) and not _pod_annotations(ir, executor), name
+        assert not _pod_labels(ir, executor), name
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_gpus_zero_compiles_the_gpu_steps_for_cpu_nodes(tmp_path, name):
+    ir = compiled(tmp_path, name, cluster=ClusterSettings(gpus=0))
+    gpu_tasks = [t for t in ir.tasks() if t[4] and _step_of(t[3]) in GPU_STEPS]
+    assert {_step_of(t[3]) for t in gpu_tasks} >= {"base-policy", "rl-update", "evaluate"}
+    for _, task_name, task, _, executor in gpu_tasks:
+        resources = ir.executors[executor]["container"]["resources"]
+        assert "accelerator" not in resources, task_name
+        placement = ir.k8s.get(executor, {})
+        assert "nodeSelector" not in placement and "tolerations" not in placement, task_name
+        # Same CPU and memory as on a GPU node: the same work, on the CPU.
+        assert resources["resourceCpuRequest"] == ClusterSettings().gpu_resources.cpu, task_name
+        assert task["inputs"]["parameters"]["gpus"]["runtimeValue"]["constant"] == 0, task_name
+
+
+def test_several_gpus_split_the_rl_updates_threads_between_its_processes(tmp_path):
+    cluster = ClusterSettings(gpus=4)
+    ir = compiled(tmp_path, "train", cluster=cluster)
+    per_process = str(cpu_threads(cluster.gpu_resources.cpu) // 4)
+    for _, task_name, _, component, executor in ir.tasks():
+        if executor and _step_of(component) in GPU_STEPS:
+            resources = ir.executors[executor]["container"]["resources"]
+            assert resources["accelerator"]["resourceCount"] == "4", task_name
+            expected = per_process if _step_of(component) == "rl-update" else str(cpu_threads("8"))
+            assert _threads(ir, executor) == expected, task_name
+
+
+def test_the_vllm_switch_travels_in_the_compiled_config(tmp_path):
+    cfg = load_config("smoke", ["train.vllm.enabled=true", "train.vllm.gpu_memory_utilization=0.45"])
+    ir = compiled(tmp_path, "train", cfg=cfg)
+    config = ir.spec["root"]["inputDefinitions"]["parameters"]["config"]["defaultValue"]
+    assert config["train"]["vllm"] == {"enabled": True, "gpu_memory_utilization": 0.45, "sleep_mode": False}

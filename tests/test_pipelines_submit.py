@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import typer
+import yaml
 from typer.testing import CliRunner
 
 from modomodo.cli_pipelines import register
@@ -240,7 +241,7 @@ def test_package_that_is_not_a_pipeline_is_refused(tmp_path):
 
 
 def test_submit_creates_pipeline_version_experiment_and_run(kfp_server, package):
-    arguments = {"store_uri": "s3://modomodo/experiments", "gpus": 2}
+    arguments = {"store_uri": "s3://modomodo/experiments", "s3_secret": "team-s3"}
     result = submit(
         package, host=kfp_server.url, arguments=arguments, experiment="team-a", run_name="nightly"
     )
@@ -304,12 +305,34 @@ def test_submit_command_compiles_the_resolved_config_and_prints_the_run_link(kfp
     assert result.stdout.strip().splitlines()[-1] == f"{kfp_server.url}/#/runs/details/{run['run_id']}"
     parameters = run["runtime_config"]["parameters"]
     assert parameters["config"]["train"]["steps"] == 9
-    assert (parameters["store_uri"], parameters["gpus"], parameters["s3_secret"]) == (
-        "s3://modomodo/x",
-        4,
-        "team-s3",
-    )
+    assert (parameters["store_uri"], parameters["s3_secret"]) == ("s3://modomodo/x", "team-s3")
+    assert "gpus" not in parameters  # compiled into the package
+    spec, _ = yaml.safe_load_all(kfp_server.uploads[-1])
+    resources = spec["deploymentSpec"]["executors"]["exec-rl-update"]["container"]["resources"]
+    assert resources["accelerator"]["resourceCount"] == "4"
     assert run["display_name"] == "smoke-train"
+
+
+def test_submit_command_refuses_gpus_for_a_compiled_package(kfp_server, package):
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(
+        app,
+        [
+            "submit",
+            "--host",
+            kfp_server.url,
+            "--store-uri",
+            "s3://b/p",
+            "--package",
+            str(package),
+            "--gpus",
+            "2",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "--gpus is compiled into a package" in result.output
+    assert not kfp_server.runs and not kfp_server.uploads
 
 
 def test_submit_command_rejects_a_bad_config_without_contacting_the_server(kfp_server):

@@ -25,6 +25,7 @@ from test_security import _plant
 
 from modomodo import stages
 from modomodo.config import load_config
+from modomodo.rl.distributed import ADDRESS_VARS, RANK_VARS
 from modomodo.rl.grpo import checkpoint_key
 from modomodo.store import ArtifactStore
 
@@ -175,11 +176,9 @@ def test_killed_training_resumes_from_the_last_checkpoint(curated, base_policy, 
 
 @pytest.mark.parametrize("stage", ["zero2", "zero3"])
 def test_deepspeed_config_passes_through_on_cpu(curated, base_policy, tmp_path, stage):
-    env = {
-        **os.environ, "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(29500 + (os.getpid() % 500)),
-        "TORCH_EXTENSIONS_DIR": str(Path.home() / ".cache" / "modomodo-torch-extensions"),
-    }  # fmt: skip
+    # No RANK/WORLD_SIZE/MASTER_ADDR: a single process sets its own one-rank rendezvous.
+    env = {k: v for k, v in os.environ.items() if k not in (*RANK_VARS, *ADDRESS_VARS)}
+    env["TORCH_EXTENSIONS_DIR"] = str(Path.home() / ".cache" / "modomodo-torch-extensions")
     cmd = _train_cmd(curated, base_policy, tmp_path / "rl", (tmp_path / "store").as_uri(),
                      "--set", f"train.deepspeed={stage}", "--set", "train.steps=2",
                      "--set", "train.checkpoint_every=2")  # fmt: skip
@@ -190,6 +189,9 @@ def test_deepspeed_config_passes_through_on_cpu(curated, base_policy, tmp_path, 
     # The DeepSpeed engine wrote the checkpoint: its own layout, with ZeRO-partitioned optimizer states.
     engine_dir = tmp_path / "rl" / "trainer" / "checkpoint-2" / "global_step2"
     assert sorted(engine_dir.glob("*optim_states.pt")), f"no ZeRO optimizer states in {engine_dir}"
+    # The saved policy is whole: ZeRO-3's partitioned weights were gathered, not saved as placeholders.
+    base, trained = _weights(base_policy), _weights(tmp_path / "rl" / "model")
+    assert {k: trained[k].shape for k in base if k in trained} == {k: v.shape for k, v in base.items()}
 
     # Resume through the store: a genuine checkpoint loads through the restricted unpickler...
     shutil.rmtree(tmp_path / "rl")

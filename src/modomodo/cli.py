@@ -99,6 +99,9 @@ def train(
     metrics_port: Annotated[
         int, typer.Option(min=0, max=65535, help="Serve live metrics on /metrics of this port; 0: off.")
     ] = 0,
+    processes: Annotated[
+        int, typer.Option(min=1, help="Training processes on this machine, one per GPU (torchrun).")
+    ] = 1,
 ) -> None:
     """RL update: GRPO on the configured mixture."""
     from modomodo import stages
@@ -119,6 +122,7 @@ def train(
         resume=resume,
         console=console,
         metrics_port=metrics_port,
+        processes=processes,
     )
     table = Table(title=f"GRPO run {result.run_id}")
     for col in ("domain", "weight", "prompts drawn"):

@@ -124,6 +124,9 @@ def compile(  # noqa: A001 - the command is called compile
     gpu_image: Annotated[
         str, typer.Option(help="Image of the GPU steps (default: $MODOMODO_GPU_IMAGE or the release tag).")
     ] = "",
+    gpus: Annotated[
+        int, typer.Option(min=0, help="GPUs a GPU step requests; 0: those steps run on CPU nodes.")
+    ] = 1,
     gpu_cpu: Annotated[str, typer.Option(help="CPU request of a GPU step.")] = "8",
     gpu_memory: Annotated[str, typer.Option(help="Memory of a GPU step.")] = "64Gi",
     cpu_memory: Annotated[str, typer.Option(help="Memory of a CPU step.")] = "8Gi",
@@ -139,7 +142,7 @@ def compile(  # noqa: A001 - the command is called compile
     """Compile pipelines to Kubeflow IR YAML, with the resolved config as the default argument."""
     cfg = resolve_config(preset, overrides)
     _use_images(image, gpu_image)
-    cluster = _cluster(gpu_cpu, gpu_memory, cpu_memory, accelerator, metrics_port, study_pvc)
+    cluster = _cluster(gpus, gpu_cpu, gpu_memory, cpu_memory, accelerator, metrics_port, study_pvc)
     for path in _compile(cfg, output, pipeline, cluster):
         console.print(f"compiled {path}")
 
@@ -173,7 +176,14 @@ def submit(
     gpu_image: Annotated[str, typer.Option(help="GPU image when compiling (see `compile`).")] = "",
     experiment: Annotated[str, typer.Option(help="KFP experiment (created when missing).")] = "modomodo",
     run_name: Annotated[str, typer.Option(help="Run name (default: <config name>-<pipeline>).")] = "",
-    gpus: Annotated[int, typer.Option(help="GPUs a GPU step requests.")] = 1,
+    gpus: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="GPUs a GPU step requests when compiling (default 1; 0: CPU nodes); a package has "
+            "its count compiled in.",
+        ),
+    ] = None,
     s3_secret: Annotated[
         str, typer.Option(help="Kubernetes Secret with the S3 credentials.")
     ] = "modomodo-s3",
@@ -272,7 +282,14 @@ def schedule(
     image: Annotated[str, typer.Option(help="Runtime image when compiling (see `compile`).")] = "",
     gpu_image: Annotated[str, typer.Option(help="GPU image when compiling (see `compile`).")] = "",
     experiment: Annotated[str, typer.Option(help="KFP experiment (created when missing).")] = "modomodo",
-    gpus: Annotated[int, typer.Option(help="GPUs a GPU step requests.")] = 1,
+    gpus: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="GPUs a GPU step requests when compiling (default 1; 0: CPU nodes); a package has "
+            "its count compiled in.",
+        ),
+    ] = None,
     s3_secret: Annotated[
         str, typer.Option(help="Kubernetes Secret with the S3 credentials.")
     ] = "modomodo-s3",
@@ -326,6 +343,9 @@ def _prepared(
     # A package runs the config compiled into it, unless the command names one: then that config
     # is the run's `config` parameter (validated here, before anything is submitted).
     config_given = package is None or preset is not None or bool(overrides)
+    if package is not None and gpus is not None:
+        console.print("[red]--gpus is compiled into a package[/red]: `modomodo compile --gpus N` it again")
+        raise typer.Exit(2)
     cfg = resolve_config(preset or "smoke", overrides) if config_given else None
     _use_images(*images)
     from modomodo.pipelines.settings import ClusterSettings
@@ -333,7 +353,6 @@ def _prepared(
 
     arguments = {
         "store_uri": store_uri,
-        "gpus": gpus,
         "s3_secret": s3_secret,
         "pushgateway": _pushgateway(pushgateway, cfg),
     }
@@ -341,7 +360,8 @@ def _prepared(
         arguments["config"] = cfg.to_dict()
     with tempfile.TemporaryDirectory() as scratch:
         if package is None:
-            (package,) = _compile(cfg, Path(scratch), [pipeline], ClusterSettings())
+            cluster = ClusterSettings(gpus=1 if gpus is None else gpus)
+            (package,) = _compile(cfg, Path(scratch), [pipeline], cluster)
         else:
             pipeline = package_name(package)
         yield package, pipeline, arguments, cfg
@@ -387,12 +407,19 @@ def _kfp_errors(host: str) -> Iterator[None]:
 
 
 def _cluster(
-    gpu_cpu: str, gpu_memory: str, cpu_memory: str, accelerator: str, metrics_port: int, study_pvc: str
+    gpus: int,
+    gpu_cpu: str,
+    gpu_memory: str,
+    cpu_memory: str,
+    accelerator: str,
+    metrics_port: int,
+    study_pvc: str,
 ):
     from modomodo.pipelines.settings import ClusterSettings, Resources
 
     defaults = ClusterSettings()
     return ClusterSettings(
+        gpus=gpus,
         accelerator=accelerator,
         gpu_resources=Resources(cpu=gpu_cpu, memory=gpu_memory),
         cpu_resources=Resources(cpu=defaults.cpu_resources.cpu, memory=cpu_memory),

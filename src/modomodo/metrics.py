@@ -172,7 +172,9 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(STAGE_DURATION, "gauge", (), "Wall time of the stage's last execution, failed or not."),
     MetricSpec(STAGE_LAST_SUCCESS, "gauge", (), "Unix time the stage last finished successfully."),
-    MetricSpec(STAGE_FAILURES, "counter", (), "Executions of the stage that raised an error."),
+    MetricSpec(
+        STAGE_FAILURES, "counter", (), "Executions of the stage that raised an error or whose pod was killed."
+    ),
     MetricSpec(
         ROLLOUT_PASS_RATE,
         "gauge",
@@ -365,6 +367,11 @@ class StageMetrics:
             self._series(MIXTURE_FINAL_SCORE, score=column).set(score)
         for column, score in (predicted or {}).items():
             self._series(MIXTURE_FINAL_PREDICTED_SCORE, score=column).set(score)
+
+    def record_earlier_failures(self, count: int) -> None:
+        """Failures of earlier attempts of this stage of this run (raised, or lost with their pod),
+        so that a retried stage's failure counter goes on instead of restarting at 0."""
+        self._series(STAGE_FAILURES).inc(count)
 
     @contextmanager
     def stage_timer(self, push: bool = True) -> Iterator[None]:

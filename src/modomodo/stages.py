@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -237,20 +238,29 @@ def rl_stage(
     store=None,
     console=None,
     metrics_port: int = 0,
+    processes: int = 1,
 ):
     """GRPO on the configured mixture; checkpoints go to the store so a restarted pod resumes.
 
     With ``metrics_port`` the run also serves its live metrics on ``/metrics`` of that port until
-    it ends, for a Prometheus that scrapes pods (the Pushgateway gets them either way).
+    it ends, for a Prometheus that scrapes pods (the Pushgateway gets them either way). With
+    ``processes`` > 1 it runs as that many ranks on this node (one per GPU, through torchrun);
+    rank 0 writes the outputs, serves and pushes the metrics and keeps the attempt log
+    (``rl.attempts``: the failures of earlier attempts, lost pods included, continue the counter).
     """
+    from modomodo.rl.attempts import AttemptLog
     from modomodo.rl.callbacks import MetricsCallback, ProgressCallback
+    from modomodo.rl.distributed import is_main_process, train_processes
     from modomodo.rl.grpo import train_grpo, training_schedule
     from modomodo.store import validate_run_id
 
     validate_run_id(run_id)  # names the store keys of every checkpoint: fail before any work
-    data = load_curated(data_dir)
     out_dir = Path(out_dir)
     store = store if store is not None else open_store(cfg, out_dir.parent)
+    if processes > 1:
+        return train_processes(cfg, data_dir, base_model, out_dir, run_id=run_id, processes=processes,
+                               store_uri=store.uri, resume=resume, metrics_port=metrics_port)  # fmt: skip
+    data = load_curated(data_dir)
     check_reward_kinds(cfg, data.train)
     mixture = cfg.resolved_mixture()
     metrics = stage_metrics(cfg, run_id, "train", mixture)
@@ -260,25 +270,31 @@ def rl_stage(
     if console is not None:
         callbacks.append(ProgressCallback(console))
     callbacks += injected_faults(cfg, run_id)
-    server = metrics.serve(metrics_port) if metrics_port else None
+    main = is_main_process()
+    server = metrics.serve(metrics_port) if metrics_port and main else None
     try:
-        with metrics.stage_timer():
-            result = train_grpo(
-                cfg,
-                data.train,
-                Path(base_model),
-                out_dir,
-                run_id=run_id,
-                reward_sets=reward_sets(cfg),
-                store=store,
-                resume=resume,
-                callbacks=callbacks,
-            )
+        with AttemptLog(store, run_id).track() if main else nullcontext(0) as earlier_failures:
+            if earlier_failures:  # at once: this attempt may be killed too
+                metrics.record_earlier_failures(earlier_failures)
+                metrics.push()
+            with metrics.stage_timer(push=main):
+                result = train_grpo(
+                    cfg,
+                    data.train,
+                    Path(base_model),
+                    out_dir,
+                    run_id=run_id,
+                    reward_sets=reward_sets(cfg),
+                    store=store,
+                    resume=resume,
+                    callbacks=callbacks,
+                )
     finally:
         if server is not None:
             server.shutdown()
-    check_finite_weights(Path(result.model_dir))
-    (out_dir / "versions.json").write_text(json.dumps(versions(), indent=2, sort_keys=True) + "\n")
+    if main:  # rank 0 saved the model
+        check_finite_weights(Path(result.model_dir))
+        (out_dir / "versions.json").write_text(json.dumps(versions(), indent=2, sort_keys=True) + "\n")
     return result
 
 

@@ -82,11 +82,12 @@ def freeze_vision_tower(model) -> int:
     return frozen
 
 
-def save_policy(model, processor, out_dir: Path, source: str | Path | None = None) -> Path:
-    """Save model + processor; a tiny model keeps its marker so it reloads with the right processor."""
+def save_policy(model, processor, out_dir: Path, source: str | Path | None = None, state_dict=None) -> Path:
+    """Save model + processor; a tiny model keeps its marker so it reloads with the right processor.
+    ``state_dict`` replaces the model's own weights (gathered from DeepSpeed ZeRO-3 partitions)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
+    model.save_pretrained(out_dir, state_dict=state_dict)
     processor.save_pretrained(out_dir)
     if source is not None and is_tiny(source):
         (out_dir / TINY_MARKER).write_bytes((Path(source) / TINY_MARKER).read_bytes())

@@ -54,7 +54,8 @@ class MetricsCallback(TrainerCallback):
             self.metrics.push()
 
     def on_train_end(self, args, state, control, **kwargs):
-        self.metrics.push()
+        if state.is_world_process_zero:  # the other ranks record nothing
+            self.metrics.push()
 
 
 class ProgressCallback(TrainerCallback):

@@ -10,6 +10,7 @@ Read top to bottom:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -24,11 +25,12 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
-from modomodo.config import ExperimentConfig
+from modomodo.config import ConfigError, ExperimentConfig, VLLMConfig
 from modomodo.data.prompts import render_prompt
 from modomodo.data.schema import Example
 from modomodo.policy.load import freeze_vision_tower, load_policy, load_weights, resolve_dtype, save_policy
 from modomodo.rewards import RewardContext, RewardSet
+from modomodo.rl.distributed import ensure_rendezvous_env, is_main_process
 from modomodo.rl.safe_checkpoint import safe_deepspeed_loading
 from modomodo.rl.sampler import Draw, mixture_schedule, realised_counts
 from modomodo.store import validate_run_id
@@ -162,7 +164,16 @@ def checkpoint_key(run_id: str, step: int) -> str:
 
 
 def restore_checkpoint(store, run_id: str, trainer_dir: Path) -> Path | None:
-    """Bring the newest checkpoint of ``run_id`` from the store, unless a newer one is on disk."""
+    """Bring the newest checkpoint of ``run_id`` from the store, unless a newer one is on disk.
+
+    The ranks of one node share ``trainer_dir``: a lock lets the first download while the others
+    wait and then find it on disk."""
+    with open(trainer_dir / ".restore.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _restore_checkpoint(store, run_id, trainer_dir)
+
+
+def _restore_checkpoint(store, run_id: str, trainer_dir: Path) -> Path | None:
     local = latest_checkpoint(trainer_dir)
     keys = store.list_artifacts(f"runs/{run_id}/checkpoints/") if store is not None else []
     if not keys:
@@ -226,10 +237,39 @@ def grpo_args(cfg: ExperimentConfig, trainer_dir: Path, steps: int):
         logging_steps=t.logging_steps,
         report_to="none",
         bf16=bf16,
+        # Without a GPU, accelerate gives the ranks of a launched job a backend (gloo) only with
+        # use_cpu; otherwise each rank of a CPU torchrun believes it is alone and trains all data.
+        use_cpu=not torch.cuda.is_available(),
         deepspeed=deepspeed_config(t.deepspeed),
         disable_tqdm=True,
         log_completions=False,
+        **vllm_args(t.vllm),
     )
+
+
+def vllm_args(vllm: VLLMConfig) -> dict[str, Any]:
+    """``GRPOConfig`` fields of ``train.vllm``: colocated vLLM generation, or TRL's defaults."""
+    if not vllm.enabled:
+        return {"use_vllm": False}
+    return {
+        "use_vllm": True,
+        "vllm_mode": "colocate",
+        "vllm_gpu_memory_utilization": vllm.gpu_memory_utilization,
+        "vllm_enable_sleep_mode": vllm.sleep_mode,
+    }
+
+
+def require_vllm(vllm: VLLMConfig) -> None:
+    """With ``train.vllm.enabled``, fail before any model loads when this image has no vLLM."""
+    if not vllm.enabled:
+        return
+    try:
+        import vllm as _  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(
+            f"train.vllm.enabled: vLLM generation is on but vllm cannot be imported here ({exc}); "
+            "use the GPU image built with WITH_VLLM=1, or set train.vllm.enabled=false"
+        ) from exc
 
 
 def train_grpo(
@@ -249,6 +289,10 @@ def train_grpo(
 
     validate_run_id(run_id)  # it names the store keys of every checkpoint: fail before training
     start = time.perf_counter()
+    require_vllm(cfg.train.vllm)
+    if cfg.train.deepspeed:
+        # DeepSpeed always joins a process group; a process no launcher started is rank 0 of 1.
+        ensure_rendezvous_env()
     dataset, draws, steps = schedule_dataset(train, cfg)
     trainer_dir = out_dir / "trainer"
     trainer_dir.mkdir(parents=True, exist_ok=True)
@@ -270,7 +314,12 @@ def train_grpo(
     # DeepSpeed would unpickle its checkpoint files with a full unpickler: load them restricted.
     with safe_deepspeed_loading() if cfg.train.deepspeed else nullcontext():
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    model_dir = save_policy(trainer.model, processor, out_dir / "model", source=base_model)
+    model_dir = out_dir / "model"
+    # ZeRO-3 partitions the weights between the ranks: all of them take part in gathering them
+    # (the model's own state dict holds empty placeholders), then rank 0 writes the model.
+    weights = trainer.accelerator.get_state_dict(trainer.deepspeed) if trainer.is_deepspeed_enabled else None
+    if is_main_process():
+        save_policy(trainer.model, processor, model_dir, source=base_model, state_dict=weights)
     result = TrainResult(
         run_id=run_id,
         mixture=cfg.resolved_mixture(),
@@ -281,7 +330,10 @@ def train_grpo(
         model_dir=str(model_dir),
         log_history=trainer.state.log_history,
     )
-    (out_dir / "train_summary.json").write_text(json.dumps(asdict(result), indent=2, sort_keys=True) + "\n")
+    if is_main_process():
+        (out_dir / "train_summary.json").write_text(
+            json.dumps(asdict(result), indent=2, sort_keys=True) + "\n"
+        )
     return result
 
 

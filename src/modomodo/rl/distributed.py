@@ -1,0 +1,127 @@
+"""How the RL update's processes find each other: one process, or one per GPU through torchrun.
+
+``torch.distributed`` (and DeepSpeed on top of it) reads its rendezvous from ``RANK``,
+``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``. A launcher (torchrun, a
+Kubeflow TrainJob) sets them for every process it starts; a pod that runs one plain process sets
+none, and DeepSpeed then falls back to MPI discovery and fails (``No module named 'mpi4py'``).
+:func:`ensure_rendezvous_env` gives such a process the environment of a one-rank job, and
+:func:`train_processes` starts one process per GPU on this node with torchrun, each running the
+same ``modomodo train`` entry point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import MutableMapping
+from pathlib import Path
+
+import yaml
+
+from modomodo.config import ExperimentConfig
+
+RANK_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
+"""Which process of how many this is; a launcher sets all three, a plain process none."""
+ADDRESS_VARS = ("MASTER_ADDR", "MASTER_PORT")
+"""Where rank 0 listens for the others."""
+LOCAL_ADDRESS = "127.0.0.1"
+
+
+def free_port(host: str = LOCAL_ADDRESS) -> int:
+    """A TCP port nobody listens on now (the OS picks it), for a one-rank job's rendezvous."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def ensure_rendezvous_env(environ: MutableMapping[str, str] | None = None) -> bool:
+    """Make ``environ`` (default ``os.environ``) a complete ``torch.distributed`` environment.
+
+    Without any of ``RANK``/``LOCAL_RANK``/``WORLD_SIZE`` this is a single process: it becomes rank
+    0 of 1, with ``MASTER_ADDR`` 127.0.0.1 and a free ``MASTER_PORT`` unless those are set (two
+    runs on one machine then never collide). With all three, a launcher started it: nothing
+    changes, but the address must be there too. Anything in between is a broken launch and raises
+    ``RuntimeError`` naming the missing variables. True when the single-rank environment was set.
+    """
+    env = os.environ if environ is None else environ
+    ranks = [name for name in RANK_VARS if env.get(name)]
+    if not ranks:
+        env.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
+        env["MASTER_ADDR"] = env.get("MASTER_ADDR") or LOCAL_ADDRESS
+        env["MASTER_PORT"] = env.get("MASTER_PORT") or str(free_port())
+        return True
+    missing = [name for name in (*RANK_VARS, *ADDRESS_VARS) if not env.get(name)]
+    if missing:
+        raise RuntimeError(
+            f"incomplete torch.distributed environment: {', '.join(ranks)} set but {', '.join(missing)} "
+            "missing; a launcher (torchrun, a TrainJob) sets all of RANK, LOCAL_RANK, WORLD_SIZE, "
+            "MASTER_ADDR and MASTER_PORT, a single process none"
+        )
+    return False
+
+
+def is_main_process(environ: MutableMapping[str, str] | None = None) -> bool:
+    """Rank 0 (or a process outside any launcher): the one that writes outputs and metrics."""
+    env = os.environ if environ is None else environ
+    return int(env.get("RANK") or 0) == 0
+
+
+def launch_command(processes: int, argv: list[str]) -> list[str]:
+    """``python -m torch.distributed.run`` starting ``processes`` copies of ``modomodo <argv>`` on
+    this node (``--standalone``: the rendezvous runs on a free local port)."""
+    if processes < 1:
+        raise ValueError(f"processes must be at least 1, got {processes}")
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={processes}",
+        "-m",
+        "modomodo.cli",
+        *argv,
+    ]
+
+
+def train_processes(
+    cfg: ExperimentConfig,
+    data_dir: Path,
+    base_model: Path,
+    out_dir: Path,
+    *,
+    run_id: str,
+    processes: int,
+    store_uri: str = "",
+    resume: bool = False,
+    metrics_port: int = 0,
+):
+    """The RL update as ``processes`` ranks on this node (one per GPU), each running ``modomodo
+    train`` on ``cfg`` (written to ``out_dir/config.yaml`` with the store ``store_uri``); rank 0
+    writes the outputs to ``out_dir`` as a single process would. Returns its ``TrainResult``."""
+    from modomodo.rl.grpo import TrainResult
+
+    if any(os.environ.get(name) for name in RANK_VARS):
+        raise RuntimeError(
+            f"train_processes runs torchrun, but this process is already rank {os.environ.get('RANK')} "
+            f"of a launched job (WORLD_SIZE={os.environ.get('WORLD_SIZE')}); run one process per rank"
+        )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = cfg.to_dict()
+    config["store"] = store_uri or cfg.store
+    config_path = out_dir / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=True))
+    argv = ["train", "--preset", str(config_path), "--data", str(data_dir), "--base", str(base_model)]
+    argv += ["--out", str(out_dir), "--run-id", run_id, "--metrics-port", str(metrics_port)]
+    if resume:
+        argv.append("--resume")
+    done = subprocess.run(launch_command(processes, argv), check=False)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"the RL update's {processes} processes failed (torchrun exit code {done.returncode}); "
+            "the failing rank's traceback is in the log above"
+        )
+    return TrainResult(**json.loads((out_dir / "train_summary.json").read_text()))
