@@ -14,7 +14,7 @@
 #                   (default retrain-<UTC time>; set it when the steps run separately)
 #   TOLERANCE       Out-Score the run may lose against the accepted run (default 0)
 #   KFP_EXPERIMENT  KFP experiment (default modomodo-retrain)
-#   GPUS, S3_SECRET, PUSHGATEWAY, MODOMODO_IMAGE   run settings (see `modomodo submit --help`)
+#   GPUS, S3_SECRET, PUSHGATEWAY, MODOMODO_IMAGE, MODOMODO_GPU_IMAGE   run settings (see `modomodo compile|submit --help`)
 #   WAIT_TIMEOUT, POLL_SECONDS   how long to follow the run (default 86400 s), how often (default 60 s)
 #   KFP_TOKEN / KFP_TOKEN_FILE, KFP_CA_CERT (a file) or KFP_CA_PEM (its text)   authenticated endpoints
 #   MODOMODO        the modomodo command (default: modomodo on PATH)
@@ -41,8 +41,10 @@ need() {
 if [[ $step == compile || $step == all ]]; then
   echo "== compile the train pipeline (preset $PRESET)"
   image=()
-  if [[ -n ${MODOMODO_IMAGE:-} ]]; then image=(--image "$MODOMODO_IMAGE"); fi
-  "$MODOMODO" compile --output "$BUILD_DIR" --preset "$PRESET" --pipeline train "${image[@]}"
+  if [[ -n ${MODOMODO_IMAGE:-} ]]; then image+=(--image "$MODOMODO_IMAGE"); fi
+  if [[ -n ${MODOMODO_GPU_IMAGE:-} ]]; then image+=(--gpu-image "$MODOMODO_GPU_IMAGE"); fi
+  # The GPU count is compiled into the package (0: every step on CPU nodes).
+  "$MODOMODO" compile --output "$BUILD_DIR" --preset "$PRESET" --pipeline train --gpus "${GPUS:-1}" "${image[@]}"
 fi
 
 if [[ $step == submit || $step == all ]]; then
@@ -62,12 +64,14 @@ if [[ $step == submit || $step == all ]]; then
   "$MODOMODO" submit --host "$KFP_HOST" --store-uri "$STORE_URI" \
     --package "$BUILD_DIR/train.yaml" --preset "$PRESET" "${with_mixture[@]}" \
     --run-name "$RUN_NAME" --experiment "${KFP_EXPERIMENT:-modomodo-retrain}" \
-    --gpus "${GPUS:-1}" --s3-secret "${S3_SECRET:-modomodo-s3}" --pushgateway "${PUSHGATEWAY:-}" \
+    --s3-secret "${S3_SECRET:-modomodo-s3}" --pushgateway "${PUSHGATEWAY:-}" \
     --wait --timeout "${WAIT_TIMEOUT:-86400}" --poll "${POLL_SECONDS:-60}"
 fi
 
 if [[ $step == gate || $step == all ]]; then
   need STORE_URI "the artifact store of the runs"
   echo "== gate $RUN_NAME against the last accepted run"
-  "$MODOMODO" gate --store-uri "$STORE_URI" --run "$RUN_NAME" --tolerance "${TOLERANCE:-0}"
+  # A promoted run's scores go to the Pushgateway: the evaluation-regression alert's baseline.
+  "$MODOMODO" gate --store-uri "$STORE_URI" --run "$RUN_NAME" --tolerance "${TOLERANCE:-0}" \
+    --pushgateway "${PUSHGATEWAY:-}"
 fi
