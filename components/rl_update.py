@@ -21,6 +21,10 @@ def rl_update(
     base_model: Input[Model],
     model: Output[Model],
     replicate: int = 0,
+    nodes: int = 1,
+    trainer_runtime: str = "torch-distributed",
+    s3_secret: str = "",
+    node_settings: dict = None,
 ) -> NamedTuple("RLUpdate", [("run", dict)]):
     """GRPO from ``base_model`` on ``mixture`` (``stages.rl_stage``) with seed ``train.seed +
     replicate``; returns the run (``run_id``, ``mixture``, ``kind``, ``seed``, ``steps``) for its
@@ -30,6 +34,11 @@ def rl_update(
     store under it, and the stage always resumes, so a retried pod continues from the newest
     checkpoint of the same inputs while a first attempt finds none. Only the final model becomes the ``model``
     artifact; checkpoints stay in the store. ``gpus`` is the count the pod requests (0 on CPU).
+
+    ``nodes`` > 1 runs the stage on that many nodes of ``gpus`` GPUs each, as a Kubeflow Trainer
+    ``TrainJob`` on the ClusterTrainingRuntime ``trainer_runtime`` (``pipelines.trainjob``); its
+    nodes read the store with the Secret ``s3_secret`` and take image and placement from
+    ``node_settings`` (``NodeSettings.to_dict()``, compiled in).
     """
     import json
     import shutil
@@ -48,8 +57,20 @@ def rl_update(
         f"{cfg.name}-{run_name}-{runtime.fingerprint(config, mixture, *replica, data.uri, base_model.uri)}"
     )
     store = runtime.open_store(store_uri, cfg)
+    rl_stage = stages.rl_stage
+    if nodes > 1:
+        from modomodo.pipelines import trainjob
+
+        rl_stage = trainjob.stage_on_nodes(
+            nodes=nodes,
+            gpus=gpus,
+            runtime=trainer_runtime,
+            s3_secret=s3_secret,
+            settings=trainjob.NodeSettings.from_dict(node_settings or {}),
+            data_hash=data.metadata.get("content_hash", ""),
+        )
     with tempfile.TemporaryDirectory() as scratch:
-        result = stages.rl_stage(
+        result = rl_stage(
             cfg,
             Path(data.path),
             Path(base_model.path),

@@ -25,7 +25,13 @@ def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
 
     @dsl.pipeline(name=NAME, description=__doc__.splitlines()[0])
     def train(
-        config: dict, store_uri: str, pushgateway: str = "", gpus: int = 1, s3_secret: str = "modomodo-s3"
+        config: dict,
+        store_uri: str,
+        pushgateway: str = "",
+        gpus: int = 1,
+        s3_secret: str = "modomodo-s3",
+        nodes: int = 1,
+        trainer_runtime: str = "torch-distributed",
     ) -> Outputs:
         place = Placement(gpus=gpus, s3_secret=s3_secret, cluster=cluster, cache_data=cache_data)
         data = place(curate_data(config=config, store_uri=store_uri, pushgateway=pushgateway)).outputs["data"]
@@ -41,6 +47,8 @@ def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
             mixture={},
             run_name="train",
             label="trained",
+            nodes=nodes,
+            trainer_runtime=trainer_runtime,
         )
 
     return train
