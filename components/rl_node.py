@@ -1,7 +1,7 @@
 """What every node of a multi-node RL update runs: ``python -m modomodo.components.rl_node``.
 
 Not a KFP component: the ``rl_update`` step launches a Kubeflow Trainer ``TrainJob``
-(``modomodo.pipelines.trainjob``) whose pods run this module under ``torchrun``. Each process reads
+(``modomodo.components.trainjob``) whose pods run this module under ``torchrun``. Each process reads
 the run's spec from the artifact store, downloads the curated data and the base model, and runs
 ``stages.rl_stage`` with the step's run id, so checkpoints and resumption are those of the
 single-node step. The global rank 0 stores the final model under the spec's ``model`` key, where
@@ -32,6 +32,7 @@ def run(store_uri: str, spec_key: str) -> None:
     spec = json.loads(store.get_bytes(spec_key))
     cfg = config_from_dict(spec["config"])
     rank = int(os.environ.get("RANK", "0"))
+    print(f"rl_node: run {spec['run_id']}, rank {rank} of {os.environ.get('WORLD_SIZE', '1')}", flush=True)
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         store.get_dir(spec["data"], work / "data")

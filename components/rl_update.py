@@ -36,7 +36,7 @@ def rl_update(
     artifact; checkpoints stay in the store. ``gpus`` is the count the pod requests (0 on CPU).
 
     ``nodes`` > 1 runs the stage on that many nodes of ``gpus`` GPUs each, as a Kubeflow Trainer
-    ``TrainJob`` on the ClusterTrainingRuntime ``trainer_runtime`` (``pipelines.trainjob``); its
+    ``TrainJob`` on the ClusterTrainingRuntime ``trainer_runtime`` (``components/trainjob.py``); its
     nodes read the store with the Secret ``s3_secret`` and take image and placement from
     ``node_settings`` (``NodeSettings.to_dict()``, compiled in).
     """
@@ -59,7 +59,7 @@ def rl_update(
     store = runtime.open_store(store_uri, cfg)
     rl_stage = stages.rl_stage
     if nodes > 1:
-        from modomodo.pipelines import trainjob
+        from modomodo.components import trainjob
 
         rl_stage = trainjob.stage_on_nodes(
             nodes=nodes,

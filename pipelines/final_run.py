@@ -10,7 +10,7 @@ from modomodo.components import RUNTIME_IMAGE
 from modomodo.components.evaluate import evaluate
 from modomodo.components.report import report
 from modomodo.components.rl_update import rl_update
-from modomodo.pipelines.trainjob import NodeSettings
+from modomodo.components.trainjob import NodeSettings
 
 
 class Outputs(NamedTuple):

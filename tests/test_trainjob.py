@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import base64
 import json
 import os
 import re
@@ -28,9 +29,9 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from modomodo.components import RUNTIME_IMAGE
+from modomodo.components import RUNTIME_IMAGE, trainjob
 from modomodo.config import load_config
-from modomodo.pipelines import compile_pipeline, trainjob
+from modomodo.pipelines import compile_pipeline
 from modomodo.pipelines.settings import ClusterSettings
 from modomodo.store import ArtifactStore
 
@@ -471,7 +472,7 @@ LAUNCH = """
 import sys
 from pathlib import Path
 from modomodo.config import load_config
-from modomodo.pipelines import trainjob
+from modomodo.components import trainjob
 from modomodo.store import ArtifactStore
 
 store_uri, data, base, out, run_id = sys.argv[1:]
@@ -603,3 +604,161 @@ def test_the_final_rl_update_takes_the_nodes_parameter_and_pilots_stay_single_no
     pilots = [t for tasks in loops for name, t in tasks.items() if name.startswith("rl-update")]
     assert all("nodes" not in t["inputs"]["parameters"] for t in pilots)
     assert bool(pilots) == (pipeline == "mixture-search")
+
+
+# End to end --------------------------------------------------------------------------------------
+
+TINY = [
+    "data.domains={geo: {n_train: 16, rewards: [{name: format}, {name: accuracy, weight: 2}]},"
+    " sci: {n_train: 16, rewards: [{name: format}, {name: accuracy, weight: 2}]}}",
+    "data.benchmark_scale=0.02",
+    "policy.hidden_size=64",
+    "policy.num_layers=1",
+    "policy.vision_depth=1",
+    "sft.steps=4",
+    "sft.batch_size=8",
+    "train.steps=2",
+    "train.prompts_per_step=2",
+    "train.num_generations=2",
+    "train.max_completion_length=8",
+    "train.checkpoint_every=1",
+    "eval.max_new_tokens=8",
+    "eval.batch_size=16",
+]
+
+
+@dataclass
+class StandIn:
+    """Plays the Trainer controller and the kubelets for one TrainJob: runs its command once per
+    node as a local process, with the job's environment (secrets resolved from the cluster) and
+    the ``PET_*`` variables the torch runtime sets, and reports the outcome in the job's status."""
+
+    cluster: FakeCluster
+    job: dict | None = None
+    outputs: list[str] = field(default_factory=list)
+    codes: list[int] = field(default_factory=list)
+    error: BaseException | None = None
+
+    def env_of(self, trainer: dict) -> dict[str, str]:
+        env = {
+            k: os.environ[k]
+            for k in ("PATH", "HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+            if k in os.environ
+        }
+        env.update(HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+        core = client.CoreV1Api(self.cluster.api)
+        for variable in trainer.get("env", []):
+            if "value" in variable:
+                env[variable["name"]] = variable["value"]
+            else:
+                ref = variable["valueFrom"]["secretKeyRef"]
+                secret = core.read_namespaced_secret(ref["name"], NAMESPACE)
+                env[variable["name"]] = base64.b64decode(secret.data[ref["key"]]).decode()
+        return env
+
+    def __call__(self) -> None:
+        try:
+            self.job = self.first_job()
+            name, trainer = self.job["metadata"]["name"], self.job["spec"]["trainer"]
+            # The image has torchrun on its PATH; here it is this interpreter's torch.distributed.run.
+            assert trainer["command"][0] == "torchrun"
+            command = [sys.executable, "-m", "torch.distributed.run", *trainer["command"][1:]]
+            port = str(29400 + os.getpid() % 500)
+            nodes = [
+                subprocess.Popen(
+                    command,
+                    env={
+                        **self.env_of(trainer),
+                        "PET_NNODES": str(trainer["numNodes"]),
+                        "PET_NPROC_PER_NODE": str(trainer["numProcPerNode"]),
+                        "PET_NODE_RANK": str(rank),
+                        "PET_MASTER_ADDR": "127.0.0.1",
+                        "PET_MASTER_PORT": port,
+                    },
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+                for rank in range(trainer["numNodes"])
+            ]
+            self.cluster.set_status(name, RUNNING)
+            for node in nodes:
+                self.outputs.append(node.communicate(timeout=900)[0])
+                self.codes.append(node.returncode)
+            if any(self.codes):
+                self.cluster.set_status(name, condition("Failed", "FailedJobs", f"exit codes {self.codes}"))
+            else:
+                self.cluster.set_status(name, condition("Complete", "JobSetCompleted", "jobset completed"))
+        except BaseException as exc:  # reported by the test; the job fails so that the step ends
+            self.error = exc
+            if self.job is not None:
+                self.cluster.set_status(
+                    self.job["metadata"]["name"], condition("Failed", "StandIn", repr(exc))
+                )
+
+    def first_job(self, timeout: float = 600.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                jobs = self.cluster.objects.list_namespaced_custom_object(
+                    trainjob.GROUP, trainjob.VERSION, NAMESPACE, trainjob.PLURAL
+                )["items"]
+            except ApiException as exc:
+                if exc.status != 404:  # kmock knows the resource once a first job exists
+                    raise
+                jobs = []
+            if jobs:
+                return jobs[0]
+            time.sleep(0.1)
+        raise TimeoutError(f"no TrainJob within {timeout} s")
+
+
+@pytest.mark.slow
+def test_the_train_pipeline_trains_its_model_on_two_nodes(cluster, s3_server, tmp_path, monkeypatch):
+    """``train`` with ``nodes=2`` under kfp's local runner: the RL update step launches a TrainJob
+    whose two nodes (local processes here) train together under torchrun against the real S3
+    store, with credentials only from the Secret the job names; the step returns their model and
+    the pipeline evaluates and reports it."""
+    from modomodo.pipelines.local import run_locally
+
+    prefix = f"s3://{s3_server.bucket}/trainjob-{os.getpid()}-{time.monotonic_ns()}"
+    secret = {"AWS_ACCESS_KEY_ID": s3_server.access_key, "AWS_SECRET_ACCESS_KEY": s3_server.secret_key}
+    secret["AWS_ENDPOINT_URL"] = s3_server.endpoint
+    client.CoreV1Api(cluster.api).create_namespaced_secret(
+        NAMESPACE,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="modomodo-s3"),
+            data={k: base64.b64encode(v.encode()).decode() for k, v in secret.items()},
+        ),
+    )
+    for key, value in {**secret, "KUBECONFIG": str(cluster.kubeconfig(tmp_path / "kubeconfig"))}.items():
+        monkeypatch.setenv(key, value)  # the steps' environment, as the step pod gets it
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    stand_in = StandIn(cluster)
+    thread = in_thread(stand_in)
+    cfg = load_config("smoke", [*TINY, "name=twonodes"])
+    local = run_locally("train", cfg, tmp_path / "out", store_uri=prefix, arguments={"nodes": 2})
+    thread.join(60)
+    assert stand_in.error is None, stand_in.error
+    assert stand_in.codes == [0, 0], stand_in.outputs
+    assert "rank 0 of 2" in stand_in.outputs[0] and "rank 1 of 2" in stand_in.outputs[1]
+    trainer = stand_in.job["spec"]["trainer"]
+    assert (trainer["numNodes"], trainer["numProcPerNode"]) == (2, 1)
+    jsonschema.validate(stand_in.job, crd_schema()[0])
+    store = ArtifactStore.from_uri(prefix)
+    (run_id,) = [k.split("/")[1] for k in store.list_artifacts("runs/") if k.endswith("/model")]
+    assert run_id.startswith("twonodes-train-")
+    assert stand_in.job["metadata"]["name"] == trainjob.job_name(run_id)
+    spec = json.loads(store.get_bytes(f"runs/{run_id}/trainjob/spec.json"))
+    assert spec["data"].startswith("data/"), "the nodes read the curate step's copy of the data"
+    run_record = json.loads(store.get_bytes(f"runs/{run_id}/model/run.json"))
+    assert run_record["steps"] == 2 and run_record["run_id"] == run_id
+    summary = json.loads(store.get_bytes(f"runs/{run_id}/model/train_summary.json"))
+    assert summary["steps"] == 2 and summary["run_id"] == run_id
+    assert store.read_manifest(f"runs/{run_id}/model").metadata["run_id"] == run_id
+    # The pipeline went on to evaluate and report the model the nodes trained.
+    chosen = local.summary()["chosen"]
+    assert (chosen["label"], chosen["run_id"]) == ("trained", run_id)
+    assert "out_score" in chosen["scores"]
+    # The finished step leaves no job running: the job is Complete.
+    assert trainjob.job_state(cluster.job(trainjob.job_name(run_id)))[0] == "Complete"

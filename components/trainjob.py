@@ -10,7 +10,11 @@ inputs), so a retried step adopts the job its previous attempt started, or repla
 failed (the nodes resume from the run's checkpoints in the store). SIGTERM, which KFP sends to a
 step it cancels, and KeyboardInterrupt delete the job. Jobs carry ``MANAGED_BY_LABEL`` and, in a
 pod, an ownerReference to the launching pod, so leftovers can be found and are garbage-collected
-with the run. docs/pipelines.md lists the RBAC rules this needs.
+with the run. docs/trainjob.md lists the RBAC rules this needs.
+
+It lives beside the components rather than in ``modomodo.pipelines``: the step imports it, and
+importing ``modomodo.pipelines`` inside a step loads kfp's compiler while kfp's executor is still
+importing ``kfp.dsl`` (a circular import).
 """
 
 from __future__ import annotations
@@ -28,17 +32,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubeflow_trainer_api import models as tm
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from modomodo.components.rl_node import SUMMARY_FILES
 from modomodo.config import ExperimentConfig
-from modomodo.pipelines.settings import ClusterSettings
 from modomodo.rl.grpo import TrainResult
 from modomodo.store import ArtifactStore
+
+if TYPE_CHECKING:  # importing modomodo.pipelines inside a step would import kfp's compiler mid-run
+    from modomodo.pipelines.settings import ClusterSettings
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +146,9 @@ def build_train_job(
 ) -> dict[str, Any]:
     """The TrainJob: ``nodes`` nodes of ``gpus`` GPUs (one process per GPU, one on CPU nodes), each
     running ``command`` in ``settings.image`` with the store's credentials from ``s3_secret``."""
+    # Imported here: its 400 model modules take a second, which compiling a pipeline need not pay.
+    from kubeflow_trainer_api import models as tm
+
     if nodes < 2:
         raise ValueError(f"a TrainJob is for multi-node runs: nodes={nodes} (a single node runs in the step)")
     if gpus < 0:
