@@ -53,6 +53,8 @@ def rl_update(
     cfg.train.seed += replicate
     runtime.check_gpus(gpus)
     replica = [replicate] if replicate else []  # replicate 0 keeps the run ids of earlier versions
+    # Checkpoints of another world size do not resume (ZeRO partitions); one node keeps its ids.
+    replica += [{"nodes": nodes}] if nodes > 1 else []
     run_id = (
         f"{cfg.name}-{run_name}-{runtime.fingerprint(config, mixture, *replica, data.uri, base_model.uri)}"
     )

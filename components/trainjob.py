@@ -56,6 +56,8 @@ MANAGED_BY = "modomodo-rl-update"
 RUN_ANNOTATION = "modomodo.io/run-id"
 PATCH_MANAGER = "modomodo.io/rl-update"
 """``runtimePatches`` manager: who set the nodes' placement."""
+METRICS_POD_LABEL = ("modomodo.io/metrics", "true")
+"""Label of pods that serve ``/metrics`` (the Helm chart's PodMonitor selects them)."""
 NODE = "node"
 """Replicated job and container name of a Trainer runtime's training nodes."""
 SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -170,12 +172,16 @@ def build_train_job(
         from modomodo.metrics import METRICS_PORT_ENV
 
         env.append(tm.IoK8sApiCoreV1EnvVar(name=METRICS_PORT_ENV, value=str(settings.metrics_port)))
-    patches = None
+    # The runtime's node pods: GPU placement, and the label the chart's PodMonitor scrapes by.
+    pod_spec = pod_meta = patches = None
     if gpus and (settings.node_selector or settings.tolerations):
         pod_spec = tm.TrainerV1alpha1PodSpecPatch(
             node_selector=settings.node_selector or None,
             tolerations=[tm.IoK8sApiCoreV1Toleration(**t) for t in settings.tolerations] or None,
         )
+    if settings.metrics_port:
+        pod_meta = tm.IoK8sApimachineryPkgApisMetaV1ObjectMeta(labels=dict([METRICS_POD_LABEL]))
+    if pod_spec or pod_meta:
         patches = [
             tm.TrainerV1alpha1RuntimePatch(
                 manager=PATCH_MANAGER,
@@ -187,7 +193,9 @@ def build_train_job(
                                     name=NODE,
                                     template=tm.TrainerV1alpha1JobTemplatePatch(
                                         spec=tm.TrainerV1alpha1JobSpecPatch(
-                                            template=tm.TrainerV1alpha1PodTemplatePatch(spec=pod_spec)
+                                            template=tm.TrainerV1alpha1PodTemplatePatch(
+                                                metadata=pod_meta, spec=pod_spec
+                                            )
                                         )
                                     ),
                                 )
@@ -278,6 +286,9 @@ class Launcher:
         try:
             found = self.objects.get_cluster_custom_object(GROUP, VERSION, RUNTIME_PLURAL, runtime)
         except ApiException as exc:
+            if exc.status == 403:  # reading runtimes takes a ClusterRole, which a deployment may not grant
+                self.log(f"may not read ClusterTrainingRuntime {runtime!r}: its mlPolicy is not checked")
+                return
             if exc.status == 404:
                 raise ValueError(
                     f"no ClusterTrainingRuntime {runtime!r}: install Kubeflow Trainer's runtimes or "
@@ -306,10 +317,10 @@ class Launcher:
                 if exc.status != 409:
                     raise
             existing = self.get(name)
+            phase, detail = job_state(existing) if existing else ("", "")
             if existing is None:
-                continue  # deleted between the two calls
-            phase, detail = job_state(existing)
-            if existing["metadata"].get("deletionTimestamp"):
+                self.log(f"TrainJob {name} went away between create and read; creating it again")
+            elif existing["metadata"].get("deletionTimestamp"):
                 self.log(f"TrainJob {name} is being deleted; waiting to create it anew")
             elif phase == "Failed":
                 self.log(f"TrainJob {name} of an earlier attempt failed ({detail}); replacing it")
@@ -328,9 +339,15 @@ class Launcher:
         if self.owner is None or any(o.get("uid") == self.owner["uid"] for o in owners):
             return
         patch = {"metadata": {"ownerReferences": [*owners, self.owner]}}
-        self.objects.patch_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, job["metadata"]["name"], patch
-        )
+        try:
+            self.objects.patch_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, job["metadata"]["name"], patch
+            )
+        except ApiException as exc:
+            if exc.status != 403:
+                raise
+            # Without patch the job keeps its first owner: a leftover is still found by its label.
+            self.log(f"may not patch TrainJob {job['metadata']['name']}: not adding this pod as an owner")
 
     def delete(self, name: str) -> None:
         """Delete the job and, in the foreground, its JobSet and pods; gone already is fine."""

@@ -6,11 +6,13 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import HTML, Artifact
 
-from modomodo.components import RUNTIME_IMAGE
 from modomodo.components.evaluate import evaluate
 from modomodo.components.report import report
 from modomodo.components.rl_update import rl_update
 from modomodo.components.trainjob import NodeSettings
+
+NODE_IMAGE = rl_update.component_spec.implementation.container.image
+"""The image of a multi-node RL update's TrainJob nodes: the step's own."""
 
 
 class Outputs(NamedTuple):
@@ -48,7 +50,7 @@ def final_run_and_report(
             nodes=nodes,
             trainer_runtime=trainer_runtime,
             s3_secret=place.s3_secret,
-            node_settings=NodeSettings.from_cluster(place.cluster, RUNTIME_IMAGE).to_dict(),
+            node_settings=NodeSettings.from_cluster(place.cluster, NODE_IMAGE).to_dict(),
             **common,
         )
     )
