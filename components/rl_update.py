@@ -21,6 +21,10 @@ def rl_update(
     base_model: Input[Model],
     model: Output[Model],
     replicate: int = 0,
+    nodes: int = 1,
+    trainer_runtime: str = "torch-distributed",
+    s3_secret: str = "",
+    node_settings: dict = None,
 ) -> NamedTuple("RLUpdate", [("run", dict)]):
     """GRPO from ``base_model`` on ``mixture`` (``stages.rl_stage``) with seed ``train.seed +
     replicate``; returns the run (``run_id``, ``mixture``, ``kind``, ``seed``, ``steps``) for its
@@ -32,6 +36,11 @@ def rl_update(
     once, in the store under ``runs/<run id>/model``; the ``model`` artifact refers to it
     (``runtime.local_copy`` fetches it). ``gpus`` is the count the pod requests: one training
     process per GPU (torchrun when more than one), one on the CPU when 0.
+
+    ``nodes`` > 1 runs the stage on that many nodes of ``gpus`` GPUs each, as a Kubeflow Trainer
+    ``TrainJob`` on the ClusterTrainingRuntime ``trainer_runtime`` (``components/trainjob.py``); its
+    nodes read the store with the Secret ``s3_secret`` and take image and placement from
+    ``node_settings`` (``NodeSettings.to_dict()``, compiled in).
     """
     import json
     import shutil
@@ -46,14 +55,28 @@ def rl_update(
     cfg.train.seed += replicate
     runtime.check_gpus(gpus)
     replica = [replicate] if replicate else []  # replicate 0 keeps the run ids of earlier versions
+    # Checkpoints of another world size do not resume (ZeRO partitions); one node keeps its ids.
+    replica += [{"nodes": nodes}] if nodes > 1 else []
     run_id = (
         f"{cfg.name}-{run_name}-{runtime.fingerprint(config, mixture, *replica, data.uri, base_model.uri)}"
     )
     store = runtime.open_store(store_uri, cfg)
+    rl_stage = stages.rl_stage
+    if nodes > 1:
+        from modomodo.components import trainjob
+
+        rl_stage = trainjob.stage_on_nodes(
+            nodes=nodes,
+            gpus=gpus,
+            runtime=trainer_runtime,
+            s3_secret=s3_secret,
+            settings=trainjob.NodeSettings.from_dict(node_settings or {}),
+            data_hash=data.metadata.get("content_hash", ""),
+        )
     with tempfile.TemporaryDirectory() as scratch:
         # A pilot that crashes or diverges is recorded as failed, not fatal (stages.failed_run).
         try:
-            result = stages.rl_stage(
+            result = rl_stage(
                 cfg,
                 Path(data.path),
                 Path(base_model.path),
@@ -62,7 +85,7 @@ def rl_update(
                 resume=True,
                 store=store,
                 metrics_port=runtime.metrics_port(),
-                processes=max(gpus, 1),
+                **({} if nodes > 1 else {"processes": max(gpus, 1)}),  # a TrainJob runs torchrun itself
             )
         except Exception as error:
             if not stages.pilot_may_fail(kind):

@@ -9,6 +9,10 @@ from kfp.dsl import HTML, Artifact
 from modomodo.components.evaluate import evaluate
 from modomodo.components.report import report
 from modomodo.components.rl_update import rl_update
+from modomodo.components.trainjob import NodeSettings
+
+NODE_IMAGE = rl_update.component_spec.implementation.container.image
+"""The image of a multi-node RL update's TrainJob nodes: the step's own."""
 
 
 class Outputs(NamedTuple):
@@ -19,11 +23,23 @@ class Outputs(NamedTuple):
 
 
 def final_run_and_report(
-    place, common: dict, *, store_uri, base, base_eval, mixture, run_name: str, label: str, **report_inputs
+    place,
+    common: dict,
+    *,
+    store_uri,
+    base,
+    base_eval,
+    mixture,
+    run_name: str,
+    label: str,
+    nodes=1,
+    trainer_runtime="torch-distributed",
+    **report_inputs,
 ) -> Outputs:
     """Inside a pipeline function: GRPO from ``base`` on ``mixture`` (the final model), its
     evaluation, and the report comparing it with ``base_eval``; ``report_inputs`` are the report's
-    optional search artifacts. ``common`` holds config, pushgateway, gpus and data."""
+    optional search artifacts. ``common`` holds config, pushgateway, gpus and data. ``nodes`` > 1
+    trains the final model through a Kubeflow Trainer TrainJob on ``trainer_runtime``."""
     trained = place(
         rl_update(
             mixture=mixture,
@@ -31,6 +47,10 @@ def final_run_and_report(
             kind="model",
             store_uri=store_uri,
             base_model=base.outputs["model"],
+            nodes=nodes,
+            trainer_runtime=trainer_runtime,
+            s3_secret=place.s3_secret,
+            node_settings=NodeSettings.from_cluster(place.cluster, NODE_IMAGE).to_dict(),
             **common,
         )
     )

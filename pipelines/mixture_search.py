@@ -43,6 +43,8 @@ def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
         pushgateway: str = "",
         s3_secret: str = "modomodo-s3",
         profile_prompts: int = 32,
+        nodes: int = 1,
+        trainer_runtime: str = "torch-distributed",
     ) -> Outputs:
         place = Placement(s3_secret=s3_secret, cluster=cluster, cache_data=cache_data)
         data = place(curate_data(config=config, store_uri=store_uri, pushgateway=pushgateway)).outputs["data"]
@@ -115,6 +117,8 @@ def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
             mixture=best.outputs["best"],
             run_name="chosen",
             label="chosen",
+            nodes=nodes,
+            trainer_runtime=trainer_runtime,
             records=fit.outputs["records"],
             surrogate=fit.outputs["surrogate"],
             proposals=best.outputs["proposals"],

@@ -24,7 +24,14 @@ def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
     cache_data = all(domain.source == "synthetic" for domain in cfg.data.domains.values())
 
     @dsl.pipeline(name=NAME, description=__doc__.splitlines()[0])
-    def train(config: dict, store_uri: str, pushgateway: str = "", s3_secret: str = "modomodo-s3") -> Outputs:
+    def train(
+        config: dict,
+        store_uri: str,
+        pushgateway: str = "",
+        s3_secret: str = "modomodo-s3",
+        nodes: int = 1,
+        trainer_runtime: str = "torch-distributed",
+    ) -> Outputs:
         place = Placement(s3_secret=s3_secret, cluster=cluster, cache_data=cache_data)
         data = place(curate_data(config=config, store_uri=store_uri, pushgateway=pushgateway)).outputs["data"]
         common = {"config": config, "pushgateway": pushgateway, "gpus": cluster.gpus, "data": data}
@@ -39,6 +46,8 @@ def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
             mixture={},
             run_name="train",
             label="trained",
+            nodes=nodes,
+            trainer_runtime=trainer_runtime,
         )
 
     return train

@@ -172,9 +172,9 @@ def test_role_is_namespaced_and_least_privilege(rendered):
     }
     assert not any("*" in (g, r, v) for g, r, v, _ in grants), "wildcards"
     trainer = {
-        ("trainer.kubeflow.org", "trainjobs", v, ()) for v in ("create", "get", "list", "watch", "delete")
+        ("trainer.kubeflow.org", "trainjobs", v, ()) for v in ("create", "get", "patch", "delete")
     }
-    observe = {("", r, v, ()) for r in ("pods", "events") for v in ("get", "list")}
+    observe = {("", "pods", v, ()) for v in ("get", "list")}
     kfp = {
         ("", "configmaps", "get", ("kfp-launcher",)),
         ("", "secrets", "get", ("mlpipeline-minio-artifact",)),
