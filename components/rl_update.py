@@ -85,7 +85,9 @@ def rl_update(
                 resume=True,
                 store=store,
                 metrics_port=runtime.metrics_port(),
-                **({} if nodes > 1 else {"processes": max(gpus, 1)}),  # a TrainJob runs torchrun itself
+                # A TrainJob runs torchrun itself; a pilot trains in a child process, so that an
+                # out-of-memory kill of the training is a failed pilot, not a failed pipeline.
+                **({} if nodes > 1 else {"processes": max(gpus, 1), "isolate": stages.pilot_may_fail(kind)}),
             )
         except Exception as error:
             if not stages.pilot_may_fail(kind):

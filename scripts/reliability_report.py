@@ -37,22 +37,22 @@ it checked in the outcome column.
   step exactly once with the reference run's loss. Odd kill steps also wipe the local disk, as a
   rescheduled pod would find it. A `modomodo mixture propose` killed mid-search and rerun on the
   same SQLite storage must end with exactly `observed + trials` complete trials.
-- **Failed pilots** (tests/test_pilot_failures.py): a pilot's RL update that raises (a crash, CUDA
-  OOM, a NaN check) is caught by the `rl_update` component and recorded as a failed run with its
-  reason (`failed.json` in place of the model); evaluation skips it, `run_record` passes the reason
-  on, the fit leaves it out and lists it under `failed` in `surrogate.json`, and the fit refuses
-  with a message naming the failed pilots when fewer than `search.min_pilots` succeeded. A run whose
-  trained weights hold NaN/inf is a failure too (`stages.check_finite_weights`). The final run on
-  the chosen mixture still fails the pipeline. Faults are injected only through the test switch
-  `MODOMODO_FAULT_INJECTION` (see `stages.FAULT_ENV`): `crash` raises before training, `nan` writes
-  NaN into the weights as training ends, which the NaN check then finds.
-- **Not covered**: a pod killed from outside (the OOM killer on the pod's cgroup, a lost node)
-  never reaches the component's `except`. The step's retry policy (pipelines/settings.py) reruns
-  it from its last checkpoint; if every retry fails, the pipeline stops, because a failed task
-  fails its `ParallelFor` iteration and so the loop: kfp's local orchestrator does so even for a
-  downstream task marked `ignore_upstream_failure()` (read in kfp 2.17's
-  `enhanced_dag_orchestrator.py`); not checked on a cluster.
-
+- **Failed pilots** (tests/test_pilot_failures.py): a pilot trains in a child process of its
+  `rl_update` step (`rl_stage(isolate=True)`), so a training killed by the kernel's out-of-memory
+  killer (the largest process of the pod's cgroup), a crash or a NaN check is seen by the step,
+  which records a failed run with its reason (`failed.json` in place of the model: "killed by
+  SIGKILL ...", or the child's exception in words); evaluation skips it, `run_record` passes the
+  reason on, the fit leaves it out and lists it under `failed` in `surrogate.json`, and the fit
+  refuses with a message naming the failed pilots when fewer than `search.min_pilots` succeeded. A
+  run whose trained weights hold NaN/inf is a failure too (`stages.check_finite_weights`). The
+  final run on the chosen mixture still fails the pipeline. Faults are injected only through the
+  test switch `MODOMODO_FAULT_INJECTION` (see `stages.FAULT_ENV`): `crash` raises before training,
+  `kill` SIGKILLs the training process, `nan` writes NaN into the weights as training ends.
+- **Not covered**: a whole pod lost with its node (the step itself dies). The step's retry policy
+  (pipelines/settings.py) reruns it from its last checkpoint; if every retry fails, the pipeline
+  stops, because a failed task fails its `ParallelFor` iteration and so the loop: kfp's local
+  orchestrator does so even for a downstream task marked `ignore_upstream_failure()` (read in kfp
+  2.17's `enhanced_dag_orchestrator.py`); not checked on a cluster.
 - **Fuzzing** (benchmarks/fuzz.py, a CI sample in tests/test_fuzz.py): hypothesis inputs for the
   JSONL, Parquet and `save_to_disk` readers (each row then validated as curation does) and for every
   registered reward. A case passes when it ends in a documented outcome (a row kept, quarantined or

@@ -171,9 +171,7 @@ def test_role_is_namespaced_and_least_privilege(rendered):
         for verb in rule["verbs"]
     }
     assert not any("*" in (g, r, v) for g, r, v, _ in grants), "wildcards"
-    trainer = {
-        ("trainer.kubeflow.org", "trainjobs", v, ()) for v in ("create", "get", "patch", "delete")
-    }
+    trainer = {("trainer.kubeflow.org", "trainjobs", v, ()) for v in ("create", "get", "patch", "delete")}
     observe = {("", "pods", v, ()) for v in ("get", "list")}
     kfp = {
         ("", "configmaps", "get", ("kfp-launcher",)),

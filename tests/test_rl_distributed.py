@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -210,3 +211,34 @@ def test_a_model_artifact_refers_to_the_one_copy_in_the_store(tmp_path):
     # ... and an artifact with its own files (the base policy) is used as it is.
     assert runtime.local_copy(SimpleNamespace(path=str(model)), tmp_path / "scratch2") == model
     assert not (tmp_path / "scratch2").exists()
+
+
+@pytest.mark.parametrize(
+    ("child", "reason"),
+    [
+        # what the kernel's out-of-memory killer does to the training process
+        (
+            "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+            "killed by SIGKILL (the kernel's out-of-memory",
+        ),
+        # an exception in the child, written by failure_recorded for the parent
+        (
+            "import os; from modomodo.rl.distributed import failure_recorded\n"
+            "with failure_recorded():\n    raise ValueError('weights went to NaN')",
+            "failed: ValueError: weights went to NaN",
+        ),
+        ("raise SystemExit(3)", "exit code 3"),
+    ],
+)
+def test_a_failed_training_child_is_reported_with_its_reason(tmp_path, monkeypatch, child, reason):
+    import sys
+
+    from modomodo.config import load_config
+    from modomodo.rl import distributed
+
+    monkeypatch.setattr(distributed, "launch_command", lambda processes, argv: [sys.executable, "-c", child])
+    with pytest.raises(distributed.ChildFailed, match=re.escape(reason)):
+        distributed.train_processes(
+            load_config("smoke"), tmp_path, tmp_path, tmp_path / "out", run_id="r", processes=1
+        )
+    assert launch_command(1, ["train"])[1:] == ["-m", "modomodo.cli", "train"]  # one process: no torchrun

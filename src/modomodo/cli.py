@@ -105,6 +105,7 @@ def train(
 ) -> None:
     """RL update: GRPO on the configured mixture."""
     from modomodo import stages
+    from modomodo.rl.distributed import failure_recorded
     from modomodo.store import InvalidKeyError, validate_run_id
 
     cfg = resolve_config(preset, overrides)
@@ -113,17 +114,18 @@ def train(
     except InvalidKeyError as e:
         console.print(f"[red]config error:[/red] --run-id: {escape(str(e))}")
         raise typer.Exit(2) from None
-    result = stages.rl_stage(
-        cfg,
-        data,
-        base,
-        out,
-        run_id=run_id,
-        resume=resume,
-        console=console,
-        metrics_port=metrics_port,
-        processes=processes,
-    )
+    with failure_recorded():  # a parent that launched this process learns why it failed
+        result = stages.rl_stage(
+            cfg,
+            data,
+            base,
+            out,
+            run_id=run_id,
+            resume=resume,
+            console=console,
+            metrics_port=metrics_port,
+            processes=processes,
+        )
     table = Table(title=f"GRPO run {result.run_id}")
     for col in ("domain", "weight", "prompts drawn"):
         table.add_column(col)

@@ -239,8 +239,14 @@ def rl_stage(
     console=None,
     metrics_port: int = 0,
     processes: int = 1,
+    isolate: bool = False,
 ):
     """GRPO on the configured mixture; checkpoints go to the store so a restarted pod resumes.
+
+    ``isolate`` trains in a child process even with one process: when the kernel's out-of-memory
+    killer (or anything else) kills the training, this process lives on to say so
+    (``rl.distributed.ChildFailed``), so a pilot can be recorded as failed instead of taking its
+    pod, and the pipeline, down.
 
     With ``metrics_port`` the run also serves its live metrics on ``/metrics`` of that port until
     it ends, for a Prometheus that scrapes pods (the Pushgateway gets them either way). With
@@ -257,7 +263,7 @@ def rl_stage(
     validate_run_id(run_id)  # names the store keys of every checkpoint: fail before any work
     out_dir = Path(out_dir)
     store = store if store is not None else open_store(cfg, out_dir.parent)
-    if processes > 1:
+    if processes > 1 or isolate:
         return train_processes(cfg, data_dir, base_model, out_dir, run_id=run_id, processes=processes,
                                store_uri=store.uri, resume=resume, metrics_port=metrics_port)  # fmt: skip
     data = load_curated(data_dir)
@@ -305,10 +311,10 @@ FAILED_RUN_FILE = "failed.json"
 """Written in place of a model by an RL update that failed; evaluation skips such a folder."""
 
 FAULT_ENV = "MODOMODO_FAULT_INJECTION"
-"""FAULT INJECTION, FOR TESTS ONLY: a JSON object ``{"<run name>": "crash" | "nan"}``; the RL
-update of the run whose id starts with ``<experiment>-<run name>-`` raises before training
-(``crash``) or ends with NaN in its weights (``nan``, what a diverged run leaves). Never set it in
-production."""
+"""FAULT INJECTION, FOR TESTS ONLY: a JSON object ``{"<run name>": "crash" | "kill" | "nan"}``;
+the RL update of the run whose id starts with ``<experiment>-<run name>-`` raises before training
+(``crash``), is killed with SIGKILL as the out-of-memory killer would (``kill``) or ends with NaN
+in its weights (``nan``, what a diverged run leaves). Never set it in production."""
 
 
 class PilotFailure(RuntimeError):
@@ -323,6 +329,10 @@ def injected_faults(cfg: ExperimentConfig, run_id: str) -> list:
     fault = next((f for name, f in faults.items() if run_id.startswith(f"{cfg.name}-{name}-")), None)
     if fault == "crash":
         raise RuntimeError(f"fault injection ({FAULT_ENV}): run {run_id} crashed")
+    if fault == "kill":  # what the out-of-memory killer does: no exception, no cleanup
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
     if fault == "nan":
         from transformers import TrainerCallback
 

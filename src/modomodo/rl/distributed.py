@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -71,9 +73,12 @@ def is_main_process(environ: MutableMapping[str, str] | None = None) -> bool:
 
 def launch_command(processes: int, argv: list[str]) -> list[str]:
     """``python -m torch.distributed.run`` starting ``processes`` copies of ``modomodo <argv>`` on
-    this node (``--standalone``: the rendezvous runs on a free local port)."""
+    this node (``--standalone``: the rendezvous runs on a free local port); one process runs as a
+    plain child (it sets its own one-rank rendezvous)."""
     if processes < 1:
         raise ValueError(f"processes must be at least 1, got {processes}")
+    if processes == 1:
+        return [sys.executable, "-m", "modomodo.cli", *argv]
     return [
         sys.executable,
         "-m",
@@ -84,6 +89,27 @@ def launch_command(processes: int, argv: list[str]) -> list[str]:
         "modomodo.cli",
         *argv,
     ]
+
+
+FAILURE_FILE_ENV = "MODOMODO_FAILURE_FILE"
+"""Where a child launched by :func:`train_processes` writes why it failed, for its parent."""
+
+
+@contextmanager
+def failure_recorded() -> Iterator[None]:
+    """Around the training of a child of :func:`train_processes`: its exception, in words, goes
+    to ``$MODOMODO_FAILURE_FILE`` (rank 0), so the parent can record why a pilot failed."""
+    try:
+        yield
+    except BaseException as error:
+        path = os.environ.get(FAILURE_FILE_ENV)
+        if path and is_main_process():
+            Path(path).write_text(f"{type(error).__name__}: {error}"[:2000])
+        raise
+
+
+class ChildFailed(RuntimeError):
+    """The training processes of :func:`train_processes` failed; the message says why."""
 
 
 def train_processes(
@@ -118,10 +144,17 @@ def train_processes(
     argv += ["--out", str(out_dir), "--run-id", run_id, "--metrics-port", str(metrics_port)]
     if resume:
         argv.append("--resume")
-    done = subprocess.run(launch_command(processes, argv), check=False)
+    failure = out_dir / "failure.txt"
+    failure.unlink(missing_ok=True)
+    env = {**os.environ, FAILURE_FILE_ENV: str(failure)}
+    done = subprocess.run(launch_command(processes, argv), check=False, env=env)
     if done.returncode != 0:
-        raise RuntimeError(
-            f"the RL update's {processes} processes failed (torchrun exit code {done.returncode}); "
-            "the failing rank's traceback is in the log above"
-        )
+        if failure.is_file():
+            why = failure.read_text()
+        elif done.returncode < 0:  # a plain child killed by a signal (no torchrun in between)
+            signame = signal.Signals(-done.returncode).name
+            why = f"killed by {signame} (the kernel's out-of-memory killer, an eviction or a kill)"
+        else:
+            why = f"exit code {done.returncode}; the failing rank's log is above"
+        raise ChildFailed(f"the RL update's training process{'es' if processes > 1 else ''} failed: {why}")
     return TrainResult(**json.loads((out_dir / "train_summary.json").read_text()))
