@@ -49,6 +49,18 @@ CaCert = Annotated[
     typer.Option(envvar="KFP_CA_CERT", help="PEM file of the CA that signed the endpoint's TLS certificate."),
 ]
 Namespace = Annotated[str, typer.Option(help="Namespace of a multi-user deployment.")]
+GpusWhenCompiling = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        help="GPUs a GPU step requests when compiling (default 1; 0: CPU nodes); a package has its "
+        "count compiled in.",
+    ),
+]
+ImageWhenCompiling = Annotated[str, typer.Option(help="CPU image when compiling (see `compile`).")]
+GpuImageWhenCompiling = Annotated[str, typer.Option(help="GPU image when compiling (see `compile`).")]
+Experiment = Annotated[str, typer.Option(help="KFP experiment (created when missing).")]
+S3Secret = Annotated[str, typer.Option(help="Kubernetes Secret with the S3 credentials.")]
 
 EXIT_FAILED, EXIT_CANCELED, EXIT_TIMEOUT, EXIT_UNREACHABLE = 1, 3, 4, 5
 """Exit codes of ``submit --wait`` (2 is a bad config or option, 0 a succeeded run)."""
@@ -172,21 +184,12 @@ def submit(
             "config unless --preset or --set is given."
         ),
     ] = None,
-    image: Annotated[str, typer.Option(help="CPU image when compiling (see `compile`).")] = "",
-    gpu_image: Annotated[str, typer.Option(help="GPU image when compiling (see `compile`).")] = "",
-    experiment: Annotated[str, typer.Option(help="KFP experiment (created when missing).")] = "modomodo",
+    image: ImageWhenCompiling = "",
+    gpu_image: GpuImageWhenCompiling = "",
+    experiment: Experiment = "modomodo",
     run_name: Annotated[str, typer.Option(help="Run name (default: <config name>-<pipeline>).")] = "",
-    gpus: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            help="GPUs a GPU step requests when compiling (default 1; 0: CPU nodes); a package has "
-            "its count compiled in.",
-        ),
-    ] = None,
-    s3_secret: Annotated[
-        str, typer.Option(help="Kubernetes Secret with the S3 credentials.")
-    ] = "modomodo-s3",
+    gpus: GpusWhenCompiling = None,
+    s3_secret: S3Secret = "modomodo-s3",
     pushgateway: Pushgateway = "",
     namespace: Namespace = "",
     wait: Annotated[
@@ -279,20 +282,11 @@ def schedule(
     overrides: Overrides = None,
     pipeline: Annotated[str, typer.Option("--pipeline", help="The pipeline to schedule.")] = "train",
     package: Annotated[Path | None, typer.Option(help="A compiled package (see `submit`).")] = None,
-    image: Annotated[str, typer.Option(help="Runtime image when compiling (see `compile`).")] = "",
-    gpu_image: Annotated[str, typer.Option(help="GPU image when compiling (see `compile`).")] = "",
-    experiment: Annotated[str, typer.Option(help="KFP experiment (created when missing).")] = "modomodo",
-    gpus: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            help="GPUs a GPU step requests when compiling (default 1; 0: CPU nodes); a package has "
-            "its count compiled in.",
-        ),
-    ] = None,
-    s3_secret: Annotated[
-        str, typer.Option(help="Kubernetes Secret with the S3 credentials.")
-    ] = "modomodo-s3",
+    image: ImageWhenCompiling = "",
+    gpu_image: GpuImageWhenCompiling = "",
+    experiment: Experiment = "modomodo",
+    gpus: GpusWhenCompiling = None,
+    s3_secret: S3Secret = "modomodo-s3",
     pushgateway: Pushgateway = "",
     namespace: Namespace = "",
     token: Token = "",
