@@ -168,7 +168,8 @@ def restore_checkpoint(store, run_id: str, trainer_dir: Path) -> Path | None:
 
     The ranks of one node share ``trainer_dir``: a lock lets the first download while the others
     wait and then find it on disk."""
-    with open(trainer_dir / ".restore.lock", "w") as lock:
+    Path(trainer_dir).mkdir(parents=True, exist_ok=True)  # a fresh pod has no trainer folder yet
+    with open(Path(trainer_dir) / ".restore.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return _restore_checkpoint(store, run_id, trainer_dir)
 
