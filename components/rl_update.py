@@ -74,8 +74,10 @@ def rl_update(
             data_hash=data.metadata.get("content_hash", ""),
         )
     with tempfile.TemporaryDirectory() as scratch:
-        # A pilot that crashes or diverges is recorded as failed, not fatal (stages.failed_run).
+        # A pilot that crashes, diverges or keeps losing its pod is recorded as failed, not fatal
+        # (stages.failed_run).
         try:
+            stages.give_up_on_lost_pilot(cfg, store, run_id, kind)
             result = rl_stage(
                 cfg,
                 Path(data.path),

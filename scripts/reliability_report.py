@@ -47,12 +47,16 @@ it checked in the outcome column.
   run whose trained weights hold NaN/inf is a failure too (`stages.check_finite_weights`). The
   final run on the chosen mixture still fails the pipeline. Faults are injected only through the
   test switch `MODOMODO_FAULT_INJECTION` (see `stages.FAULT_ENV`): `crash` raises before training,
-  `kill` SIGKILLs the training process, `nan` writes NaN into the weights as training ends.
-- **Not covered**: a whole pod lost with its node (the step itself dies). The step's retry policy
-  (pipelines/settings.py) reruns it from its last checkpoint; if every retry fails, the pipeline
-  stops, because a failed task fails its `ParallelFor` iteration and so the loop: kfp's local
-  orchestrator does so even for a downstream task marked `ignore_upstream_failure()` (read in kfp
-  2.17's `enhanced_dag_orchestrator.py`); not checked on a cluster.
+  `kill` SIGKILLs the training process, `lost` SIGKILLs the step and its training, `nan` writes NaN
+  into the weights as training ends.
+- **A lost pod** (a dead node, an eviction: the step itself dies, so nothing in it can record the
+  failure): each attempt of an RL update logs itself in the store (`rl.attempts`), and the step's
+  retry (pipelines/settings.py: 3 for `rl-update`) finds the attempts that never ended. A pilot
+  that lost its pod `search.pilot_lost_attempts` times (default 2) is recorded as failed on its
+  next attempt instead of training again, so the `ParallelFor` iteration succeeds and the search
+  goes on; the final run keeps retrying. Tested in the local pipeline with retries on
+  (`modomodo run --retries`) and the fault `lost`, which kills the step's process and its training
+  as a dead node would. Not checked on a cluster.
 - **Fuzzing** (benchmarks/fuzz.py, a CI sample in tests/test_fuzz.py): hypothesis inputs for the
   JSONL, Parquet and `save_to_disk` readers (each row then validated as curation does) and for every
   registered reward. A case passes when it ends in a documented outcome (a row kept, quarantined or

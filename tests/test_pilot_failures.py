@@ -1,5 +1,6 @@
-"""A pilot that fails does not take the search down: in kfp's local pipeline one pilot crashes and
-one diverges to NaN (fault injection, ``stages.FAULT_ENV``); both are recorded with their reason,
+"""A pilot that fails does not take the search down: in kfp's local pipeline one pilot is killed as
+the out-of-memory killer would, one loses its whole step as on a dead node (retried, then given
+up), one diverges to NaN (fault injection, ``stages.FAULT_ENV``); each is recorded with its reason,
 left out of the surrogate fit, and the search goes on to the chosen mixture. With fewer successes
 than ``search.min_pilots`` the fit refuses with a message that names the failed pilots."""
 
@@ -19,8 +20,9 @@ from modomodo.config import ExperimentConfig
 
 DOMAINS = ["det", "geo", "sci"]
 # run names of seed pilots (mixture/seeds.py): one killed as the out-of-memory killer would, one
-# diverged to NaN (a pilot that raises is tested through the same path: the NaN check raises)
-FAULTS = {"single-det": "kill", "exclude-sci": "nan"}
+# whose step dies with it (a dead node), one diverged to NaN (a pilot that raises is tested through
+# the same path: the NaN check raises)
+FAULTS = {"single-det": "kill", "single-geo": "lost", "exclude-sci": "nan"}
 
 
 @pytest.mark.slow
@@ -29,32 +31,36 @@ def test_a_crashed_and_a_diverged_pilot_are_recorded_and_skipped(tmp_path):
     # one wave: the e2e test's heuristic wave (Norm) needs every exclude-one run, and one fails here
     overrides = [*TINY, "search.seeds=[single, exclude_one, uniform]", "search.surrogate=quadratic"]
     overrides += ["search.heuristics=[]", "search.rounds=0"]
-    overrides += ["search.min_pilots=3", "name=faults"]
+    overrides += ["search.min_pilots=3", "search.pilot_lost_attempts=1", "name=faults"]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(stages.FAULT_ENV, json.dumps(FAULTS))  # the local runner's steps inherit it
         app = typer.Typer()
         register(app)
         result = CliRunner().invoke(
             app,
-            ["run", "--output", str(output), "--profile-prompts", "2"]
+            ["run", "--output", str(output), "--profile-prompts", "2", "--retries"]
             + [arg for item in overrides for arg in ("--set", item)],
         )
     assert result.exit_code == 0, result.output[-5000:]
     document = json.loads((output / "report.json").read_text())
     trained = {p["run_id"].split("-", 1)[1].rsplit("-", 1)[0] for p in document["pilots"]}
-    assert trained == {"single-geo", "single-sci", "exclude-det", "exclude-geo", "uniform"}
+    assert trained == {"single-sci", "exclude-det", "exclude-geo", "uniform"}
     failed = document["surrogate"]["failed"]
     by_name = {run.split("-", 1)[1].rsplit("-", 1)[0]: why for run, why in failed.items()}
     assert set(by_name) == set(FAULTS)
     assert "failed: killed by SIGKILL (the kernel's out-of-memory killer" in by_name["single-det"]
     # found by the NaN check in the child, and passed to the parent in words
     assert "failed: PilotFailure: training diverged: " in by_name["exclude-sci"]
-    assert document["surrogate"]["runs"] == 5
+    # the first attempt's step died with its training; the retry found it lost and gave up
+    assert by_name["single-geo"].startswith(
+        "PilotFailure: lost its pod 1 times (search.pilot_lost_attempts=1)"
+    )
+    assert document["surrogate"]["runs"] == 4
     assert set(document["summary"]["chosen"]["mixture"]) == set(DOMAINS)
     record_result(
         "pilot failures (local kfp pipeline)",
-        cases=len(FAULTS) + 5,
-        outcome=f"{len(failed)} injected failures recorded and skipped; search finished on 5 pilots",
+        cases=len(FAULTS) + 4,
+        outcome=f"{len(failed)} injected failures recorded and skipped; search finished on 4 pilots",
         reasons=[f"{name}: {why[:160]}" for name, why in sorted(by_name.items())],
     )
 
@@ -106,6 +112,25 @@ def test_failed_rows_are_left_out_and_too_few_successes_refuse_the_fit(tmp_path)
     assert summary["runs"] == 4 and summary["failed"] == {"r9": "RuntimeError: CUDA out of memory"}
 
 
+def test_a_pilot_that_keeps_losing_its_pod_is_given_up_but_the_final_run_is_not(tmp_path):
+    from modomodo.rl.attempts import AttemptLog
+    from modomodo.store import LocalStore
+
+    cfg = _config(min_pilots=2)  # search.pilot_lost_attempts: 2 by default
+    store = LocalStore(tmp_path / "store")
+    AttemptLog(store, "p1").begin()  # a pod that died without a word
+    stages.give_up_on_lost_pilot(cfg, store, "p1", "seed")  # once: train again
+    AttemptLog(store, "p1").begin()  # the retry, lost too
+    with pytest.raises(stages.PilotFailure, match=r"lost its pod 2 times \(search.pilot_lost_attempts=2\)"):
+        stages.give_up_on_lost_pilot(cfg, store, "p1", "seed")
+    stages.give_up_on_lost_pilot(cfg, store, "p1", "model")  # the final run retries until KFP stops it
+    with AttemptLog(store, "p2").track():
+        pass
+    with pytest.raises(RuntimeError), AttemptLog(store, "p2").track():
+        raise RuntimeError("a raised failure is no lost pod")
+    assert AttemptLog(store, "p2").lost() == 0
+
+
 def test_a_failed_model_folder_is_not_evaluated(tmp_path):
     cfg = _config(min_pilots=2)
     stages.failed_run("r9", cfg, "seed", RuntimeError("killed"), tmp_path / "model")
@@ -133,5 +158,8 @@ def test_fault_injection_is_off_unless_asked(monkeypatch):
         stages.injected_faults(cfg, f"{cfg.name}-uniform-abc")
     (poison,) = stages.injected_faults(cfg, f"{cfg.name}-single-det-abc")
     assert type(poison).__name__ == "PoisonWeights"
+    monkeypatch.setenv(stages.FAULT_ENV, json.dumps({"single-det": "lost"}))
+    (lose,) = stages.injected_faults(cfg, f"{cfg.name}-single-det-abc")
+    assert type(lose).__name__ == "LoseTheNode"
     assert stages.injected_faults(cfg, f"{cfg.name}-single-geo-abc") == []
     assert not stages.pilot_may_fail("model") and stages.pilot_may_fail("seed")

@@ -94,6 +94,10 @@ def run(
     cache: Annotated[
         bool, typer.Option("--cache", help="Reuse steps of earlier local runs with the same inputs.")
     ] = False,
+    retries: Annotated[
+        bool,
+        typer.Option("--retries", help="Retry failed steps as on a cluster (rehearses lost pods)."),
+    ] = False,
 ) -> None:
     """The main job: run a pipeline (default mixture-search) locally with kfp's local runner; the
     report lands in OUTPUT as report.html and report.json."""
@@ -112,6 +116,7 @@ def run(
             pushgateway=_pushgateway(pushgateway, cfg),
             cache=cache,
             arguments=arguments,
+            retries=retries,
         )
     except RuntimeError as err:  # kfp's local runner names the failed task
         console.print(f"[red]pipeline failed:[/red] {err}")

@@ -199,6 +199,11 @@ class SearchConfig:
     min_pilots: int = 2
     """Fewest successful pilot runs the surrogate is fitted to; failed pilots (crash, NaN) are
     recorded and skipped, and the search stops with a clear error below this count."""
+    pilot_lost_attempts: int = 2
+    """A pilot whose RL-update pods were lost this many times (node died, pod evicted or
+    OOM-killed before it could report) is recorded as failed on its next attempt instead of
+    training again. Needs fewer than the ``rl-update`` step's retries (3 on a cluster,
+    ``pipelines/settings.py``), or the last retry fails the pipeline as before."""
     trials: int = 400
     """Optuna trials per search."""
     seed: int = 0
@@ -357,7 +362,14 @@ class ExperimentConfig:
         from modomodo.mixture.surrogates import SURROGATES
 
         search = self.search
-        for key in ("top_k", "pilots_per_round", "parallelism", "min_pilots", "trials"):
+        for key in (
+            "top_k",
+            "pilots_per_round",
+            "parallelism",
+            "min_pilots",
+            "pilot_lost_attempts",
+            "trials",
+        ):
             _positive(f"search.{key}", getattr(search, key))
         if search.surrogate not in SURROGATES:
             raise ConfigError(f"search.surrogate: unknown {search.surrogate!r}; known: {sorted(SURROGATES)}")

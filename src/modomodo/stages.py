@@ -313,8 +313,10 @@ FAILED_RUN_FILE = "failed.json"
 FAULT_ENV = "MODOMODO_FAULT_INJECTION"
 """FAULT INJECTION, FOR TESTS ONLY: a JSON object ``{"<run name>": "crash" | "kill" | "nan"}``;
 the RL update of the run whose id starts with ``<experiment>-<run name>-`` raises before training
-(``crash``), is killed with SIGKILL as the out-of-memory killer would (``kill``) or ends with NaN
-in its weights (``nan``, what a diverged run leaves). Never set it in production."""
+(``crash``), is killed with SIGKILL as the out-of-memory killer would (``kill``), loses its whole
+step as a dead node would (``lost``: the training process kills its parent, the step's process,
+then itself, once it has logged its attempt) or ends with NaN in its weights (``nan``, what a
+diverged run leaves). Never set it in production."""
 
 
 class PilotFailure(RuntimeError):
@@ -333,6 +335,17 @@ def injected_faults(cfg: ExperimentConfig, run_id: str) -> list:
         import signal
 
         os.kill(os.getpid(), signal.SIGKILL)
+    if fault == "lost":
+        from transformers import TrainerCallback
+
+        class LoseTheNode(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                import signal
+
+                os.kill(os.getppid(), signal.SIGKILL)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        return [LoseTheNode()]
     if fault == "nan":
         from transformers import TrainerCallback
 
@@ -360,6 +373,21 @@ def check_finite_weights(model_dir: Path) -> None:
                 if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                     bad = int((~torch.isfinite(tensor)).sum())
                     raise PilotFailure(f"training diverged: {bad} NaN/inf values in {key} ({path.name})")
+
+
+def give_up_on_lost_pilot(cfg: ExperimentConfig, store, run_id: str, kind: str) -> None:
+    """Raise :class:`PilotFailure` when the pilot ``run_id`` lost its pod ``search.pilot_lost_attempts``
+    times (``rl.attempts``): a node that keeps dying under it, or a pod evicted or OOM-killed again
+    and again, then costs a recorded failure rather than the pipeline (KFP fails a ``ParallelFor``
+    whose iteration exhausts its retries). The final run (``kind`` ``model``) never gives up."""
+    from modomodo.rl.attempts import AttemptLog
+
+    lost = AttemptLog(store, run_id).lost()
+    if pilot_may_fail(kind) and lost >= cfg.search.pilot_lost_attempts:
+        raise PilotFailure(
+            f"lost its pod {lost} times (search.pilot_lost_attempts={cfg.search.pilot_lost_attempts}): "
+            "the node died, or the pod was evicted or killed before it could report"
+        )
 
 
 def pilot_may_fail(kind: str) -> bool:

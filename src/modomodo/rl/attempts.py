@@ -50,6 +50,11 @@ class AttemptLog:
     def _write(self, attempts: list[dict[str, Any]]) -> None:
         self.store.put_bytes(self.key, json.dumps({"attempts": attempts}, indent=2).encode() + b"\n")
 
+    def lost(self) -> int:
+        """How many earlier attempts were lost: never ended (still ``started``, as no attempt runs
+        while another is read) or already marked ``lost``."""
+        return sum(attempt["status"] in ("started", "lost") for attempt in self.read())
+
     def begin(self) -> int:
         """Record this attempt as started, earlier ones that never ended as lost; returns how many
         earlier attempts failed (lost or raised)."""
