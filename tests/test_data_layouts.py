@@ -127,6 +127,19 @@ def test_a_pixel_box_outside_the_image_is_left_to_curation_which_quarantines_it(
         )
 
 
+def test_a_lisa_row_with_several_questions_asks_for_the_split_step():
+    record = adapt("lisa", {"image": png(), "problem": ["the cup", "the mug"], "solution": "(1,1),(9,9)"})
+    assert "run preprocess.one_sample_per_question first" in record.error
+
+
+def test_every_layouts_metric_is_registered_and_scores_its_answers():
+    from modomodo.evaluation.metrics import check_metric
+
+    kinds = {"visual_rft_coco": ["box"], "lisa": ["box"], "lisa_test": ["box"], "chartqa": ["text"]}
+    for name, layout in LAYOUTS.items():
+        check_metric(layout.metric, kinds.get(name, ["text", "mc"] if layout.metric != "anls" else ["text"]))
+
+
 def test_unit_frame_scales_by_width_and_height():
     assert boxes_to_pixels([(0.25, 0.5, 0.75, 1.0)], "unit", (400, 200)) == [(100, 100, 300, 200)]
     with pytest.raises(RowError, match="declares no box frame"):

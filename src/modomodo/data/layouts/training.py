@@ -45,10 +45,11 @@ PIXEL_FRAME_PHRASE = "(in pixels of the image, integer)"
 
 def _problem_solution(row: Mapping[str, Any]) -> dict[str, Any]:
     """The paper's columns normalised as a path source's (``sources.normalise_fields``)."""
+    if isinstance(row.get("problem"), list | tuple):
+        raise RowError("problem lists several questions; run preprocess.one_sample_per_question first")
     for column in ("problem", "solution"):
         text(row, column)
-    fields = normalise_fields({"problem": row["problem"], "solution": row["solution"]})
-    return fields
+    return normalise_fields({"problem": row["problem"], "solution": row["solution"]})
 
 
 def adapt_question(row: Mapping[str, Any], ctx: AdaptContext) -> dict[str, Any]:
