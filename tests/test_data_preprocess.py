@@ -15,7 +15,7 @@ from modomodo.data.preprocess import (
     resize_long_side,
     sample,
 )
-from modomodo.data.sources import Record
+from modomodo.data.sources import Record, read_raw_records
 from modomodo.rewards.boxes import parse_boxes
 
 
@@ -138,3 +138,67 @@ def test_sample_is_seeded_in_source_order_and_refuses_too_few_rows():
     assert counts.dropped == {"not_sampled": 85} and counts.rows_out == 15
     with pytest.raises(ValueError, match=r"size must be in \[1, 100\]"):
         sample(records, size=101, seed=0)
+
+
+def test_scienceqa_from_a_saved_hub_dataset_keeps_image_problems_with_lettered_options(tmp_path):
+    import datasets
+
+    from modomodo.data.curate import CurationLimits, validate_record
+
+    features = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "question": datasets.Value("string"),
+            "choices": datasets.Sequence(datasets.Value("string")),
+            "answer": datasets.Value("int8"),
+            "hint": datasets.Value("string"),
+        }
+    )
+    columns = {
+        "image": [png(30, 20), None, png(40, 20)],
+        "question": ["Which is a mammal?", "Which is hot?", "Which is a fish?"],
+        "choices": [["frog", "whale"], ["ice", "fire"], ["trout", "cat", "owl"]],
+        "answer": [1, 1, 0],
+        "hint": ["", "", "Look closely."],
+    }
+    datasets.Dataset.from_dict(columns, features=features).save_to_disk(str(tmp_path / "sqa"))
+    kept, counts = keep_with_image(read_raw_records(tmp_path / "sqa"))
+    assert counts.dropped == {"no_image": 1}
+    layout = get_layout("scienceqa_hub")
+    examples = [
+        validate_record(
+            {"id": f"sqa-{i}", **adapt_row(layout, r.fields, r.origin).fields},
+            domain="sqa",
+            known_domains={"sqa"},
+            limits=CurationLimits(),
+        )
+        for i, r in enumerate(kept)
+    ]
+    assert [(e.problem, e.solution) for e in examples] == [
+        ("Which is a mammal?\nA. frog\nB. whale", "B"),
+        ("Context: Look closely.\nWhich is a fish?\nA. trout\nB. cat\nC. owl", "A"),
+    ]
+
+
+def test_lisa_from_jsonl_split_adapted_and_resized(tmp_path):
+    import json
+
+    from modomodo.data.layouts import read_layout
+
+    (tmp_path / "big.png").write_bytes(png(1280, 640))
+    row = {
+        "image_path": "big.png",
+        "problem": ["the lamp", "what gives light"],
+        "solution": "(0,0),(500,500)",
+    }
+    (tmp_path / "lisa.jsonl").write_text(json.dumps(row) + "\n")
+    raw = list(read_raw_records(tmp_path / "lisa.jsonl"))
+    split, _ = one_sample_per_question(raw, seed=0)
+    layout = get_layout("lisa")
+    adapted = [adapt_row(layout, r.fields, r.origin) for r in split]
+    resized, counts = resize_long_side(adapted)
+    assert counts.changed == {"resized": 2} and counts.errors == 0
+    assert {parse_boxes(r.fields["solution"])[0].corners for r in resized} == {(0, 0, 320, 160)}
+    # read_layout on the unsplit file names the missing step instead of guessing.
+    (record,) = read_layout(tmp_path / "lisa.jsonl", layout)
+    assert "one_sample_per_question" in record.error

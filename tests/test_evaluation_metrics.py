@@ -186,3 +186,40 @@ def test_mmmu_open_answers(answer, gold, correct):
 def test_mmmu_open_parsing_keeps_the_key_phrase_and_its_numbers():
     predictions = mmmu_open_predictions("Thus the result is 3,000 m")
     assert predictions[:2] == ["3,000 m", 3000.0]  # MMMU's plain-number pattern also reads "000"
+
+
+FUZZ_EXAMPLES = {
+    "exact_match": example("B", "mc", ("red", "blue"), answers='["B", "blue"]'),
+    "mean_iou": example("[{'Position': [0, 0, 10, 10], 'Confidence': 1}]", "box"),
+    "relaxed_accuracy": example("50"),
+    "anls": example("the cat", answers='["the cat", "a cat"]'),
+    "mathvista": example("1.45", question_type="free_form", answer_type="float", precision="2", unit="cm"),
+    "mmmu": example("['24/7', '3.429']", question_type="open"),
+}
+MC_FUZZ = {
+    "mathvista": example(
+        "B", "mc", MV_CHOICES, question_type="multi_choice", answer_type="text", precision="", unit=""
+    ),
+    "mmmu": example("B", "mc", MMMU_OPTIONS),
+}
+
+
+@pytest.mark.parametrize("metric", sorted(FUZZ_EXAMPLES))
+def test_fuzzed_completions_score_in_the_unit_interval_without_raising(metric):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    pieces = st.sampled_from(
+        ["<answer>", "</answer>", "(B)", "B ", "1e999", "nan", "12%", ",", " is ", "=", "\n"]
+    )
+    completions = st.lists(st.one_of(pieces, st.text(max_size=12)), max_size=12).map("".join)
+    examples = [FUZZ_EXAMPLES[metric]] + ([MC_FUZZ[metric]] if metric in MC_FUZZ else [])
+
+    @settings(max_examples=60, deadline=None)
+    @given(completions)
+    def check(completion):
+        for ex in examples:
+            value = get_metric(metric)(completion, ex)
+            assert 0.0 <= value <= 1.0
+
+    check()
