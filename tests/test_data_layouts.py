@@ -431,9 +431,41 @@ def test_jsonl_rows_are_checked_one_by_one(tmp_path):
     assert broken.error.startswith("not JSON")
 
 
-def test_s3_sources_are_refused_with_a_clear_error():
-    with pytest.raises(Exception, match="s3:// sources are not read yet"):
+def test_s3_paths_are_refused_with_the_way_that_works():
+    with pytest.raises(Exception, match="upload the dataset as a store artifact"):
         read_layout("s3://bucket/chartqa", get_layout("chartqa"))
+
+
+def test_a_dataset_stored_as_an_artifact_is_fetched_once_and_refetched_when_it_changes(tmp_path):
+    from modomodo.data.layouts import fetch_dataset
+    from modomodo.store import ArtifactStore
+
+    store = ArtifactStore.from_uri(f"file://{tmp_path / 'store'}")
+    features = datasets.Features(
+        {"image": datasets.Image(), "query": datasets.Value("string"), "label": datasets.Value("string")}
+    )
+
+    def upload(label: str) -> None:
+        folder = tmp_path / f"upload-{label}"
+        datasets.Dataset.from_dict(
+            {"image": [png()], "query": ["q"], "label": [label]}, features=features
+        ).save_to_disk(str(folder))
+        store.put_dir(folder, "datasets/chartqa")
+
+    upload("7")
+    local = fetch_dataset(store, "datasets/chartqa", tmp_path / "cache")
+    (record,) = read_layout(local, get_layout("chartqa"))
+    assert record.fields["solution"] == "7"
+    arrow = next(local.glob("*.arrow"))
+    inode = arrow.stat().st_ino
+    assert fetch_dataset(store, "datasets/chartqa", tmp_path / "cache") == local
+    assert arrow.stat().st_ino == inode  # the cached copy was reused, not downloaded again
+    upload("8")
+    (record,) = read_layout(
+        fetch_dataset(store, "datasets/chartqa", tmp_path / "cache"), get_layout("chartqa")
+    )
+    assert record.fields["solution"] == "8"
+    assert [p.name for p in (tmp_path / "cache" / "datasets").iterdir() if p.name.startswith(".")] == []
 
 
 # --- fuzz -------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from modomodo.data.layouts.base import (
     get_layout,
     register_layout,
 )
-from modomodo.data.layouts.readers import check_schema, read_layout
+from modomodo.data.layouts.readers import check_schema, fetch_dataset, read_layout
 
 __all__ = [
     "FRAMES",
@@ -32,6 +32,7 @@ __all__ = [
     "adapt_row",
     "boxes_to_pixels",
     "check_schema",
+    "fetch_dataset",
     "get_layout",
     "read_layout",
     "register_layout",

@@ -6,13 +6,18 @@ dataset, a Parquet file) whose columns are not the layout's is refused before an
 a :class:`LayoutError` naming the missing and unexpected columns; a JSONL row that differs, or any
 row that cannot be adapted, becomes a :class:`Record` with an ``error`` (curation quarantines it).
 
-Only local paths are read here. ``s3://`` sources are not read yet: the project's store
-(:mod:`modomodo.store`) moves manifest-checked *artifacts*, not raw objects, and no fsspec S3
-backend is installed; see docs/real-data.md for the wiring still to do.
+Only local paths are read here; ``s3://`` paths are refused (no fsspec S3 backend is installed).
+A dataset on S3 is read by uploading it as an artifact of the project's store
+(``ArtifactStore.put_dir``) and fetching it with :func:`fetch_dataset`, which verifies every
+checksum, into a local cache first.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +26,7 @@ import pyarrow.parquet as pq
 
 from modomodo.data.layouts.base import Frame, Layout, LayoutError, adapt_row
 from modomodo.data.sources import Record, SourceError, read_raw_records
+from modomodo.store import ArtifactStore
 
 
 def read_layout(
@@ -36,7 +42,10 @@ def read_layout(
     layout's box frame for this source.
     """
     if str(path).startswith("s3://"):
-        raise SourceError(f"{path}: s3:// sources are not read yet; copy the dataset to a local path")
+        raise SourceError(
+            f"{path}: s3:// paths are not read directly; upload the dataset as a store artifact and "
+            "read the folder fetch_dataset returns"
+        )
     check_schema(path, layout)
     records = read_raw_records(path, external_images=external_images)
     return (
@@ -74,3 +83,31 @@ def _dataset_columns(path: Path) -> list[str] | None:
     if isinstance(loaded, datasets.DatasetDict):
         return None  # likewise: it asks for one split's folder
     return list(loaded.column_names)
+
+
+def fetch_dataset(store: ArtifactStore, key: str, cache_dir: str | Path) -> Path:
+    """The dataset stored as artifact ``key`` (a ``save_to_disk`` folder, or a folder of Parquet or
+    JSONL files), downloaded into ``cache_dir/<key>`` with every checksum verified; returns that folder.
+
+    ``cache_dir`` belongs to this function: a copy whose manifest still matches the store's is
+    reused, any other is replaced. The download lands in a temporary sibling first, so an
+    interrupted fetch never leaves a partial dataset behind.
+    """
+    manifest = store.read_manifest(key)
+    fingerprint = hashlib.sha256(manifest.to_json(signed=False)).hexdigest()
+    dest = Path(cache_dir) / key
+    marker = dest.with_name(dest.name + ".fetched")
+    if dest.is_dir() and marker.is_file() and marker.read_text() == fingerprint:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{dest.name}.fetching-", dir=dest.parent))
+    try:
+        store.get_dir(key, building)
+        marker.unlink(missing_ok=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(building, dest)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    marker.write_text(fingerprint)
+    return dest
