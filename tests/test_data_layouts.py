@@ -436,11 +436,24 @@ def test_s3_paths_are_refused_with_the_way_that_works():
         read_layout("s3://bucket/chartqa", get_layout("chartqa"))
 
 
-def test_a_dataset_stored_as_an_artifact_is_fetched_once_and_refetched_when_it_changes(tmp_path):
+@pytest.mark.parametrize("backend", ["file", "s3"])
+def test_a_dataset_stored_as_an_artifact_is_fetched_once_and_refetched_when_it_changes(
+    request, tmp_path, backend
+):
     from modomodo.data.layouts import fetch_dataset
-    from modomodo.store import ArtifactStore
+    from modomodo.store import LocalStore, S3Store
 
-    store = ArtifactStore.from_uri(f"file://{tmp_path / 'store'}")
+    if backend == "file":
+        store = LocalStore(tmp_path / "store")
+    else:  # real SeaweedFS (tests/servers.py)
+        server = request.getfixturevalue("s3_server")
+        store = S3Store(
+            server.bucket,
+            f"layouts/{tmp_path.name}",
+            endpoint_url=server.endpoint,
+            access_key=server.access_key,
+            secret_key=server.secret_key,
+        )
     features = datasets.Features(
         {"image": datasets.Image(), "query": datasets.Value("string"), "label": datasets.Value("string")}
     )
