@@ -135,9 +135,8 @@ def test_a_lisa_row_with_several_questions_asks_for_the_split_step():
 def test_every_layouts_metric_is_registered_and_scores_its_answers():
     from modomodo.evaluation.metrics import check_metric
 
-    kinds = {"visual_rft_coco": ["box"], "lisa": ["box"], "lisa_test": ["box"], "chartqa": ["text"]}
-    for name, layout in LAYOUTS.items():
-        check_metric(layout.metric, kinds.get(name, ["text", "mc"] if layout.metric != "anls" else ["text"]))
+    for layout in LAYOUTS.values():
+        check_metric(layout.metric, layout.answer_kinds)
 
 
 def test_unit_frame_scales_by_width_and_height():
@@ -230,6 +229,34 @@ def test_chartqa_label_list_and_string():
             "chartqa", {"image": png(), "query": "How many?", "label": label, "human_or_machine": 0}
         )
         assert (example.problem, example.solution, example.answer_kind) == ("How many?", "42", "text")
+
+
+def test_chartqa_in_lmms_evals_copy():
+    example = curated(
+        "chartqa_lmms", {"image": png(), "question": "How many?", "answer": "12", "type": "human_test"}
+    )
+    assert (example.problem, example.solution) == ("How many?", "12")
+
+
+def test_mathvista_hub_parquet_reads_the_decoded_image_struct(tmp_path):
+    row = {
+        "pid": "7",
+        "question": "How many bars?",
+        "image": "images/7.jpg",  # the Hub's file name; the bytes are in decoded_image
+        "decoded_image": {"bytes": jpeg(), "path": "7.jpg"},
+        "choices": None,
+        "unit": None,
+        "precision": None,
+        "answer": "4",
+        "question_type": "free_form",
+        "answer_type": "integer",
+        "metadata": {"split": "testmini"},
+        "query": "Hint: ...",
+    }
+    pq.write_table(pa.Table.from_pylist([row]), tmp_path / "testmini.parquet")
+    (record,) = read_layout(tmp_path / "testmini.parquet", get_layout("mathvista"))
+    assert record.error is None and record.fields["image"] == row["decoded_image"]["bytes"]
+    assert (record.fields["id"], record.fields["solution"]) == ("mathvista-7", "4")
 
 
 @pytest.mark.parametrize("layout", ["infovqa", "docvqa"])
@@ -523,6 +550,7 @@ def test_fuzzed_rows_end_as_fields_or_an_error_record(name):
         assert record.error is None or (isinstance(record.error, str) and record.error)
         reached_adapter.append(record.error is None or not record.error.startswith("columns differ"))
         if record.error is None:
+            assert record.fields["answer_kind"] in layout.answer_kinds
             fields = {"id": "row-0", **record.fields}
             try:
                 validate_record(fields, domain="d", known_domains={"d"}, limits=CurationLimits())

@@ -5,7 +5,7 @@ lmms-eval forms of the benchmarks) and an ``adapt`` function that turns one row 
 :func:`modomodo.data.curate.validate_record` checks (``id``, ``image``, ``problem``, ``solution``,
 ``answer_kind``, ``options``, ``meta``). Layouts register themselves by name, verl style::
 
-    @register_layout(Layout("chartqa", required={"image", "query", "label"}, ...))
+    @register_layout(Layout("chartqa", required={"image", "query", "label"}, adapt=..., answer_kinds={"text"}))
 
 Box answers are written in a *frame* that each layout declares (and a source may override):
 ``pixel`` (pixels of the stored image), ``unit`` (0-1 of the image's width and height) or
@@ -25,6 +25,7 @@ from typing import Any, Literal
 from PIL import Image
 
 from modomodo.data.prompts import format_boxes
+from modomodo.data.schema import ANSWER_KINDS
 from modomodo.data.sources import Record, SourceError
 from modomodo.rewards.boxes import Box
 
@@ -66,6 +67,8 @@ class Layout:
     """Columns every row must have."""
     adapt: Adapter
     """Maps a row (image columns already bytes) onto Example fields; raises :class:`RowError`."""
+    answer_kinds: frozenset[str]
+    """The answer kinds its rows become (a config checks the benchmark's metric can score them)."""
     optional: frozenset[str] = frozenset()
     """Columns a row may have besides the required ones; anything else is unexpected."""
     any_of: tuple[frozenset[str], ...] = ()
@@ -81,6 +84,11 @@ class Layout:
     def __post_init__(self) -> None:
         object.__setattr__(self, "required", frozenset(self.required))
         object.__setattr__(self, "optional", frozenset(self.optional))
+        object.__setattr__(self, "answer_kinds", frozenset(self.answer_kinds))
+        if not self.answer_kinds or not self.answer_kinds <= set(ANSWER_KINDS):
+            raise LayoutError(
+                f"layout {self.name!r}: answer_kinds must be a non-empty subset of {ANSWER_KINDS}"
+            )
         object.__setattr__(self, "any_of", tuple(frozenset(group) for group in self.any_of))
         if self.frame is not None and self.frame not in FRAMES:
             raise LayoutError(f"layout {self.name!r}: frame must be one of {sorted(FRAMES)}")

@@ -2,7 +2,8 @@
 
 - ``scienceqa_hub`` (``derek-thomas/ScienceQA``): ``answer`` is an int index into ``choices``; the
   problem is ``Context: {hint}`` (when there is one), the question and the lettered options.
-- ``chartqa`` (``HuggingFaceM4/ChartQA``): ``query`` and ``label`` (a one-element list or a string).
+- ``chartqa`` (``HuggingFaceM4/ChartQA``): ``query`` and ``label`` (a one-element list or a string);
+  ``chartqa_lmms`` (``lmms-lab/ChartQA``, what lmms-eval reads): ``question``, ``answer``, ``type``.
 - ``infovqa`` / ``docvqa`` (``lmms-lab/DocVQA``): ``answers`` is a list; every answer is kept in
   ``meta["answers"]`` (JSON) for ANLS and exact match, the first is the solution.
 - ``mathvista`` (``AI4Math/MathVista`` testmini): the image is ``decoded_image`` (or ``image`` when
@@ -93,6 +94,11 @@ def adapt_chartqa(row: Mapping[str, Any], ctx: AdaptContext) -> dict[str, Any]:
         answer_kind="text",
         meta={"answers": json.dumps([s.strip() for s in labels], ensure_ascii=False)},
     ).to_dict()
+
+
+def adapt_chartqa_lmms(row: Mapping[str, Any], ctx: AdaptContext) -> dict[str, Any]:
+    """lmms-eval's copy of ChartQA: ``question`` and ``answer`` instead of ``query`` and ``label``."""
+    return adapt_chartqa({"image": row["image"], "query": row["question"], "label": row["answer"]}, ctx)
 
 
 def adapt_document_vqa(row: Mapping[str, Any], ctx: AdaptContext) -> dict[str, Any]:
@@ -209,6 +215,7 @@ register_layout(
         required={"image", "question", "choices", "answer"},
         optional=SCIENCEQA_EXTRA,
         adapt=adapt_scienceqa,
+        answer_kinds={"mc"},
         description="ScienceQA on the Hub (derek-thomas/ScienceQA); answer is a choice index",
     )
 )
@@ -218,8 +225,20 @@ register_layout(
         required={"image", "query", "label"},
         optional={"human_or_machine"},
         adapt=adapt_chartqa,
+        answer_kinds={"text"},
         metric="relaxed_accuracy",
         description="ChartQA (HuggingFaceM4/ChartQA test, 2,500 in lmms-eval)",
+    )
+)
+register_layout(
+    Layout(
+        "chartqa_lmms",
+        required={"image", "question", "answer"},
+        optional={"type"},
+        adapt=adapt_chartqa_lmms,
+        answer_kinds={"text"},
+        metric="relaxed_accuracy",
+        description="ChartQA as lmms-eval reads it (lmms-lab/ChartQA test, 2,500)",
     )
 )
 register_layout(
@@ -228,6 +247,7 @@ register_layout(
         required={"image", "question", "answers"},
         optional={"questionId", "answer_type", "image_url", "operation/reasoning", "ocr", "data_split"},
         adapt=adapt_document_vqa,
+        answer_kinds={"text"},
         metric="anls",
         description="InfographicVQA val (lmms-lab/DocVQA InfographicVQA, 2,801)",
     )
@@ -245,6 +265,7 @@ register_layout(
             "data_split",
         },
         adapt=adapt_document_vqa,
+        answer_kinds={"text"},
         metric="anls",
         description="DocVQA val (lmms-lab/DocVQA DocVQA)",
     )
@@ -256,6 +277,7 @@ register_layout(
         optional={"pid", "query", "metadata"},
         any_of=({"image", "decoded_image"},),
         adapt=adapt_mathvista,
+        answer_kinds={"mc", "text"},
         metric="mathvista",
         description="MathVista testmini (AI4Math/MathVista, 1,000)",
     )
@@ -266,6 +288,7 @@ register_layout(
         required={"question", "options", "answer", "question_type"},
         optional={"id", "explanation", "img_type", "topic_difficulty", "subfield", *MMMU_IMAGES},
         adapt=adapt_mmmu,
+        answer_kinds={"mc", "text"},
         metric="mmmu",
         description="MMMU val (MMMU/MMMU, 900)",
     )

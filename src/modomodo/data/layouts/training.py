@@ -101,6 +101,7 @@ for _name, _description in (
             _name,
             required=PAPER_COLUMNS,
             adapt=adapt_boxes,
+            answer_kinds={"box"},
             frame="qwen1000",
             metric="mean_iou",
             description=_description,
@@ -114,5 +115,12 @@ for _name, _extra, _description in (
     ("scienceqa", frozenset(), "ScienceQA as converted for the paper (image, problem, solution)"),
 ):
     register_layout(
-        Layout(_name, required=PAPER_COLUMNS, optional=_extra, adapt=adapt_question, description=_description)
+        Layout(
+            _name,
+            required=PAPER_COLUMNS,
+            optional=_extra,
+            adapt=adapt_question,
+            answer_kinds={"mc", "text"},
+            description=_description,
+        )
     )
