@@ -206,6 +206,8 @@ def boxes_to_pixels(
         raise RowError(f"the layout declares no box frame; set one of {sorted(FRAMES)}")
     span = FRAMES[frame]
     width, height = size
+    # Pixels stay as they are; other frames scale each axis by the image's side over the span.
+    sx, sy = (1.0, 1.0) if span is None else (width / span, height / span)
     out = []
     for box in boxes:
         if len(box) != 4:
@@ -215,14 +217,10 @@ def boxes_to_pixels(
                 f"box {list(box)} lies outside the {frame} frame (0-{span:g}) declared for this source; "
                 "is the declared frame right?"
             )
-        if span is None:
-            out.append(tuple(float(v) for v in box))
-            continue
-        sx, sy = width / span, height / span
-        x1, y1, x2, y2 = box
-        out.append(
-            tuple(round(v, COORD_DECIMALS) for v in (x1 * sx, y1 * sy, x2 * sx, y2 * sy))  # type: ignore[misc]
-        )
+        x1, y1, x2, y2 = (float(v) for v in box)
+        if span is not None:
+            x1, y1, x2, y2 = (round(v, COORD_DECIMALS) for v in (x1 * sx, y1 * sy, x2 * sx, y2 * sy))
+        out.append((x1, y1, x2, y2))
     return out
 
 
