@@ -130,6 +130,15 @@ def read_records(
     The source is checked at once (a missing path, an unknown format, an unreadable Parquet file or
     dataset folder raise :class:`SourceError` here, before any row is read); rows are read lazily.
     """
+    return (
+        record if record.error else Record(normalise_fields(record.fields, answer_kind), record.origin)
+        for record in read_raw_records(path, external_images=external_images)
+    )
+
+
+def read_raw_records(path: str | Path, *, external_images: bool = False) -> Iterator[Record]:
+    """The rows at ``path`` as stored, images unpacked to bytes; :func:`read_records` without the
+    normalisation (the published-layout adapters in :mod:`modomodo.data.layouts` map columns)."""
     path = Path(path)
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder")
@@ -143,10 +152,7 @@ def read_records(
         rows = _parquet_rows(path, images)
     else:
         raise SourceError(f"{path}: expected a .jsonl or .parquet file or a save_to_disk folder")
-    return (
-        record if record.error else Record(normalise_fields(record.fields, answer_kind), record.origin)
-        for record in rows
-    )
+    return rows
 
 
 def normalise_fields(fields: Mapping[str, Any], answer_kind: AnswerKind | None = None) -> dict[str, Any]:
@@ -206,6 +212,8 @@ def _jsonl_record(line: bytes, path: Path, origin: str, images: Path | None) -> 
         if outside:
             return Record({**row, "image": None}, origin, outside)
     image, error = _jsonl_image(row, path.parent)
+    if image is None and error is None and "image" not in row:
+        return Record(row, origin)  # no image column at all: a layout names it as missing
     return Record({**row, "image": image}, origin, error)
 
 
@@ -253,27 +261,30 @@ def _hf_rows(path: Path, images: Path | None) -> Iterator[Record]:
                 f"{path}: a DatasetDict with splits {sorted(loaded)}; point at one split's folder"
             )
         loaded = next(iter(loaded.values()))
-    if isinstance(loaded.features.get("image"), datasets.Image):
-        loaded = loaded.cast_column("image", datasets.Image(decode=False))  # keep the encoded bytes
+    for name, feature in loaded.features.items():  # every image column (MMMU has image_1..image_7)
+        if isinstance(feature, datasets.Image):
+            loaded = loaded.cast_column(name, datasets.Image(decode=False))  # keep the encoded bytes
     return (_with_image_bytes(row, f"{path}#{index}", path, images) for index, row in enumerate(loaded))
 
 
 def _with_image_bytes(row: dict[str, Any], origin: str, folder: Path, images: Path | None) -> Record:
-    """Unpack an image stored as ``{bytes, path}`` (the datasets Image convention); a relative
-    ``path`` is relative to the source's folder."""
-    image = row.get("image")
-    if isinstance(image, dict):
+    """Unpack every image stored as ``{bytes, path}`` (the datasets Image convention; ``image`` and
+    any other column holding one); a relative ``path`` is relative to the source's folder."""
+    row = dict(row)
+    for column, image in row.items():
+        if not (isinstance(image, dict) and (column == "image" or set(image) == {"bytes", "path"})):
+            continue
         file = folder / image["path"] if isinstance(image.get("path"), str) and image["path"] else None
         if image.get("bytes") is not None:
-            image = image["bytes"]
+            row[column] = image["bytes"]
         elif file is not None and _outside(file, images):
-            return Record({**row, "image": None}, origin, _outside(file, images))
+            return Record({**row, column: None}, origin, _outside(file, images))
         elif file is not None and file.is_file():
-            image = file.read_bytes()
+            row[column] = file.read_bytes()
         else:
             return Record(
-                {**row, "image": None},
+                {**row, column: None},
                 origin,
-                f"image has neither bytes nor a readable path: {image.get('path')!r}",
+                f"{column} has neither bytes nor a readable path: {image.get('path')!r}",
             )
-    return Record({**row, "image": image}, origin)
+    return Record(row, origin)
