@@ -106,3 +106,55 @@ def test_answer_forms_and_the_share_written_in_the_solutions_form(sensitivity, t
     samples = tmp_path / "samples.jsonl"
     samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert sensitivity.form_rate(samples, {"chart", "mixmc"}) == pytest.approx(2 / 3)
+
+
+@pytest.fixture(scope="module")
+def versus_uniform():
+    return load_benchmark("search_vs_uniform")
+
+
+def _report(chosen: float, uniform: float, path: str = "surrogate", r2: float = 0.7) -> dict:
+    mixture = {"det": 0.1, "geo": 0.2, "ref": 0.0, "sci": 0.3, "spatial": 0.4}
+    return {
+        "summary": {
+            "target": "out_score",
+            "chosen": {"mixture": mixture, "scores": {"out_score": chosen}},
+            "uniform": {"mixture": dict.fromkeys(mixture, 0.2), "scores": {"out_score": uniform}},
+            "decision": {"path": path, "reason": "..."},
+        },
+        "surrogate": {"model": "gp", "cv": {"gp": {"r2": r2}}},
+        "wall_s": 400.0,
+    }
+
+
+def test_search_vs_uniform_claims_a_lead_only_on_every_seed_and_beyond_seed_noise(versus_uniform):
+    rows = [
+        versus_uniform.row(s, _report(c, u))
+        for s, (c, u) in enumerate([(0.30, 0.20), (0.31, 0.21), (0.29, 0.22)])
+    ]
+    assert [round(r["delta"], 3) for r in rows] == [0.1, 0.1, 0.07] and rows[0]["cv_r2"] == 0.7
+    holds, text = versus_uniform.verdict(rows)
+    assert holds and "3 wins" in text
+    lost_one = [*rows[:2], versus_uniform.row(2, _report(0.20, 0.22))]
+    assert not versus_uniform.verdict(lost_one)[0]  # a seed where uniform wins
+    noisy = [
+        versus_uniform.row(s, _report(c, u))
+        for s, (c, u) in enumerate([(0.31, 0.30), (0.11, 0.10), (0.51, 0.50)])
+    ]
+    assert not versus_uniform.verdict(noisy)[0]  # wins by 0.01 against a seed std of 0.2
+    assert not versus_uniform.verdict(rows[:2])[0]  # fewer than three seeds
+    table = versus_uniform.table(rows)
+    assert (
+        "| 0 | det 0.10, geo 0.20, sci 0.30, spatial 0.40 | surrogate | 0.300 | 0.200 | +0.100 | 0.70 |"
+        in table
+    )
+
+
+def test_search_vs_uniform_reuses_kept_reports_and_refuses_a_search_without_uniform(versus_uniform, tmp_path):
+    (tmp_path / "seed-7.json").write_text(json.dumps(_report(0.3, 0.2)))
+    report = versus_uniform.run_seed("smoke", 7, [], tmp_path)  # kept: no main job runs
+    assert report["summary"]["chosen"]["scores"]["out_score"] == 0.3
+    no_uniform = _report(0.3, 0.2)
+    del no_uniform["summary"]["uniform"]
+    with pytest.raises(SystemExit, match="no uniform pilot"):
+        versus_uniform.row(7, no_uniform)
