@@ -28,10 +28,12 @@ def bare_trl(cfg, data_dir: Path, base: Path, out: Path, steps: int) -> float:
 
     from modomodo.policy.load import freeze_vision_tower, load_policy
     from modomodo.rewards import RewardContext
-    from modomodo.rl.grpo import grpo_args, schedule_dataset
+    from modomodo.rl.grpo import grpo_args, schedule_dataset, training_schedule
 
     data = stages.load_curated(data_dir)
-    dataset, _, _ = schedule_dataset(data.train, cfg)
+    dataset = schedule_dataset(
+        data.train, training_schedule(data.train, cfg.train, cfg.resolved_mixture()).draws
+    )
     sets = stages.reward_sets(cfg)
 
     def reward(prompts, completions, domain, solution, answer_kind, options, **_):

@@ -52,7 +52,7 @@ def rl_update(
     from modomodo.components import runtime
 
     cfg = runtime.with_mixture(runtime.experiment_config(config, pushgateway), mixture)
-    cfg.train.seed += replicate
+    cfg = runtime.with_replicate_seed(cfg, replicate)
     runtime.check_gpus(gpus)
     replica = [replicate] if replicate else []  # replicate 0 keeps the run ids of earlier versions
     # Checkpoints of another world size do not resume (ZeRO partitions); one node keeps its ids.
@@ -98,7 +98,7 @@ def rl_update(
             return namedtuple("RLUpdate", ["run"])(failed)
         run = {
             "run_id": run_id,
-            "mixture": cfg.resolved_mixture(),
+            "mixture": result.mixture,
             "kind": kind,
             "seed": cfg.train.seed,
             "steps": result.steps,

@@ -64,6 +64,7 @@ def test_grpo_trains_in_bf16_on_the_gpu_and_follows_the_schedule(tmp_path):
         TRAIN,
         base,
         tmp_path / "rl",
+        schedule=training_schedule(TRAIN, cfg.train, cfg.resolved_mixture()),
         run_id="gpu",
         reward_sets=stages.reward_sets(cfg),
         callbacks=[placement],
@@ -73,7 +74,7 @@ def test_grpo_trains_in_bf16_on_the_gpu_and_follows_the_schedule(tmp_path):
     assert result.steps == 3
     losses = [h["loss"] for h in result.log_history if "loss" in h]
     assert len(losses) == 3 and all(math.isfinite(loss) for loss in losses)
-    draws, _ = training_schedule(TRAIN, cfg)
+    draws = training_schedule(TRAIN, cfg.train, cfg.resolved_mixture()).draws
     ids = [row["example_id"] for batch in placement.dataloader for row in batch]
     assert ids == [TRAIN[d.domain][d.index].id for d in draws for _ in range(4)]
     before, after = (

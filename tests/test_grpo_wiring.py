@@ -40,15 +40,22 @@ def tiny_config(*overrides: str):
     )
 
 
+def schedule_of(cfg):
+    """The schedule rl_stage draws for ``cfg``: its resolved mixture, drawn once."""
+    return training_schedule(TRAIN, cfg.train, cfg.resolved_mixture())
+
+
 def test_training_schedule_is_the_mixture_sampler_cut_to_whole_steps():
     cfg = tiny_config("train.steps=3")
-    draws, steps = training_schedule(TRAIN, cfg)
+    schedule = schedule_of(cfg)
+    draws, steps = schedule.draws, schedule.steps
     assert steps == 3
     assert draws == mixture_schedule({"geo": 5, "det": 5}, {"geo": 0.3, "det": 0.7}, 9, 42, "cycle")
     # The paper's rule stops at the first exhausted domain: 12 draws from 5 + 5 examples must stop
     # by the 11th, and the schedule is cut to whole steps of 3 prompts.
     exhaust = tiny_config("train.steps=4", "train.sampling=exhaust")
-    draws, steps = training_schedule(TRAIN, exhaust)
+    schedule = schedule_of(exhaust)
+    draws, steps = schedule.draws, schedule.steps
     full = mixture_schedule({"geo": 5, "det": 5}, {"geo": 0.3, "det": 0.7}, 12, 42, "exhaust")
     assert 3 <= len(full) <= 10 and len(full) % 3
     assert steps == len(full) // 3 and draws == full[: steps * 3]
@@ -57,12 +64,13 @@ def test_training_schedule_is_the_mixture_sampler_cut_to_whole_steps():
 def test_a_schedule_shorter_than_one_step_is_refused():
     cfg = tiny_config("train.prompts_per_step=7", "train.sampling=exhaust", "train.mixture={det: 1.0}")
     with pytest.raises(ValueError, match="shorter than one step"):
-        training_schedule(TRAIN, cfg)
+        schedule_of(cfg)
 
 
 def test_the_dataset_is_the_schedule_row_by_row():
     cfg = tiny_config()
-    dataset, draws, steps = schedule_dataset(TRAIN, cfg)
+    schedule = schedule_of(cfg)
+    dataset, draws, steps = schedule_dataset(TRAIN, schedule.draws), schedule.draws, schedule.steps
     assert (steps, len(dataset)) == (2, 6)
     for row, draw in zip(dataset, draws, strict=True):
         ex = TRAIN[draw.domain][draw.index]
@@ -97,11 +105,12 @@ def test_the_trainer_yields_the_schedules_draws_each_repeated_g_times_in_order(t
         TRAIN,
         tiny_model,
         tmp_path,
+        schedule=schedule_of(cfg),
         run_id="wiring",
         reward_sets=stages.reward_sets(cfg),
         callbacks=[keep],
     )
-    draws, _ = training_schedule(TRAIN, cfg)
+    draws = schedule_of(cfg).draws
     scheduled = [TRAIN[d.domain][d.index].id for d in draws]
     assert len(set(scheduled)) > 1 and Counter(d.domain for d in draws) == Counter(result.realised_counts)
     batches = [[row["example_id"] for row in batch] for batch in keep.dataloader]

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from modomodo import stages
-from modomodo.components.runtime import experiment_config, fingerprint, integral_floats_to_int, metrics_port
+from modomodo.components.runtime import (
+    experiment_config,
+    fingerprint,
+    integral_floats_to_int,
+    metrics_port,
+    with_mixture,
+    with_replicate_seed,
+)
 from modomodo.config import ConfigError, load_config
 from modomodo.mixture.heuristics import HeuristicError
 from modomodo.mixture.records import RunRecordsError
@@ -195,6 +202,20 @@ def test_component_config_survives_the_protobuf_round_trip():
     assert integral_floats_to_int({"a": [1.0, 0.5], "b": {"c": 2.0}}) == {"a": [1, 0.5], "b": {"c": 2}}
     assert fingerprint(as_sent, {"det": 1.0}) == fingerprint(THREE.to_dict(), {"det": 1})
     assert fingerprint(THREE.to_dict(), {"det": 1}) != fingerprint(THREE.to_dict(), {"geo": 1})
+
+
+def test_pipeline_side_config_changes_make_a_new_config():
+    # A validated config is shared (components rebuild it once): a pilot's mixture or replicate
+    # seed must not leak into it.
+    before = THREE.to_dict()
+    pilot = with_replicate_seed(with_mixture(THREE, {"det": 1.0}), 2)
+    assert THREE.to_dict() == before
+    assert pilot.train.mixture == {"det": 1} and pilot.train.seed == THREE.train.seed + 2
+    assert pilot.resolved_mixture() == {"det": 1.0, "geo": 0.0, "sci": 0.0}
+    assert with_mixture(THREE, {}) is THREE and with_replicate_seed(THREE, 0) is THREE
+    with pytest.raises(ConfigError, match="train.mixture"):
+        with_mixture(THREE, {"chart": 1.0})
+    assert THREE.to_dict() == before
 
 
 def test_metrics_port_comes_from_the_pod_environment(monkeypatch):

@@ -268,11 +268,11 @@ def rl_stage(
                                store_uri=store.uri, resume=resume, metrics_port=metrics_port)  # fmt: skip
     data = load_curated(data_dir)
     check_reward_kinds(cfg, data.train)
-    mixture = cfg.resolved_mixture()
-    metrics = stage_metrics(cfg, run_id, "train", mixture)
-    metrics.record_mixture(mixture)
-    draws, _ = training_schedule(data.train, cfg)
-    callbacks = [MetricsCallback(metrics, draws, cfg.train.prompts_per_step)]
+    # The one place the mixture is resolved and its schedule drawn: metrics and trainer share them.
+    schedule = training_schedule(data.train, cfg.train, cfg.resolved_mixture())
+    metrics = stage_metrics(cfg, run_id, "train", schedule.mixture)
+    metrics.record_mixture(schedule.mixture)
+    callbacks = [MetricsCallback(metrics, schedule.draws, cfg.train.prompts_per_step)]
     if console is not None:
         callbacks.append(ProgressCallback(console))
     callbacks += injected_faults(cfg, run_id)
@@ -289,6 +289,7 @@ def rl_stage(
                     data.train,
                     Path(base_model),
                     out_dir,
+                    schedule=schedule,
                     run_id=run_id,
                     reward_sets=reward_sets(cfg),
                     store=store,

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
-from modomodo.config import ConfigError, ExperimentConfig, VLLMConfig
+from modomodo.config import ConfigError, ExperimentConfig, TrainConfig, VLLMConfig
 from modomodo.data.prompts import render_prompt
 from modomodo.data.schema import Example
 from modomodo.policy.load import freeze_vision_tower, load_policy, load_weights, resolve_dtype, save_policy
@@ -93,27 +93,35 @@ def task_part(parts: Mapping[str, float]) -> float:
     return max(task) if task else 0.0
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """What one RL update trains on: the resolved mixture and its prompt schedule, drawn once."""
+
+    mixture: dict[str, float]
+    """Weight per configured domain (``ExperimentConfig.resolved_mixture``)."""
+    draws: list[Draw]
+    """The sampler's draws, cut to whole steps: the trainer consumes them in this order."""
+    steps: int
+    """Optimizer steps the draws fill."""
+
+
 def training_schedule(
-    train: Mapping[str, Sequence[Example]], cfg: ExperimentConfig
-) -> tuple[list[Draw], int]:
-    """The configured mixture's draws, cut to whole steps, and the number of steps."""
-    mixture = cfg.resolved_mixture()
+    train: Mapping[str, Sequence[Example]], t: TrainConfig, mixture: Mapping[str, float]
+) -> Schedule:
+    """The draws of ``mixture`` under the settings ``t`` (``cfg.train``), cut to whole steps."""
     sizes = {d: len(train.get(d, ())) for d in mixture}
-    draws = mixture_schedule(
-        sizes, mixture, cfg.train.steps * cfg.train.prompts_per_step, cfg.train.seed, cfg.train.sampling
-    )
-    steps = len(draws) // cfg.train.prompts_per_step
+    draws = mixture_schedule(sizes, mixture, t.steps * t.prompts_per_step, t.seed, t.sampling)
+    steps = len(draws) // t.prompts_per_step
     if steps == 0:
         raise ValueError("the mixture schedule is shorter than one step (a domain was exhausted at once)")
-    return draws[: steps * cfg.train.prompts_per_step], steps
+    return Schedule(dict(mixture), draws[: steps * t.prompts_per_step], steps)
 
 
-def schedule_dataset(train: Mapping[str, Sequence[Example]], cfg: ExperimentConfig):
+def schedule_dataset(train: Mapping[str, Sequence[Example]], draws: Sequence[Draw]):
     """The trainer's dataset: the mixture schedule, one row per scheduled prompt, in order."""
     from datasets import Dataset, Features, Image, Value
     from datasets import Sequence as HFSequence
 
-    draws, steps = training_schedule(train, cfg)
     features = Features(
         {
             "prompt": [{"role": Value("string"), "content": Value("string")}],
@@ -140,7 +148,7 @@ def schedule_dataset(train: Mapping[str, Sequence[Example]], cfg: ExperimentConf
                 "example_id": ex.id,
             }
         )
-    return Dataset.from_list(rows, features=features), draws, steps
+    return Dataset.from_list(rows, features=features)
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
@@ -279,13 +287,15 @@ def train_grpo(
     base_model: Path,
     out_dir: Path,
     *,
+    schedule: Schedule,
     run_id: str,
     reward_sets: Mapping[str, RewardSet],
     store=None,
     resume: bool = False,
     callbacks: Sequence[Any] = (),
 ) -> TrainResult:
-    """Run GRPO from ``base_model`` on the mixture schedule; save the final policy to ``out_dir/model``."""
+    """Run GRPO from ``base_model`` on ``schedule`` (:func:`training_schedule`); save the final policy
+    to ``out_dir/model``."""
     from trl import GRPOTrainer
 
     validate_run_id(run_id)  # it names the store keys of every checkpoint: fail before training
@@ -294,7 +304,7 @@ def train_grpo(
     if cfg.train.deepspeed:
         # DeepSpeed always joins a process group; a process no launcher started is rank 0 of 1.
         ensure_rendezvous_env()
-    dataset, draws, steps = schedule_dataset(train, cfg)
+    dataset = schedule_dataset(train, schedule.draws)
     trainer_dir = out_dir / "trainer"
     trainer_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = restore_checkpoint(store, run_id, trainer_dir) if resume else None
@@ -307,7 +317,7 @@ def train_grpo(
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=[DomainRewards(reward_sets)],
-        args=grpo_args(cfg, trainer_dir, steps),
+        args=grpo_args(cfg, trainer_dir, schedule.steps),
         train_dataset=dataset,
         processing_class=processor,
         callbacks=[CheckpointToStore(store, run_id), *callbacks],
@@ -323,8 +333,8 @@ def train_grpo(
         save_policy(trainer.model, processor, model_dir, source=base_model, state_dict=weights)
     result = TrainResult(
         run_id=run_id,
-        mixture=cfg.resolved_mixture(),
-        realised_counts=realised_counts(draws),
+        mixture=schedule.mixture,
+        realised_counts=realised_counts(schedule.draws),
         steps=trainer.state.global_step,
         resumed_from_step=int(checkpoint.name.removeprefix(CHECKPOINT_PREFIX)) if checkpoint else 0,
         seconds=time.perf_counter() - start,
