@@ -20,6 +20,8 @@ from pathlib import Path
 
 from modomodo import stages
 from modomodo.config import load_config
+from modomodo.data.curated import load_curated
+from modomodo.rewards.domains import reward_sets
 
 
 def bare_trl(cfg, data_dir: Path, base: Path, out: Path, steps: int) -> float:
@@ -30,11 +32,11 @@ def bare_trl(cfg, data_dir: Path, base: Path, out: Path, steps: int) -> float:
     from modomodo.rewards import RewardContext
     from modomodo.rl.grpo import grpo_args, schedule_dataset, training_schedule
 
-    data = stages.load_curated(data_dir)
+    data = load_curated(data_dir)
     dataset = schedule_dataset(
         data.train, training_schedule(data.train, cfg.train, cfg.resolved_mixture()).draws
     )
-    sets = stages.reward_sets(cfg)
+    sets = reward_sets(cfg)
 
     def reward(prompts, completions, domain, solution, answer_kind, options, **_):
         return [

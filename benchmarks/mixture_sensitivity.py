@@ -39,6 +39,7 @@ import torch
 
 from modomodo import stages
 from modomodo.config import ExperimentConfig, load_config
+from modomodo.data.curated import load_curated
 from modomodo.data.synthetic import GENERATOR_VERSION
 from modomodo.evaluation.evaluate import evaluate_policy
 from modomodo.policy.image_reliance import rotate_images
@@ -47,7 +48,7 @@ from modomodo.policy.load import load_policy, policy_device
 
 def blind_out_score(cfg: ExperimentConfig, data_dir: Path, model_dir: Path, out_dir: Path) -> float:
     """Out-Score of ``model_dir`` with each out-of-domain example shown the next example's image."""
-    data = stages.load_curated(data_dir)
+    data = load_curated(data_dir)
     ood = {b: rotate_images(exs) for b, exs in data.benchmarks.items() if data.splits[b] == "out"}
     model, processor = load_policy(model_dir, cfg.policy.dtype, policy_device())
     return evaluate_policy(model, processor, ood, data.splits, cfg.eval, out_dir).out_score

@@ -24,7 +24,7 @@ from modomodo.acceptance import (
     read_accepted,
     result_from_report,
 )
-from modomodo.cli_retrain import register
+from modomodo.cli.retrain import register
 from modomodo.report import Contender, ReportData, build_report, compare
 from modomodo.store import ArtifactNotFoundError, ArtifactStore, LocalStore, S3Store
 

@@ -10,10 +10,10 @@ import pytest
 from tiny import build_test_model
 from transformers import TrainerCallback
 
-from modomodo import stages
 from modomodo.config import load_config
 from modomodo.data.prompts import reference_completion, render_prompt
 from modomodo.data.synthetic import generate
+from modomodo.rewards.domains import reward_sets
 from modomodo.rl.grpo import DomainRewards, grpo_args, schedule_dataset, train_grpo, training_schedule
 from modomodo.rl.sampler import mixture_schedule
 
@@ -107,7 +107,7 @@ def test_the_trainer_yields_the_schedules_draws_each_repeated_g_times_in_order(t
         tmp_path,
         schedule=schedule_of(cfg),
         run_id="wiring",
-        reward_sets=stages.reward_sets(cfg),
+        reward_sets=reward_sets(cfg),
         callbacks=[keep],
     )
     draws = schedule_of(cfg).draws
@@ -141,7 +141,7 @@ def test_a_mixed_batch_is_scored_by_each_domains_own_rewards():
         reference_completion(det),  # boxes where geo wants a letter: 1 + 0
     ]
     logged: dict[str, float] = {}
-    totals = DomainRewards(stages.reward_sets(cfg))(
+    totals = DomainRewards(reward_sets(cfg))(
         prompts=[render_prompt(r) for r in rows],
         completions=[_completion(t) for t in texts],
         domain=[r.domain for r in rows],
@@ -156,7 +156,7 @@ def test_a_mixed_batch_is_scored_by_each_domains_own_rewards():
         {"reward/det": 1.6, "accuracy/det": 0.3, "reward/geo": 2.0, "accuracy/geo": 0.5}
     )
     # Plain-text completions (non-conversational prompts) are scored the same way.
-    plain = DomainRewards(stages.reward_sets(cfg))(
+    plain = DomainRewards(reward_sets(cfg))(
         None, texts, [r.domain for r in rows], [r.solution for r in rows], [r.answer_kind for r in rows],
         [list(r.options) for r in rows],
     )  # fmt: skip

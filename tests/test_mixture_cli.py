@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from modomodo.cli_mixture import app
+from modomodo.cli.mixture import app
 from modomodo.mixture.records import RunRecords, make_run_record
 from modomodo.mixture.seeds import random_pilots, seed_mixtures
 from modomodo.mixture.simplex import Mixture

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from modomodo.cli_common import Overrides, Preset, console, resolve_config
+from modomodo.cli.common import Overrides, Preset, console, resolve_config
 
 PipelineName = Annotated[str, typer.Option("--pipeline", help="mixture-search or train.")]
 Pushgateway = Annotated[
@@ -523,7 +523,7 @@ def upload(
 def register(app: typer.Typer) -> None:
     """Add ``run``, ``compile``, ``submit``, ``upload``, ``schedule`` and the retrain gate's
     ``accepted`` and ``gate`` to the ``modomodo`` app."""
-    from modomodo.cli_retrain import register as register_retrain
+    from modomodo.cli.retrain import register as register_retrain
 
     app.command("run")(run)
     app.command("compile")(compile)
