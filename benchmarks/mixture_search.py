@@ -45,7 +45,7 @@ from scipy.optimize import minimize
 from modomodo.mixture.active import PilotLoop
 from modomodo.mixture.heuristics import compute_heuristics
 from modomodo.mixture.records import RunRecords, make_run_record
-from modomodo.mixture.search import SearchConfig, propose
+from modomodo.mixture.search import StudySettings, propose
 from modomodo.mixture.seeds import random_pilots, seed_mixtures, spread_pilots
 from modomodo.mixture.simplex import Mixture
 
@@ -206,7 +206,7 @@ def paper_pilots(pilots: Pilots, n: int, seed: int) -> RunRecords:
 def recommend(
     records: RunRecords, model: str, settings: Settings, seed: int, mode: str = "best", **options: object
 ) -> np.ndarray:
-    config = SearchConfig(n_trials=settings.trials, seed=seed, min_distance=settings.min_distance)
+    config = StudySettings(n_trials=settings.trials, seed=seed, min_distance=settings.min_distance)
     result = propose(
         records, "out_score", k=1, mode=mode, model=model, model_options=options, n_bootstrap=0, config=config
     )
@@ -237,7 +237,7 @@ def run_method(method: str, surface: Surface, budget: int, settings: Settings, s
             model=settings.active_model,
             n_bootstrap=settings.bootstrap,
             kappa=settings.kappa,
-            search=SearchConfig(n_trials=settings.trials, seed=seed, min_distance=settings.min_distance),
+            search=StudySettings(n_trials=settings.trials, seed=seed, min_distance=settings.min_distance),
         )
         while len(loop.records) < budget:
             asked = loop.ask(min(settings.batch, budget - len(loop.records)))

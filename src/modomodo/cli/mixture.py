@@ -23,7 +23,7 @@ from rich.table import Table
 
 from modomodo.mixture.heuristics import HeuristicError, compute_heuristics
 from modomodo.mixture.records import RunRecords, RunRecordsError, load_run_records
-from modomodo.mixture.search import SearchConfig, SearchError, propose, resolve_storage
+from modomodo.mixture.search import StudySettings, SearchError, propose, resolve_storage
 from modomodo.mixture.seeds import random_pilots, seed_mixtures, spread_pilots
 from modomodo.mixture.simplex import Mixture, MixtureError
 from modomodo.mixture.surrogates import SURROGATES, SurrogateError, make_surrogate
@@ -375,7 +375,7 @@ def propose_command(
             raise SearchError(f"--kappa must be a finite number >= 0, got {kappa}")
         mode = "explore" if explore else "paper" if paper_candidates else "best"
         records: RunRecords = load_run_records(runs, _split(domains))
-        config = SearchConfig(
+        config = StudySettings(
             n_trials=trials,
             seed=seed,
             storage=resolve_storage(storage),

@@ -40,7 +40,7 @@ _EXPORTS: dict[str, str] = {
     "cross_validate": "quality",
     "Proposal": "search",
     "ProposalSet": "search",
-    "SearchConfig": "search",
+    "StudySettings": "search",
     "SearchError": "search",
     "best_mixtures": "search",
     "next_pilots": "search",

@@ -50,7 +50,7 @@ class SearchError(ValueError):
 
 
 @dataclass(kw_only=True)
-class SearchConfig:
+class StudySettings:
     """How a simplex search runs and where its Optuna study is kept."""
 
     n_trials: int = 300
@@ -199,7 +199,7 @@ def _run_study(
     objective: Callable[[np.ndarray], np.ndarray],
     domains: Sequence[str],
     observed: np.ndarray,
-    config: SearchConfig,
+    config: StudySettings,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Maximise ``objective`` (vectorised over mixtures) over the simplex; returns every completed
     trial's mixture, value and source."""
@@ -247,7 +247,7 @@ def _run_study_locked(
     objective: Callable[[np.ndarray], np.ndarray],
     domains: Sequence[str],
     observed: np.ndarray,
-    config: SearchConfig,
+    config: StudySettings,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     optuna = _optuna()
     names = [f"u_{domain}" for domain in domains[:-1]]
@@ -326,7 +326,7 @@ def best_mixtures(
     observed: np.ndarray,
     *,
     k: int,
-    config: SearchConfig,
+    config: StudySettings,
 ) -> list[Proposal]:
     """Mode (a): the k best mixtures by predicted score, spread at least ``min_distance`` apart."""
     weights, values, sources = _run_study(surrogate.predict, domains, observed, config)
@@ -341,7 +341,7 @@ def next_pilots(
     *,
     k: int,
     kappa: float,
-    config: SearchConfig,
+    config: StudySettings,
     pending: np.ndarray | None = None,
 ) -> list[Proposal]:
     """Mode (b): k pilots by upper confidence bound, away from runs done or pending."""
@@ -361,7 +361,7 @@ def next_pilots(
 
 
 def paper_candidates(
-    surrogate: Surrogate, domains: Sequence[str], observed: np.ndarray, *, k: int, config: SearchConfig
+    surrogate: Surrogate, domains: Sequence[str], observed: np.ndarray, *, k: int, config: StudySettings
 ) -> list[Proposal]:
     """The paper's candidate generation (Algorithm 4): fit one Gaussian to the observed mixtures,
     sample, keep samples without negative weights, renormalise, return the top k predicted."""
@@ -392,7 +392,7 @@ def propose(
     model_options: Mapping[str, object] | None = None,
     n_bootstrap: int = 32,
     kappa: float = 2.0,
-    config: SearchConfig | None = None,
+    config: StudySettings | None = None,
     pending: Sequence[Mixture] = (),
 ) -> ProposalSet:
     """Fit ``model`` to ``records[target]`` and propose k mixtures (see the module doc for modes)."""
@@ -400,7 +400,7 @@ def propose(
         raise SearchError(f"unknown mode {mode!r}; choose from {list(SEARCH_MODES)}")
     if k < 1:
         raise SearchError(f"k must be >= 1, got {k}")
-    config = config or SearchConfig()
+    config = config or StudySettings()
     options = dict(model_options or {})
     surrogate = make_surrogate(model, n_bootstrap=n_bootstrap, seed=config.seed, **options)
     surrogate.fit(records.weights(), records.scores(target))

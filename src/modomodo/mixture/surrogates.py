@@ -22,7 +22,7 @@ from typing import ClassVar, Self
 
 import numpy as np
 
-from modomodo.mixture.metrics import r2_score
+from modomodo.mixture.regression import r2_score
 from modomodo.mixture.simplex import SUM_TOLERANCE
 
 RIDGE_GRID: tuple[float, ...] = tuple(float(x) for x in np.logspace(-6, 3, 19))

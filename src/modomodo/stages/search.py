@@ -19,12 +19,12 @@ def search_stage(
     ``decision`` says why. Writes ``proposals.json`` and ``simplex.png`` (the fitted surface around
     the top proposal)."""
     from modomodo.mixture.plots import plot_simplex_slices
-    from modomodo.mixture.search import SearchConfig, propose, resolve_storage
+    from modomodo.mixture.search import StudySettings, propose, resolve_storage
     from modomodo.report import write_json
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = SearchConfig(
+    config = StudySettings(
         n_trials=cfg.search.trials,
         seed=cfg.search.seed,
         storage=resolve_storage(storage or out_dir / "study.db"),
