@@ -9,8 +9,8 @@ import pytest
 from modomodo.mixture.active import PilotLoop
 from modomodo.mixture.records import RunRecords, make_run_record
 from modomodo.mixture.search import (
-    StudySettings,
     SearchError,
+    StudySettings,
     best_mixtures,
     next_pilots,
     paper_candidates,
