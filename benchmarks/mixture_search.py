@@ -45,9 +45,10 @@ from scipy.optimize import minimize
 from modomodo.mixture.active import PilotLoop
 from modomodo.mixture.heuristics import compute_heuristics
 from modomodo.mixture.records import RunRecords, make_run_record
-from modomodo.mixture.search import StudySettings, propose
+from modomodo.mixture.search import propose
 from modomodo.mixture.seeds import random_pilots, seed_mixtures, spread_pilots
 from modomodo.mixture.simplex import Mixture
+from modomodo.mixture.study import StudySettings
 
 DOMAINS = ("d1", "d2", "d3", "d4", "d5")
 FAMILIES = ("quadratic", "concave-quadratic", "bumps", "saturating")

@@ -9,16 +9,14 @@ import pytest
 from modomodo.mixture.active import PilotLoop
 from modomodo.mixture.records import RunRecords, make_run_record
 from modomodo.mixture.search import (
-    SearchError,
-    StudySettings,
     best_mixtures,
     next_pilots,
     paper_candidates,
     propose,
-    resolve_storage,
     select_diverse,
 )
 from modomodo.mixture.simplex import Mixture, stick_breaking
+from modomodo.mixture.study import SearchError, StudySettings, resolve_storage
 from modomodo.mixture.surrogates import make_surrogate
 
 DOMAINS = ("a", "b", "c", "d")

@@ -17,7 +17,8 @@ from modomodo import stages
 from modomodo.config import load_config
 from modomodo.mixture import pilots as plans
 from modomodo.mixture.seeds import random_pilots
-from modomodo.report import Contender, ReportData, ReportError, build_report, compare
+from modomodo.report import Contender, ReportData, ReportError, compare
+from modomodo.report_page import build_report
 from modomodo.stages.curate import benchmark_names
 
 CFG = load_config("smoke", ["search.trials=25", "search.seeds=[single, exclude_one, uniform]"])

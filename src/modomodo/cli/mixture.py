@@ -23,9 +23,10 @@ from rich.table import Table
 
 from modomodo.mixture.heuristics import HeuristicError, compute_heuristics
 from modomodo.mixture.records import RunRecords, RunRecordsError, load_run_records
-from modomodo.mixture.search import SearchError, StudySettings, propose, resolve_storage
+from modomodo.mixture.search import propose
 from modomodo.mixture.seeds import random_pilots, seed_mixtures, spread_pilots
 from modomodo.mixture.simplex import Mixture, MixtureError
+from modomodo.mixture.study import SearchError, StudySettings, resolve_storage
 from modomodo.mixture.surrogates import SURROGATES, SurrogateError, make_surrogate
 from modomodo.redact import redact_text, redact_url
 

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from modomodo.mixture.records import RunRecords, make_run_record
-from modomodo.mixture.search import Proposal, StudySettings, propose
+from modomodo.mixture.search import Proposal, propose
 from modomodo.mixture.simplex import Mixture
+from modomodo.mixture.study import StudySettings
 
 
 @dataclass

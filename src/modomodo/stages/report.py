@@ -31,7 +31,8 @@ def report_stage(
     from modomodo.data.synthetic import BENCHMARKS
     from modomodo.mixture.evidence import seed_noise
     from modomodo.mixture.records import load_run_records
-    from modomodo.report import Contender, ReportData, build_report, compare
+    from modomodo.report import Contender, ReportData, compare
+    from modomodo.report_page import build_report
 
     records = load_run_records(records_csv, list(cfg.data.domains)) if records_csv else None
     search = json.loads((Path(search_dir) / "proposals.json").read_text()) if search_dir else None

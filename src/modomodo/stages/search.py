@@ -19,7 +19,8 @@ def search_stage(
     ``decision`` says why. Writes ``proposals.json`` and ``simplex.png`` (the fitted surface around
     the top proposal)."""
     from modomodo.mixture.plots import plot_simplex_slices
-    from modomodo.mixture.search import StudySettings, propose, resolve_storage
+    from modomodo.mixture.search import propose
+    from modomodo.mixture.study import StudySettings, resolve_storage
     from modomodo.report import write_json
 
     out_dir = Path(out_dir)
