@@ -331,15 +331,23 @@ def train_grpo(
     weights = trainer.accelerator.get_state_dict(trainer.deepspeed) if trainer.is_deepspeed_enabled else None
     if is_main_process():
         save_policy(trainer.model, processor, model_dir, source=base_model, state_dict=weights)
+    resumed = int(checkpoint.name.removeprefix(CHECKPOINT_PREFIX)) if checkpoint else 0
+    return _summary(run_id, schedule, trainer.state, resumed, time.perf_counter() - start, out_dir)
+
+
+def _summary(
+    run_id: str, schedule: Schedule, state, resumed: int, seconds: float, out_dir: Path
+) -> TrainResult:
+    """The run's :class:`TrainResult`; rank 0 writes it to ``train_summary.json``."""
     result = TrainResult(
         run_id=run_id,
         mixture=schedule.mixture,
         realised_counts=realised_counts(schedule.draws),
-        steps=trainer.state.global_step,
-        resumed_from_step=int(checkpoint.name.removeprefix(CHECKPOINT_PREFIX)) if checkpoint else 0,
-        seconds=time.perf_counter() - start,
-        model_dir=str(model_dir),
-        log_history=trainer.state.log_history,
+        steps=state.global_step,
+        resumed_from_step=resumed,
+        seconds=seconds,
+        model_dir=str(out_dir / "model"),
+        log_history=state.log_history,
     )
     if is_main_process():
         (out_dir / "train_summary.json").write_text(
