@@ -130,7 +130,7 @@ def curate(
     shard_rows: int = 10_000,
 ) -> CurationReport:
     """Curate every domain of ``sources`` (domain name -> where its rows come from) into ``out_dir``."""
-    from modomodo.config import PLAIN_NAME
+    from modomodo.config_io import PLAIN_NAME
 
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):

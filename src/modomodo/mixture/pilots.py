@@ -31,18 +31,13 @@ def pilot_item(run: str, mixture, kind: str, replicate: int = 0) -> dict:
 
 def seed_pilots(cfg: ExperimentConfig) -> list[dict]:
     """The seed mixtures of the families in ``search.seeds``, recognised by their weights."""
-    from modomodo.mixture.seeds import excluded_domain, is_uniform, seed_mixtures, single_domain
+    from modomodo.mixture.seeds import SEED_FAMILIES, seed_mixtures
 
-    family = {
-        "single": lambda w: single_domain(w) is not None,
-        "exclude_one": lambda w: excluded_domain(w) is not None,
-        "uniform": is_uniform,
-    }
     domains = list(cfg.data.domains)
     return [
         pilot_item(p.name, p.mixture, "seed")
         for p in seed_mixtures(domains)
-        if any(family[f](p.mixture.vector(domains)) for f in cfg.search.seeds)
+        if any(SEED_FAMILIES[f](p.mixture.vector(domains)) for f in cfg.search.seeds)
     ]
 
 

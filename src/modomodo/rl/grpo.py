@@ -25,11 +25,13 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
-from modomodo.config import ConfigError, ExperimentConfig, TrainConfig, VLLMConfig
+from modomodo.config import ConfigError, ExperimentConfig
+from modomodo.config_train import TrainConfig, VLLMConfig
 from modomodo.data.prompts import render_prompt
 from modomodo.data.schema import Example
 from modomodo.policy.load import freeze_vision_tower, load_policy, load_weights, resolve_dtype, save_policy
 from modomodo.rewards import RewardContext, RewardSet
+from modomodo.rl.deepspeed_presets import deepspeed_config
 from modomodo.rl.distributed import ensure_rendezvous_env, is_main_process
 from modomodo.rl.safe_checkpoint import safe_deepspeed_loading
 from modomodo.rl.sampler import Draw, mixture_schedule, realised_counts
@@ -38,7 +40,6 @@ from modomodo.store import validate_run_id
 CHECKPOINT_PREFIX = "checkpoint-"
 TRAINER_STATE_FILE = "trainer_state.json"
 """Written last into every checkpoint by HF's Trainer: its presence marks a complete checkpoint."""
-DEEPSPEED_PRESETS = Path(__file__).parent / "deepspeed"
 
 
 @dataclass(frozen=True)
@@ -199,14 +200,6 @@ def _restore_checkpoint(store, run_id: str, trainer_dir: Path) -> Path | None:
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     return target
-
-
-def deepspeed_config(value: str) -> str | None:
-    if not value:
-        return None
-    if value in ("zero2", "zero3"):
-        return str(DEEPSPEED_PRESETS / f"{value}.json")
-    return value
 
 
 def grpo_args(cfg: ExperimentConfig, trainer_dir: Path, steps: int):
