@@ -40,9 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pilot_loop import PilotLoop  # benchmarks/: the script's own folder
 from scipy.optimize import minimize
 
-from modomodo.mixture.active import PilotLoop
 from modomodo.mixture.heuristics import compute_heuristics
 from modomodo.mixture.records import RunRecords, make_run_record
 from modomodo.mixture.search import propose

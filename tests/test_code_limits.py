@@ -97,3 +97,14 @@ def test_the_measure_counts_decorators_signature_and_nested_functions(tmp_path):
     lengths = function_lengths(tmp_path, ("code",))
     assert lengths["code/m.py::f"] == 64
     assert lengths["code/m.py::inner"] == 61 and lengths["code/m.py::m"] == 62
+
+
+def test_data_never_imports_rewards():
+    # rewards builds on data (schema, answers); data importing rewards would make the two a cycle.
+    found = []
+    for path in sorted((LIBRARY / "data").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            module = node.module if isinstance(node, ast.ImportFrom) else None
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [module or ""]
+            found += [f"{path.name}: {n}" for n in names if n.startswith("modomodo.rewards")]
+    assert not found, f"data imports rewards: {found}"

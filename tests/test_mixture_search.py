@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+from test_benchmarks import load_benchmark
 
-from modomodo.mixture.active import PilotLoop
 from modomodo.mixture.records import RunRecords, make_run_record
 from modomodo.mixture.search import (
     best_mixtures,
@@ -19,6 +19,7 @@ from modomodo.mixture.simplex import Mixture, stick_breaking
 from modomodo.mixture.study import SearchError, StudySettings, resolve_storage
 from modomodo.mixture.surrogates import make_surrogate
 
+PilotLoop = load_benchmark("pilot_loop").PilotLoop  # benchmarks/: what mixture_search.py drives
 DOMAINS = ("a", "b", "c", "d")
 OPTIMUM = np.array([0.1, 0.4, 0.3, 0.2])
 
@@ -138,6 +139,15 @@ def test_select_diverse_keeps_the_best_points_apart() -> None:
     assert select_diverse(points, values, 3, 0.1, avoid=np.array([[0.5, 0.5]])) == [0, 3]
 
 
+def test_propose_rejects_bad_requests() -> None:
+    with pytest.raises(SearchError, match="unknown mode"):
+        propose(records(8), "out_score", mode="greedy")
+    with pytest.raises(SearchError, match="k must be >= 1"):
+        propose(records(8), "out_score", k=0)
+    with pytest.raises(SearchError, match="n_trials"):
+        StudySettings(n_trials=0)
+
+
 def test_pilot_loop_asks_and_tells() -> None:
     loop = PilotLoop(
         records(8, noise=0.01),
@@ -158,12 +168,3 @@ def test_pilot_loop_asks_and_tells() -> None:
     assert best.mixture.distance(Mixture.from_vector(DOMAINS, OPTIMUM)) < 0.1
     with pytest.raises(ValueError, match="needs the target score 'out_score'"):
         loop.tell(best.mixture, {"in_score": 0.5})
-
-
-def test_propose_rejects_bad_requests() -> None:
-    with pytest.raises(SearchError, match="unknown mode"):
-        propose(records(8), "out_score", mode="greedy")
-    with pytest.raises(SearchError, match="k must be >= 1"):
-        propose(records(8), "out_score", k=0)
-    with pytest.raises(SearchError, match="n_trials"):
-        StudySettings(n_trials=0)

@@ -11,12 +11,11 @@ from typing import Any
 
 from PIL import Image
 
+from modomodo.data.answers import choice_index, parse_boxes
 from modomodo.data.draw import encode_png
 from modomodo.data.prompts import OPTION_LETTERS, format_boxes
 from modomodo.data.schema import ANSWER_KINDS, Example
 from modomodo.data.shards import encode_meta
-from modomodo.rewards.boxes import parse_boxes
-from modomodo.rewards.matching import choice_index
 
 
 class CurationError(ValueError):

@@ -47,7 +47,6 @@ _EXPORTS: dict[str, str] = {
     "paper_candidates": "search",
     "propose": "search",
     "resolve_storage": "study",
-    "PilotLoop": "active",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,5 +1,8 @@
 """Active pilot planning by ask/tell: ask for the next pilot mixtures, run them, tell the scores.
 
+What ``mixture_search.py`` drives its "active" design with; the pipeline runs its own rounds
+(``search.rounds``: a search stage in ``explore`` mode, then the pilots it proposes).
+
 The state is the run-records table plus the pilots asked for and not yet told, so a loop can be
 rebuilt from a saved table at any time; with a persistent ``StudySettings.storage`` every ask's
 Optuna study is kept too.
