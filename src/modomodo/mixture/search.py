@@ -37,6 +37,10 @@ from modomodo.redact import redact_url
 if TYPE_CHECKING:
     pass
 
+SEARCH_BOOTSTRAP = 32
+"""Bootstrap refits of the surrogate behind a search's intervals and UCB."""
+UCB_KAPPA = 2.0
+"""Exploration weight of ``explore``: mean + kappa * std."""
 SEARCH_MODES = ("best", "explore", "paper")
 
 
@@ -207,8 +211,8 @@ def propose(
     mode: str = "best",
     model: str = "gp",
     model_options: Mapping[str, object] | None = None,
-    n_bootstrap: int = 32,
-    kappa: float = 2.0,
+    n_bootstrap: int = SEARCH_BOOTSTRAP,
+    kappa: float = UCB_KAPPA,
     config: StudySettings | None = None,
     pending: Sequence[Mixture] = (),
 ) -> ProposalSet:

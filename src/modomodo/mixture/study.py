@@ -16,7 +16,9 @@ from modomodo.mixture.records import RunRecords
 from modomodo.mixture.simplex import inverse_stick_breaking, stick_breaking
 from modomodo.redact import redact_url
 
-DEFAULT_STORAGE_FILE = "modomodo-mixture.db"
+STUDY_FILE = "study.db"
+"""The SQLite file a search keeps its study in when no storage is given: the search stage's in its
+output folder, ``modomodo mixture propose``'s in the current one."""
 
 
 class SearchError(ValueError):
@@ -51,7 +53,7 @@ class StudySettings:
 
 
 def resolve_storage(storage: str | Path | None) -> str:
-    """An RDB URL: a URL stays as is, a file path becomes SQLite, None is ``./modomodo-mixture.db``.
+    """An RDB URL: a URL stays as is, a file path becomes SQLite, None is ``./study.db``.
 
     A plain ``postgresql://`` URL (libpq's form, as a Secret usually holds it) gets the psycopg 3
     driver that modomodo installs; SQLAlchemy would otherwise look for psycopg2. A URL SQLAlchemy
@@ -71,7 +73,7 @@ def resolve_storage(storage: str | Path | None) -> str:
                 "expected e.g. postgresql://user:password@host:5432/db or sqlite:///path.db"
             ) from None
         return url
-    path = Path(storage) if storage is not None else Path.cwd() / DEFAULT_STORAGE_FILE
+    path = Path(storage) if storage is not None else Path.cwd() / STUDY_FILE
     return f"sqlite:///{path.resolve()}"
 
 

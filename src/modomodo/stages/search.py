@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from modomodo.config import ExperimentConfig
+from modomodo.config_search import SearchConfig
+from modomodo.mixture.search import SEARCH_BOOTSTRAP, UCB_KAPPA
 from modomodo.stages.common import stage_metrics
 from modomodo.stages.surrogate import loo_validation
+
+
+def section_search(
+    search: SearchConfig,
+    records,
+    *,
+    mode: str,
+    k: int,
+    storage: str | Path | None,
+    study_name: str | None = None,
+    min_distance: float | None = None,
+    model_options: Mapping[str, object] | None = None,
+    n_bootstrap: int = SEARCH_BOOTSTRAP,
+    kappa: float = UCB_KAPPA,
+):
+    """Propose ``k`` mixtures (``mode`` best, explore or paper) on ``search``'s surrogate, target,
+    trials and seed, the study kept in ``storage`` (a URL or SQLite file; None: ``./study.db``):
+    what the search stage runs and ``modomodo mixture propose`` too."""
+    from modomodo.mixture.search import propose
+    from modomodo.mixture.study import StudySettings, resolve_storage
+
+    distance = {} if min_distance is None else {"min_distance": min_distance}
+    study = StudySettings(
+        n_trials=search.trials,
+        seed=search.seed,
+        storage=resolve_storage(storage),
+        study_name=study_name,
+        **distance,
+    )
+    return propose(records, search.target, k=k, mode=mode, model=search.surrogate, model_options=model_options,
+                   n_bootstrap=n_bootstrap, kappa=kappa, config=study)  # fmt: skip
 
 
 def search_stage(
@@ -19,23 +53,18 @@ def search_stage(
     ``decision`` says why. Writes ``proposals.json`` and ``simplex.png`` (the fitted surface around
     the top proposal)."""
     from modomodo.mixture.plots import plot_simplex_slices
-    from modomodo.mixture.search import propose
-    from modomodo.mixture.study import StudySettings, resolve_storage
+    from modomodo.mixture.study import STUDY_FILE, StudySettings
     from modomodo.report import write_json
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = StudySettings(
-        n_trials=cfg.search.trials,
-        seed=cfg.search.seed,
-        storage=resolve_storage(storage or out_dir / "study.db"),
-    )
     metrics = stage_metrics(cfg, run_id, "search")
     with metrics.stage_timer():
-        found = propose(records, cfg.search.target, k=k, mode=mode, model=cfg.search.surrogate, config=config)
+        found = section_search(cfg.search, records, mode=mode, k=k, storage=storage or out_dir / STUDY_FILE)
         if not found.proposals:
+            min_distance = StudySettings().min_distance
             raise ValueError(
-                f"the {mode} search proposed no mixture (min_distance {config.min_distance} rules all out)"
+                f"the {mode} search proposed no mixture (min_distance {min_distance} rules all out)"
             )
         if mode == "best":
             found = _trusted_or_best_pilots(cfg, records, found, k)

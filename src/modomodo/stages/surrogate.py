@@ -6,19 +6,36 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from modomodo.config import ExperimentConfig
+from modomodo.config_search import SearchConfig
 from modomodo.stages.common import stage_metrics
 
 BASELINE_SURROGATES = ("linear", "quadratic", "gp")
 """Surrogates cross-validated next to the configured one, so the report shows what each model buys."""
 
 
-def loo_validation(cfg: ExperimentConfig, records, name: str):
-    """Leave-one-out cross-validation of surrogate ``name`` on ``records[search.target]``."""
-    from modomodo.mixture.quality import cross_validate
+def section_surrogate(search: SearchConfig, name: str = "", **options):
+    """An unfitted surrogate ``name`` (default ``search.surrogate``), seeded by ``search.seed``:
+    what the pipeline fits and ``modomodo mixture fit`` too."""
     from modomodo.mixture.surrogates import make_surrogate
 
-    surrogate = make_surrogate(name, seed=cfg.search.seed)
-    return cross_validate(surrogate, records.weights(), records.scores(cfg.search.target), folds=None)
+    return make_surrogate(name or search.surrogate, seed=search.seed, **options)
+
+
+def section_cross_validation(
+    search: SearchConfig, records, name: str = "", *, folds: int | None = None, **options
+):
+    """Cross-validation of surrogate ``name`` (default the section's) on ``records[search.target]``:
+    leave-one-out unless ``folds``; ``options`` go to the surrogate."""
+    from modomodo.mixture.quality import cross_validate
+
+    surrogate = section_surrogate(search, name, **options)
+    weights, scores = records.weights(), records.scores(search.target)
+    return cross_validate(surrogate, weights, scores, folds=folds, seed=search.seed)
+
+
+def loo_validation(cfg: ExperimentConfig, records, name: str):
+    """Leave-one-out cross-validation of surrogate ``name`` on ``records[search.target]``."""
+    return section_cross_validation(cfg.search, records, name)
 
 
 class TooFewPilotsError(RuntimeError):
@@ -36,7 +53,7 @@ def fit_surrogate_stage(
     ``surrogate.json``; with fewer than ``search.min_pilots`` runs nothing is fitted."""
     from modomodo.mixture.evidence import ranking_trust
     from modomodo.mixture.plots import plot_cross_validation
-    from modomodo.mixture.surrogates import SurrogateError, make_surrogate
+    from modomodo.mixture.surrogates import SurrogateError
     from modomodo.report import write_json
 
     failed = dict(failed or {})
@@ -76,7 +93,7 @@ def fit_surrogate_stage(
                 summary["trust"] = ranking_trust(
                     validation.actual, validation.predicted, cfg.search.trust_alpha
                 ).to_dict()
-        fitted = make_surrogate(chosen, seed=cfg.search.seed).fit(records.weights(), records.scores(target))
+        fitted = section_surrogate(cfg.search).fit(records.weights(), records.scores(target))
         summary["fit"] = fitted.describe(list(records.domains))
         metrics.record_surrogate({name: cv["r2"] for name, cv in summary["cv"].items()})
     write_json(out_dir / "surrogate.json", summary)
