@@ -33,7 +33,6 @@ FUNCTION_EXCEPTIONS = {
     "monitoring/dashboards.py::training": "one Grafana dashboard literal",
     "benchmarks/mixture_search.py::main": "benchmark script",
     "benchmarks/mixture_sensitivity.py::main": "benchmark script",
-    "benchmarks/store_load.py::run": "benchmark script",
 }
 
 
