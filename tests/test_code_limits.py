@@ -28,8 +28,6 @@ FUNCTION_EXCEPTIONS = {
     "components/rl_update.py::rl_update": "component body (compiled IR)",
     "pipelines/mixture_search.py::build": "pipeline definition (compiled IR)",
     "pipelines/mixture_search.py::mixture_search": "pipeline definition (compiled IR)",
-    "benchmarks/mixture_search.py::main": "benchmark script",
-    "benchmarks/mixture_sensitivity.py::main": "benchmark script",
 }
 
 
