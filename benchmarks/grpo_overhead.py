@@ -20,6 +20,8 @@ from pathlib import Path
 
 from modomodo import stages
 from modomodo.config import load_config
+from modomodo.data.curated import load_curated
+from modomodo.rewards.domains import reward_sets
 
 
 def bare_trl(cfg, data_dir: Path, base: Path, out: Path, steps: int) -> float:
@@ -28,11 +30,13 @@ def bare_trl(cfg, data_dir: Path, base: Path, out: Path, steps: int) -> float:
 
     from modomodo.policy.load import freeze_vision_tower, load_policy
     from modomodo.rewards import RewardContext
-    from modomodo.rl.grpo import grpo_args, schedule_dataset
+    from modomodo.rl.grpo import grpo_args, schedule_dataset, training_schedule
 
-    data = stages.load_curated(data_dir)
-    dataset, _, _ = schedule_dataset(data.train, cfg)
-    sets = stages.reward_sets(cfg)
+    data = load_curated(data_dir)
+    dataset = schedule_dataset(
+        data.train, training_schedule(data.train, cfg.train, cfg.resolved_mixture()).draws
+    )
+    sets = reward_sets(cfg)
 
     def reward(prompts, completions, domain, solution, answer_kind, options, **_):
         return [

@@ -40,14 +40,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pilot_loop import PilotLoop  # benchmarks/: the script's own folder
 from scipy.optimize import minimize
 
-from modomodo.mixture.active import PilotLoop
 from modomodo.mixture.heuristics import compute_heuristics
 from modomodo.mixture.records import RunRecords, make_run_record
-from modomodo.mixture.search import SearchConfig, propose
+from modomodo.mixture.search import propose
 from modomodo.mixture.seeds import random_pilots, seed_mixtures, spread_pilots
 from modomodo.mixture.simplex import Mixture
+from modomodo.mixture.study import StudySettings
 
 DOMAINS = ("d1", "d2", "d3", "d4", "d5")
 FAMILIES = ("quadratic", "concave-quadratic", "bumps", "saturating")
@@ -206,7 +207,7 @@ def paper_pilots(pilots: Pilots, n: int, seed: int) -> RunRecords:
 def recommend(
     records: RunRecords, model: str, settings: Settings, seed: int, mode: str = "best", **options: object
 ) -> np.ndarray:
-    config = SearchConfig(n_trials=settings.trials, seed=seed, min_distance=settings.min_distance)
+    config = StudySettings(n_trials=settings.trials, seed=seed, min_distance=settings.min_distance)
     result = propose(
         records, "out_score", k=1, mode=mode, model=model, model_options=options, n_bootstrap=0, config=config
     )
@@ -237,7 +238,7 @@ def run_method(method: str, surface: Surface, budget: int, settings: Settings, s
             model=settings.active_model,
             n_bootstrap=settings.bootstrap,
             kappa=settings.kappa,
-            search=SearchConfig(n_trials=settings.trials, seed=seed, min_distance=settings.min_distance),
+            search=StudySettings(n_trials=settings.trials, seed=seed, min_distance=settings.min_distance),
         )
         while len(loop.records) < budget:
             asked = loop.ask(min(settings.batch, budget - len(loop.records)))
@@ -275,7 +276,7 @@ def print_table(regret: dict[str, dict[int, list[float]]], budgets: Sequence[int
         print(method.ljust(width) + "".join(summarise(by_budget[b]).ljust(24) for b in budgets))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--surfaces", type=int, default=20, help="ground-truth surfaces (cycling through the families)"
@@ -310,6 +311,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, help="write the regret-vs-pilots PNG here")
     parser.add_argument("--json", type=Path, help="write all regrets as JSON here")
     args = parser.parse_args(argv)
+    unknown = sorted({f for f in args.families.split(",") if f} - set(FAMILIES + HELD_OUT))
+    if unknown:
+        parser.error(f"--families: unknown {unknown}; known: {', '.join(FAMILIES + HELD_OUT)}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     budgets = [int(b) for b in args.budgets.split(",")]
     methods = [m for m in args.methods.split(",") if m]
     settings = Settings(
@@ -323,9 +332,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.min_distance,
     )
     families = [f for f in args.families.split(",") if f]
-    unknown = sorted(set(families) - set(FAMILIES + HELD_OUT))
-    if unknown:
-        parser.error(f"--families: unknown {unknown}; known: {', '.join(FAMILIES + HELD_OUT)}")
     tasks = [(i, families[i % len(families)], budgets, methods, settings) for i in range(args.surfaces)]
     started = time.perf_counter()
     if args.workers == 1:
@@ -336,6 +342,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     regret = {method: {b: [r[method][b] for r in results] for b in budgets} for method in methods}
 
+    print_results(args, regret, budgets, methods, families, [task[1] for task in tasks], elapsed)
+    return 0
+
+
+def print_results(args, regret: dict, budgets: list[int], methods: list[str], families: list[str],
+                  surface_families: list[str], elapsed: float) -> None:  # fmt: skip
+    """The regret tables (all surfaces, and per family with --by-family), the paper goal's
+    verdicts, and the plot and JSON files asked for."""
     print(
         f"simple regret, median [q1, q3] over {args.surfaces} surfaces ({', '.join(families)}), 5 domains, "
         f"noise sd {args.noise} ({', '.join(f'{f} {n}' for f, n in FAMILY_NOISE.items() if f in families) or 'every family'})"
@@ -351,14 +365,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ours = float(np.median(regret[method][budget // 2]))
                 verdict = "met" if ours < paper else "NOT met"
                 print(f"  {method}@{budget // 2} {ours:.3f} vs paper@{budget} {paper:.3f}: {verdict}")
-    surface_families = [task[1] for task in tasks]
     if args.by_family:
         for family in families:
             mine = [i for i, f in enumerate(surface_families) if f == family]
             print(f"\n{family} ({len(mine)} surfaces)")
             print_table({m: {b: [regret[m][b][i] for i in mine] for b in budgets} for m in methods}, budgets)
     print(
-        f"\n{len(tasks)} surfaces x {len(methods)} methods x {len(budgets)} budgets in {elapsed:.0f} s with {args.workers} workers"
+        f"\n{len(surface_families)} surfaces x {len(methods)} methods x {len(budgets)} budgets in {elapsed:.0f} s with {args.workers} workers"
     )
     if args.plot:
         from modomodo.mixture.plots import plot_regret
@@ -376,7 +389,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 indent=1,
             )
         )
-    return 0
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ import torch
 
 from modomodo import stages
 from modomodo.config import ExperimentConfig, load_config
+from modomodo.data.curated import load_curated
 from modomodo.data.synthetic import GENERATOR_VERSION
 from modomodo.evaluation.evaluate import evaluate_policy
 from modomodo.policy.image_reliance import rotate_images
@@ -47,7 +48,7 @@ from modomodo.policy.load import load_policy, policy_device
 
 def blind_out_score(cfg: ExperimentConfig, data_dir: Path, model_dir: Path, out_dir: Path) -> float:
     """Out-Score of ``model_dir`` with each out-of-domain example shown the next example's image."""
-    data = stages.load_curated(data_dir)
+    data = load_curated(data_dir)
     ood = {b: rotate_images(exs) for b, exs in data.benchmarks.items() if data.splits[b] == "out"}
     model, processor = load_policy(model_dir, cfg.policy.dtype, policy_device())
     return evaluate_policy(model, processor, ood, data.splits, cfg.eval, out_dir).out_score
@@ -139,6 +140,37 @@ def _run(
     return scores, blind_out
 
 
+def print_table(
+    work: Path, base_eval, base_blind: float, results: dict, blind: dict, forms: dict, benchmarks: list[str]
+) -> None:
+    """One row per mixture (mean over seeds) under the base policy's: Out-Score mean and std, with
+    blind images, seen minus blind, answer form rate, In-Score, and each out-of-domain benchmark."""
+    ood = set(benchmarks)
+    header = (
+        f"{'mixture':<14}{'Out mean':>10}{'Out std':>9}{'Out blind':>10}{'Out seen':>9}{'Out form':>9}{'In mean':>9}"
+        + "".join(f"{b:>11}" for b in benchmarks)
+    )
+    print(header)
+    print(f"{'base (SFT)':<14}{base_eval.out_score:>10.3f}{'':>9}{base_blind:>10.3f}"
+          f"{base_eval.out_score - base_blind:>9.3f}{form_rate(work / 'eval-base' / 'samples.jsonl', ood):>9.3f}"
+          f"{base_eval.in_score:>9.3f}"
+          + "".join(f"{base_eval.by_benchmark()[b]:>11.3f}" for b in benchmarks))  # fmt: skip
+    for name, scored in results.items():
+        outs = [r["out_score"] for r in scored]
+        mean, std = statistics.mean(outs), statistics.stdev(outs) if len(outs) > 1 else 0.0
+        per = {
+            b: statistics.mean(s["score"] for r in scored for s in r["scores"] if s["benchmark"] == b)
+            for b in benchmarks
+        }
+        ins = statistics.mean(r["in_score"] for r in scored)
+        blind_mean = statistics.mean(blind[name])
+        print(
+            f"{name:<14}{mean:>10.3f}{std:>9.3f}{blind_mean:>10.3f}"
+            f"{mean - blind_mean:>9.3f}{statistics.mean(forms[name]):>9.3f}{ins:>9.3f}"
+            + "".join(f"{per[b]:>11.3f}" for b in benchmarks)
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -192,29 +224,7 @@ def main() -> None:
 
     print(f"\nMixture sensitivity: preset {args.preset}, {cfg.train.steps} GRPO steps, {args.seeds} seeds, "
           f"{time.perf_counter() - start:.0f} s in all")  # fmt: skip
-    header = (
-        f"{'mixture':<14}{'Out mean':>10}{'Out std':>9}{'Out blind':>10}{'Out seen':>9}{'Out form':>9}{'In mean':>9}"
-        + "".join(f"{b:>11}" for b in benchmarks)
-    )
-    print(header)
-    print(f"{'base (SFT)':<14}{base_eval.out_score:>10.3f}{'':>9}{base_blind:>10.3f}"
-          f"{base_eval.out_score - base_blind:>9.3f}{form_rate(work / 'eval-base' / 'samples.jsonl', ood):>9.3f}"
-          f"{base_eval.in_score:>9.3f}"
-          + "".join(f"{base_eval.by_benchmark()[b]:>11.3f}" for b in benchmarks))  # fmt: skip
-    for name, scored in results.items():
-        outs = [r["out_score"] for r in scored]
-        mean, std = statistics.mean(outs), statistics.stdev(outs) if len(outs) > 1 else 0.0
-        per = {
-            b: statistics.mean(s["score"] for r in scored for s in r["scores"] if s["benchmark"] == b)
-            for b in benchmarks
-        }
-        ins = statistics.mean(r["in_score"] for r in scored)
-        blind_mean = statistics.mean(blind[name])
-        print(
-            f"{name:<14}{mean:>10.3f}{std:>9.3f}{blind_mean:>10.3f}"
-            f"{mean - blind_mean:>9.3f}{statistics.mean(forms[name]):>9.3f}{ins:>9.3f}"
-            + "".join(f"{per[b]:>11.3f}" for b in benchmarks)
-        )
+    print_table(work, base_eval, base_blind, results, blind, forms, benchmarks)
     reliance = json.loads((Path(base) / "warmstart.json").read_text()).get("image_reliance", {})
     if reliance:  # a base that ignores the picture cannot learn visual skills differently per mixture
         gaps = ", ".join(f"{d} {r['gap']:+.4f}" for d, r in reliance.items())

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from modomodo import stages
 from modomodo.config import ExperimentConfig, load_config
+from modomodo.mixture import pilots as plans
 from modomodo.pipelines.local import run_locally
 
 PROFILE_PROMPTS = 32
@@ -37,7 +38,7 @@ def train_and_score(cfg: ExperimentConfig, data: Path, base: Path, out: Path, st
     run_cfg = replace(cfg, train=replace(cfg.train, mixture=pilot["mixture"])).validate()
     run_id = f"{cfg.name}-{pilot['run']}"
     result = stages.rl_stage(run_cfg, data, base, out / run_id, run_id=run_id, resume=True, store=store)
-    scores = stages.score_columns(
+    scores = plans.score_columns(
         stages.evaluate_stage(run_cfg, data, Path(result.model_dir), out / f"{run_id}-eval", run_id=run_id)
     )
     run = {
@@ -47,7 +48,7 @@ def train_and_score(cfg: ExperimentConfig, data: Path, base: Path, out: Path, st
         "seed": cfg.train.seed,
         "steps": result.steps,
     }
-    return {"run": run, "scores": scores, "record": stages.run_record(run, scores)}
+    return {"run": run, "scores": scores, "record": plans.run_record(run, scores)}
 
 
 def direct(cfg: ExperimentConfig, out: Path) -> None:
@@ -58,7 +59,7 @@ def direct(cfg: ExperimentConfig, out: Path) -> None:
     data = out / "data"
     stages.curate_stage(cfg, data)
     base = stages.base_policy_stage(cfg, data, out / "base")
-    base_scores = stages.score_columns(
+    base_scores = plans.score_columns(
         stages.evaluate_stage(cfg, data, base, out / "eval-base", run_id="base")
     )
     stages.rollout_stage(
@@ -67,14 +68,14 @@ def direct(cfg: ExperimentConfig, out: Path) -> None:
 
     def wave(pilots: list[dict], previous: Path | None, index: int) -> tuple[object, Path]:
         rows = [train_and_score(cfg, data, base, out, store, pilot)["record"] for pilot in pilots]
-        records = stages.load_records(cfg, rows, previous)
+        records = plans.load_records(cfg, rows, previous)
         folder = out / f"surrogate-{index}"
         stages.fit_surrogate_stage(cfg, records, folder, run_id=f"surrogate-{index}")
         return records, folder / "records.csv"
 
-    records, table = wave(stages.seed_pilots(cfg), None, 0)
+    records, table = wave(plans.seed_pilots(cfg), None, 0)
     if cfg.search.heuristics:
-        records, table = wave(stages.heuristic_pilots(cfg, records), table, 1)
+        records, table = wave(plans.heuristic_pilots(cfg, records), table, 1)
     for round_index in range(1, cfg.search.rounds + 1):
         found = stages.search_stage(
             cfg,
@@ -86,7 +87,7 @@ def direct(cfg: ExperimentConfig, out: Path) -> None:
             run_id="round",
         )
         pilots = [
-            stages.pilot_item(f"round{round_index}-{i}", p.mixture, "pilot")
+            plans.pilot_item(f"round{round_index}-{i}", p.mixture, "pilot")
             for i, p in enumerate(found.proposals)
         ]
         records, table = wave(pilots, table, 1 + round_index)
@@ -94,7 +95,7 @@ def direct(cfg: ExperimentConfig, out: Path) -> None:
         cfg, records, out / "search", mode="best", k=cfg.search.top_k, storage=None, run_id="search"
     )
     chosen = train_and_score(
-        cfg, data, base, out, store, stages.pilot_item("chosen", best.proposals[0].mixture, "model")
+        cfg, data, base, out, store, plans.pilot_item("chosen", best.proposals[0].mixture, "model")
     )
     stages.report_stage(
         cfg,
@@ -152,7 +153,7 @@ def main() -> None:
         for name in order:
             results[name].append(measure(variants[name], i))
     pilots = (
-        len(stages.seed_pilots(cfg))
+        len(plans.seed_pilots(cfg))
         + len(cfg.search.heuristics)
         + cfg.search.rounds * cfg.search.pilots_per_round
     )

@@ -153,17 +153,24 @@ def run(args) -> None:
                     lost.append(key)
             if lost:
                 raise SystemExit(f"lost or corrupted: {lost[:10]} ({len(lost)} in all)")
-        print(
-            f"{args.small} small objects ({small_mb:.1f} MiB), {args.large} x {args.large_mb} MiB multipart, "
-            f"{args.threads} threads, median of {args.repeats}; load average {statistics.mean(loads):.1f} "
-            f"on {os.cpu_count()} cores; every object read back, SHA-256 equal"
-        )
-        print(f"{'workload':<28} {'modomodo store':>16} {'raw boto3':>16} {'ratio':>6}")
-        for what, unit, amount in (("small", "obj/s", args.small), ("large", "MiB/s", large_mb)):
-            ours = amount / statistics.median(times[f"{what} store"])
-            raw = amount / statistics.median(times[f"{what} raw"])
-            label = "put_bytes vs put_object" if what == "small" else "put_dir vs upload_file"
-            print(f"{label:<28} {ours:>10.1f} {unit} {raw:>10.1f} {unit} {ours / raw:>6.2f}")
+        print_results(args, times, loads, small_mb, large_mb)
+
+
+def print_results(
+    args, times: dict[str, list[float]], loads: list[float], small_mb: float, large_mb: float
+) -> None:
+    """The medians of each workload, ours against raw boto3, with the machine's load."""
+    print(
+        f"{args.small} small objects ({small_mb:.1f} MiB), {args.large} x {args.large_mb} MiB multipart, "
+        f"{args.threads} threads, median of {args.repeats}; load average {statistics.mean(loads):.1f} "
+        f"on {os.cpu_count()} cores; every object read back, SHA-256 equal"
+    )
+    print(f"{'workload':<28} {'modomodo store':>16} {'raw boto3':>16} {'ratio':>6}")
+    for what, unit, amount in (("small", "obj/s", args.small), ("large", "MiB/s", large_mb)):
+        ours = amount / statistics.median(times[f"{what} store"])
+        raw = amount / statistics.median(times[f"{what} raw"])
+        label = "put_bytes vs put_object" if what == "small" else "put_dir vs upload_file"
+        print(f"{label:<28} {ours:>10.1f} {unit} {raw:>10.1f} {unit} {ours / raw:>6.2f}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,6 +22,7 @@ def base_policy(
 
     from modomodo import stages
     from modomodo.components import runtime
+    from modomodo.stages.common import stage_metrics
 
     cfg = runtime.experiment_config(config, pushgateway)
     runtime.check_gpus(gpus)
@@ -31,7 +32,7 @@ def base_policy(
         "mixture": {},
     }
     with tempfile.TemporaryDirectory() as scratch:
-        metrics = stages.stage_metrics(cfg, run["run_id"], "warmstart")
+        metrics = stage_metrics(cfg, run["run_id"], "warmstart")
         with metrics.stage_timer():
             built = stages.base_policy_stage(cfg, Path(data.path), Path(scratch))
         shutil.move(str(built), model.path)  # the model only; the tiny model's init stays behind

@@ -29,6 +29,7 @@ def evaluate(
 
     from modomodo import stages
     from modomodo.components import runtime
+    from modomodo.mixture import pilots
 
     cfg = runtime.experiment_config(config, pushgateway)
     runtime.check_gpus(gpus)
@@ -41,7 +42,7 @@ def evaluate(
             run_id=run["run_id"],
             mixture=run.get("mixture"),
         )
-    columns = stages.score_columns(result)
+    columns = pilots.score_columns(result)
     runtime.log_metrics(metrics, columns)
     runtime.annotate(
         samples,

@@ -11,10 +11,10 @@ from modomodo.components import RUNTIME_IMAGE
 @dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
 def plan_seed_pilots(config: dict) -> list:
     """The seed mixtures of ``search.seeds`` as pilot items ``{run, mixture, kind}``."""
-    from modomodo import stages
     from modomodo.components import runtime
+    from modomodo.mixture import pilots
 
-    return stages.seed_pilots(runtime.experiment_config(config))
+    return pilots.seed_pilots(runtime.experiment_config(config))
 
 
 @dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
@@ -22,11 +22,11 @@ def plan_heuristic_pilots(config: dict, records: Input[Dataset]) -> list:
     """The paper's heuristic mixtures of ``search.heuristics``, computed from the seed runs."""
     from pathlib import Path
 
-    from modomodo import stages
     from modomodo.components import runtime
+    from modomodo.mixture import pilots
 
     cfg = runtime.experiment_config(config)
-    return stages.heuristic_pilots(cfg, stages.load_records(cfg, [], Path(records.path) / "records.csv"))
+    return pilots.heuristic_pilots(cfg, pilots.load_records(cfg, [], Path(records.path) / "records.csv"))
 
 
 @dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
@@ -34,8 +34,8 @@ def run_record(run: dict, scores: dict) -> NamedTuple("RunRecord", [("record", d
     """One row of the run-records table: the RL update's run and its evaluation's scores."""
     from collections import namedtuple
 
-    from modomodo import stages
     from modomodo.components import runtime
+    from modomodo.mixture import pilots
 
-    record = stages.run_record(runtime.integral_floats_to_int(run), scores)
+    record = pilots.run_record(runtime.integral_floats_to_int(run), scores)
     return namedtuple("RunRecord", ["record"])(record)

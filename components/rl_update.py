@@ -50,9 +50,10 @@ def rl_update(
 
     from modomodo import stages
     from modomodo.components import runtime
+    from modomodo.mixture import pilots
 
     cfg = runtime.with_mixture(runtime.experiment_config(config, pushgateway), mixture)
-    cfg.train.seed += replicate
+    cfg = runtime.with_replicate_seed(cfg, replicate)
     runtime.check_gpus(gpus)
     replica = [replicate] if replicate else []  # replicate 0 keeps the run ids of earlier versions
     # Checkpoints of another world size do not resume (ZeRO partitions); one node keeps its ids.
@@ -75,9 +76,9 @@ def rl_update(
         )
     with tempfile.TemporaryDirectory() as scratch:
         # A pilot that crashes, diverges or keeps losing its pod is recorded as failed, not fatal
-        # (stages.failed_run).
+        # (mixture.pilots.failed_run).
         try:
-            stages.give_up_on_lost_pilot(cfg, store, run_id, kind)
+            pilots.give_up_on_lost_pilot(cfg, store, run_id, kind)
             result = rl_stage(
                 cfg,
                 Path(data.path),
@@ -89,16 +90,16 @@ def rl_update(
                 metrics_port=runtime.metrics_port(),
                 # A TrainJob runs torchrun itself; a pilot trains in a child process, so that an
                 # out-of-memory kill of the training is a failed pilot, not a failed pipeline.
-                **({} if nodes > 1 else {"processes": max(gpus, 1), "isolate": stages.pilot_may_fail(kind)}),
+                **({} if nodes > 1 else {"processes": max(gpus, 1), "isolate": pilots.pilot_may_fail(kind)}),
             )
         except Exception as error:
-            if not stages.pilot_may_fail(kind):
+            if not pilots.pilot_may_fail(kind):
                 raise
-            failed = stages.failed_run(run_id, cfg, kind, error, Path(model.path))
+            failed = pilots.failed_run(run_id, cfg, kind, error, Path(model.path))
             return namedtuple("RLUpdate", ["run"])(failed)
         run = {
             "run_id": run_id,
-            "mixture": cfg.resolved_mixture(),
+            "mixture": result.mixture,
             "kind": kind,
             "seed": cfg.train.seed,
             "steps": result.steps,

@@ -7,6 +7,7 @@ artifacts are duck-typed (``.uri``, ``.path``, ``.metadata``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -26,9 +27,7 @@ def experiment_config(config: dict[str, Any], pushgateway: str = "") -> Experime
     metrics push to ``pushgateway``, the run's parameter, when one is given (it can differ from the
     compiled config's)."""
     cfg = config_from_dict(integral_floats_to_int(config))
-    if pushgateway:
-        cfg.pushgateway = pushgateway
-    return cfg
+    return dataclasses.replace(cfg, pushgateway=pushgateway) if pushgateway else cfg
 
 
 def integral_floats_to_int(value: Any) -> Any:
@@ -121,11 +120,19 @@ def local_copy(artifact: Any, scratch: Path) -> Path:
 
 
 def with_mixture(cfg: ExperimentConfig, mixture: dict[str, float]) -> ExperimentConfig:
-    """``cfg`` training on ``mixture`` (validated against the domains); empty keeps the config's."""
-    if mixture:
-        cfg.train.mixture = integral_floats_to_int(mixture)
-        cfg.validate()
-    return cfg
+    """A new config: ``cfg`` training on ``mixture`` (validated against the domains); empty keeps
+    the config's. ``cfg`` itself, validated once, is never changed."""
+    if not mixture:
+        return cfg
+    train = dataclasses.replace(cfg.train, mixture=integral_floats_to_int(mixture))
+    return dataclasses.replace(cfg, train=train).validate()
+
+
+def with_replicate_seed(cfg: ExperimentConfig, replicate: int) -> ExperimentConfig:
+    """A new config: ``cfg`` training with seed ``train.seed + replicate`` (replicate 0 is ``cfg``)."""
+    if not replicate:
+        return cfg
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=cfg.train.seed + replicate))
 
 
 def metrics_port() -> int:

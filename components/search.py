@@ -29,9 +29,10 @@ def search_mixture(
 
     from modomodo import stages
     from modomodo.components import runtime
+    from modomodo.mixture import pilots
 
     cfg = runtime.experiment_config(config, pushgateway)
-    table = stages.load_records(cfg, [], Path(records.path) / "records.csv")
+    table = pilots.load_records(cfg, [], Path(records.path) / "records.csv")
     k = cfg.search.top_k if mode == "best" else cfg.search.pilots_per_round
     run_id = f"{cfg.name}-{wave}-{table.fingerprint()[:10]}"
     found = stages.search_stage(
@@ -43,7 +44,7 @@ def search_mixture(
         storage=os.environ.get("MODOMODO_STUDY_STORAGE"),
         run_id=run_id,
     )
-    items = [stages.pilot_item(f"{wave}-{i}", p.mixture, "pilot") for i, p in enumerate(found.proposals)]
+    items = [pilots.pilot_item(f"{wave}-{i}", p.mixture, "pilot") for i, p in enumerate(found.proposals)]
     best = found.proposals[0]
     runtime.annotate(
         proposals, cfg, run_id=run_id, mode=mode, best=best.mixture.to_dict(), predicted=best.mean

@@ -24,16 +24,17 @@ def fit_surrogate(
 
     from modomodo import stages
     from modomodo.components import runtime
+    from modomodo.mixture import pilots
 
     cfg = runtime.experiment_config(config, pushgateway)
     rows = [runtime.integral_floats_to_int(r) for r in rows]
-    table = stages.load_records(
+    table = pilots.load_records(
         cfg, rows, Path(previous.path) / "records.csv" if previous is not None else None
     )
     table.write(Path(records.path) / "records.csv")
     run_id = f"{cfg.name}-surrogate-{table.fingerprint()[:10]}"
     summary = stages.fit_surrogate_stage(
-        cfg, table, Path(surrogate.path), run_id=run_id, failed=stages.failed_pilots(rows)
+        cfg, table, Path(surrogate.path), run_id=run_id, failed=pilots.failed_pilots(rows)
     )
     runtime.log_metrics(
         quality,

@@ -159,6 +159,41 @@ def build_train_job(
     limits = {"memory": quantity(settings.memory)}
     if gpus:
         limits[settings.accelerator] = quantity(str(gpus))
+    env = _node_env(tm, settings, s3_secret)
+    patches = _runtime_patches(tm, settings, gpus)
+    owners = [tm.IoK8sApimachineryPkgApisMetaV1OwnerReference(**owner)] if owner else None
+    job = tm.TrainerV1alpha1TrainJob(
+        api_version=f"{GROUP}/{VERSION}",
+        kind="TrainJob",
+        metadata=tm.IoK8sApimachineryPkgApisMetaV1ObjectMeta(
+            name=name,
+            labels={MANAGED_BY_LABEL: MANAGED_BY},
+            annotations={RUN_ANNOTATION: run_id},
+            owner_references=owners,
+        ),
+        spec=tm.TrainerV1alpha1TrainJobSpec(
+            runtime_ref=tm.TrainerV1alpha1RuntimeRef(
+                api_group=GROUP, kind="ClusterTrainingRuntime", name=runtime
+            ),
+            trainer=tm.TrainerV1alpha1Trainer(
+                image=settings.image,
+                command=command,
+                env=env or None,
+                num_nodes=nodes,
+                num_proc_per_node=max(gpus, 1),
+                resources_per_node=tm.IoK8sApiCoreV1ResourceRequirements(
+                    requests={"cpu": quantity(settings.cpu), "memory": quantity(settings.memory)},
+                    limits=limits,
+                ),
+            ),
+            runtime_patches=patches,
+        ),
+    )
+    return job.to_dict()
+
+
+def _node_env(tm, settings: NodeSettings, s3_secret: str) -> list:
+    """Each node's environment: the store's credentials from ``s3_secret``, and the metrics port."""
     env = [
         tm.IoK8sApiCoreV1EnvVar(
             name=variable,
@@ -172,7 +207,11 @@ def build_train_job(
         from modomodo.metrics import METRICS_PORT_ENV
 
         env.append(tm.IoK8sApiCoreV1EnvVar(name=METRICS_PORT_ENV, value=str(settings.metrics_port)))
-    # The runtime's node pods: GPU placement, and the label the chart's PodMonitor scrapes by.
+    return env
+
+
+def _runtime_patches(tm, settings: NodeSettings, gpus: int) -> list | None:
+    """The runtime's node pods: GPU placement, and the label the chart's PodMonitor scrapes by."""
     pod_spec = pod_meta = patches = None
     if gpus and (settings.node_selector or settings.tolerations):
         pod_spec = tm.TrainerV1alpha1PodSpecPatch(
@@ -205,35 +244,7 @@ def build_train_job(
                 ),
             )
         ]
-    owners = [tm.IoK8sApimachineryPkgApisMetaV1OwnerReference(**owner)] if owner else None
-    job = tm.TrainerV1alpha1TrainJob(
-        api_version=f"{GROUP}/{VERSION}",
-        kind="TrainJob",
-        metadata=tm.IoK8sApimachineryPkgApisMetaV1ObjectMeta(
-            name=name,
-            labels={MANAGED_BY_LABEL: MANAGED_BY},
-            annotations={RUN_ANNOTATION: run_id},
-            owner_references=owners,
-        ),
-        spec=tm.TrainerV1alpha1TrainJobSpec(
-            runtime_ref=tm.TrainerV1alpha1RuntimeRef(
-                api_group=GROUP, kind="ClusterTrainingRuntime", name=runtime
-            ),
-            trainer=tm.TrainerV1alpha1Trainer(
-                image=settings.image,
-                command=command,
-                env=env or None,
-                num_nodes=nodes,
-                num_proc_per_node=max(gpus, 1),
-                resources_per_node=tm.IoK8sApiCoreV1ResourceRequirements(
-                    requests={"cpu": quantity(settings.cpu), "memory": quantity(settings.memory)},
-                    limits=limits,
-                ),
-            ),
-            runtime_patches=patches,
-        ),
-    )
-    return job.to_dict()
+    return patches
 
 
 def node_command(store_uri: str, spec_key: str) -> list[str]:

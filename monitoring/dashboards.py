@@ -40,173 +40,195 @@ def _last(metric: str, matchers: str) -> str:
 
 
 def training() -> Dashboard:
-    per_domain = "{{run}} {{domain}}"
-    realised = f"sum by (run, domain) ({m.TRAIN_SAMPLES}{{{RUN}}})"
     return Dashboard(
         uid="modomodo-training",
         title="modomodo / Training",
         description="GRPO updates: rewards, accuracy, KL, speed, memory and the mixture they really sampled.",
         time_from="now-24h",
         variables=(run_variable(m.TRAIN_STEPS),),
-        panels=(
-            Panel(
-                "Reward per domain",
-                "Mean total reward of the last logged step's samples of each domain.",
-                (Query(f"avg by (run, domain) ({m.TRAIN_REWARD}{{{RUN}}})", per_domain),),
-            ),
-            Panel(
-                "Accuracy per domain",
-                "Mean accuracy (or IoU) reward part of the last logged step's samples of each domain.",
-                (Query(f"avg by (run, domain) ({m.TRAIN_ACCURACY}{{{RUN}}})", per_domain),),
-                unit="percentunit",
-            ),
-            Panel(
-                "KL to the reference policy",
-                "KL divergence at the last logged step (absent when beta = 0).",
-                (Query(f"avg by (run) ({m.TRAIN_KL}{{{RUN}}})", "{{run}}"),),
-            ),
-            Panel(
-                "Loss",
-                "Training loss at the last logged step.",
-                (Query(f"avg by (run) ({m.TRAIN_LOSS}{{{RUN}}})", "{{run}}"),),
-            ),
-            Panel(
-                "Step time",
-                "Mean and 90th percentile of a training step (rollout + update) over the run so far.",
-                (
-                    Query(
-                        f"sum by (run) ({m.TRAIN_STEP_SECONDS}_sum{{{RUN}}})"
-                        f" / sum by (run) ({m.TRAIN_STEP_SECONDS}_count{{{RUN}}})",
-                        "{{run}} mean",
-                    ),
-                    Query(
-                        f"histogram_quantile(0.9, sum by (run, le) ({m.TRAIN_STEP_SECONDS}_bucket{{{RUN}}}))",
-                        "{{run}} p90",
-                    ),
+        panels=(*_training_learning_panels(), *_training_throughput_panels()),
+    )
+
+
+def _training_learning_panels() -> tuple[Panel, ...]:
+    """What the policy learns: reward, accuracy, KL, loss, step time."""
+    per_domain = "{{run}} {{domain}}"
+    return (
+        Panel(
+            "Reward per domain",
+            "Mean total reward of the last logged step's samples of each domain.",
+            (Query(f"avg by (run, domain) ({m.TRAIN_REWARD}{{{RUN}}})", per_domain),),
+        ),
+        Panel(
+            "Accuracy per domain",
+            "Mean accuracy (or IoU) reward part of the last logged step's samples of each domain.",
+            (Query(f"avg by (run, domain) ({m.TRAIN_ACCURACY}{{{RUN}}})", per_domain),),
+            unit="percentunit",
+        ),
+        Panel(
+            "KL to the reference policy",
+            "KL divergence at the last logged step (absent when beta = 0).",
+            (Query(f"avg by (run) ({m.TRAIN_KL}{{{RUN}}})", "{{run}}"),),
+        ),
+        Panel(
+            "Loss",
+            "Training loss at the last logged step.",
+            (Query(f"avg by (run) ({m.TRAIN_LOSS}{{{RUN}}})", "{{run}}"),),
+        ),
+        Panel(
+            "Step time",
+            "Mean and 90th percentile of a training step (rollout + update) over the run so far.",
+            (
+                Query(
+                    f"sum by (run) ({m.TRAIN_STEP_SECONDS}_sum{{{RUN}}})"
+                    f" / sum by (run) ({m.TRAIN_STEP_SECONDS}_count{{{RUN}}})",
+                    "{{run}} mean",
                 ),
-                unit="s",
-            ),
-            Panel(
-                "Tokens per second",
-                "Completion tokens generated per second of step time over the last logged steps.",
-                (Query(f"avg by (run) ({m.TRAIN_TOKENS_PER_SECOND}{{{RUN}}})", "{{run}}"),),
-            ),
-            Panel(
-                "Optimizer steps",
-                "Steps completed per run (a retried pod counts from its checkpoint).",
-                (Query(f"max by (run) ({m.TRAIN_STEPS}{{{RUN}}})", "{{run}}"),),
-            ),
-            Panel(
-                "Peak memory",
-                "Peak allocated memory per CUDA device, or the process's maximum RSS on CPU.",
-                (Query(f"max by (run, device) ({m.TRAIN_PEAK_MEMORY}{{{RUN}}})", "{{run}} {{device}}"),),
-                unit="bytes",
-            ),
-            Panel(
-                "Realised mixture share",
-                "Share of the prompts drawn from each domain so far, against the configured weight.",
-                (
-                    Query(
-                        f"{realised} / ignoring(domain) group_left() sum by (run) ({realised})",
-                        "{{run}} {{domain}} realised",
-                    ),
-                    Query(
-                        f'avg by (run, domain) ({m.MIXTURE_WEIGHT}{{stage="train", {RUN}}})',
-                        "{{run}} {{domain}} configured",
-                    ),
+                Query(
+                    f"histogram_quantile(0.9, sum by (run, le) ({m.TRAIN_STEP_SECONDS}_bucket{{{RUN}}}))",
+                    "{{run}} p90",
                 ),
-                unit="percentunit",
-                width=24,
             ),
+            unit="s",
+        ),
+    )
+
+
+def _training_throughput_panels() -> tuple[Panel, ...]:
+    """What it costs and samples: tokens per second, steps, memory, the realised mixture."""
+    realised = f"sum by (run, domain) ({m.TRAIN_SAMPLES}{{{RUN}}})"
+    return (
+        Panel(
+            "Tokens per second",
+            "Completion tokens generated per second of step time over the last logged steps.",
+            (Query(f"avg by (run) ({m.TRAIN_TOKENS_PER_SECOND}{{{RUN}}})", "{{run}}"),),
+        ),
+        Panel(
+            "Optimizer steps",
+            "Steps completed per run (a retried pod counts from its checkpoint).",
+            (Query(f"max by (run) ({m.TRAIN_STEPS}{{{RUN}}})", "{{run}}"),),
+        ),
+        Panel(
+            "Peak memory",
+            "Peak allocated memory per CUDA device, or the process's maximum RSS on CPU.",
+            (Query(f"max by (run, device) ({m.TRAIN_PEAK_MEMORY}{{{RUN}}})", "{{run}} {{device}}"),),
+            unit="bytes",
+        ),
+        Panel(
+            "Realised mixture share",
+            "Share of the prompts drawn from each domain so far, against the configured weight.",
+            (
+                Query(
+                    f"{realised} / ignoring(domain) group_left() sum by (run) ({realised})",
+                    "{{run}} {{domain}} realised",
+                ),
+                Query(
+                    f'avg by (run, domain) ({m.MIXTURE_WEIGHT}{{stage="train", {RUN}}})',
+                    "{{run}} {{domain}} configured",
+                ),
+            ),
+            unit="percentunit",
+            width=24,
         ),
     )
 
 
 def mixture_search() -> Dashboard:
-    pilots = f'stage="train", run!="{m.LATEST_RUN}", run!~"{FINAL_RUNS}"'
     return Dashboard(
         uid="modomodo-mixture-search",
         title="modomodo / Mixture search",
         description="Pilot runs, the surrogate's quality, and the chosen mixture's predicted against realised score.",
-        panels=(
-            Panel(
-                "Pilot RL updates done",
-                "Pilot runs whose RL update succeeded in the time range.",
-                (Query(f"count(max by (run) ({_last(m.STAGE_LAST_SUCCESS, pilots)}))", "pilots", True),),
-                type="stat",
-                width=6,
-                height=5,
-            ),
-            Panel(
-                "Pilot RL updates failed",
-                "Failed executions of pilot RL updates in the time range (a retried pod counts again).",
-                (Query(f"sum(max_over_time({m.STAGE_FAILURES}{{{pilots}}}[$__range]))", "failed", True),),
-                type="stat",
-                width=6,
-                height=5,
-            ),
-            Panel(
-                "Search trials",
-                "Optuna trials of the last mixture search beyond the observed mixtures.",
-                (Query(f"max({_last(m.MIXTURE_SEARCH_TRIALS, '')})", "trials", True),),
-                type="stat",
-                width=6,
-                height=5,
-            ),
-            Panel(
-                "Best predicted score per search",
-                "Surrogate-predicted score of the best mixture each search found.",
-                (Query(f"max by (run) ({_last(m.MIXTURE_PREDICTED_SCORE, '')})", "{{run}}", True),),
-                type="stat",
-                width=6,
-                height=5,
-            ),
-            Panel(
-                "Surrogate cross-validated R²",
-                "Leave-one-out R² of each fitted surrogate per fit (quadratic against the baselines); "
-                "below 0 the surrogate predicts worse than the mean.",
-                (Query(f"max by (run, model) ({m.MIXTURE_SURROGATE_R2})", "{{model}} {{run}}"),),
-            ),
-            Panel(
-                "Chosen mixture: predicted against realised",
-                "The surrogate's prediction for the chosen mixture and the score its final run reached.",
-                (
-                    Query(
-                        f"max by (run, mixture, score) ({m.MIXTURE_FINAL_PREDICTED_SCORE})",
-                        "predicted {{score}}",
-                    ),
-                    Query(
-                        f"max by (run, mixture, score) ({m.MIXTURE_FINAL_SCORE}"
-                        f" and on(run, score) {m.MIXTURE_FINAL_PREDICTED_SCORE})",
-                        "realised {{score}}",
-                    ),
+        panels=(*_pilot_and_search_panels(), *_surrogate_and_choice_panels()),
+    )
+
+
+def _pilot_and_search_panels() -> tuple[Panel, ...]:
+    """The pilots and the searches: updates done and failed, trials, best predictions."""
+    pilots = f'stage="train", run!="{m.LATEST_RUN}", run!~"{FINAL_RUNS}"'
+    return (
+        Panel(
+            "Pilot RL updates done",
+            "Pilot runs whose RL update succeeded in the time range.",
+            (Query(f"count(max by (run) ({_last(m.STAGE_LAST_SUCCESS, pilots)}))", "pilots", True),),
+            type="stat",
+            width=6,
+            height=5,
+        ),
+        Panel(
+            "Pilot RL updates failed",
+            "Failed executions of pilot RL updates in the time range (a retried pod counts again).",
+            (Query(f"sum(max_over_time({m.STAGE_FAILURES}{{{pilots}}}[$__range]))", "failed", True),),
+            type="stat",
+            width=6,
+            height=5,
+        ),
+        Panel(
+            "Search trials",
+            "Optuna trials of the last mixture search beyond the observed mixtures.",
+            (Query(f"max({_last(m.MIXTURE_SEARCH_TRIALS, '')})", "trials", True),),
+            type="stat",
+            width=6,
+            height=5,
+        ),
+        Panel(
+            "Best predicted score per search",
+            "Surrogate-predicted score of the best mixture each search found.",
+            (Query(f"max by (run) ({_last(m.MIXTURE_PREDICTED_SCORE, '')})", "{{run}}", True),),
+            type="stat",
+            width=6,
+            height=5,
+        ),
+    )
+
+
+def _surrogate_and_choice_panels() -> tuple[Panel, ...]:
+    """The surrogate's quality, the chosen mixture, the scores by mixture, the base pass rates."""
+    return (
+        Panel(
+            "Surrogate cross-validated R²",
+            "Leave-one-out R² of each fitted surrogate per fit (quadratic against the baselines); "
+            "below 0 the surrogate predicts worse than the mean.",
+            (Query(f"max by (run, model) ({m.MIXTURE_SURROGATE_R2})", "{{model}} {{run}}"),),
+        ),
+        Panel(
+            "Chosen mixture: predicted against realised",
+            "The surrogate's prediction for the chosen mixture and the score its final run reached.",
+            (
+                Query(
+                    f"max by (run, mixture, score) ({m.MIXTURE_FINAL_PREDICTED_SCORE})",
+                    "predicted {{score}}",
+                ),
+                Query(
+                    f"max by (run, mixture, score) ({m.MIXTURE_FINAL_SCORE}"
+                    f" and on(run, score) {m.MIXTURE_FINAL_PREDICTED_SCORE})",
+                    "realised {{score}}",
                 ),
             ),
-            Panel(
-                "Out score by mixture",
-                "Out-of-domain score of every run evaluated in the time range (base, pilots, final), with its mixture.",
-                (
-                    Query(
-                        "max by (run, mixture) (" + _last(m.EVAL_OUT_SCORE, 'stage="evaluate"') + ")",
-                        "{{run}}",
-                        True,
-                    ),
+        ),
+        Panel(
+            "Out score by mixture",
+            "Out-of-domain score of every run evaluated in the time range (base, pilots, final), with its mixture.",
+            (
+                Query(
+                    "max by (run, mixture) (" + _last(m.EVAL_OUT_SCORE, 'stage="evaluate"') + ")",
+                    "{{run}}",
+                    True,
                 ),
-                type="table",
             ),
-            Panel(
-                "Base policy pass rate per domain",
-                "Fraction of sampled completions that earned the accuracy reward, and prompts without GRPO signal.",
-                (
-                    Query(f"max by (domain) ({_last(m.ROLLOUT_PASS_RATE, '')})", "{{domain}}", True),
-                    Query(
-                        f"max by (domain) ({_last(m.ROLLOUT_ZERO_SIGNAL_PROMPTS, '')})",
-                        "{{domain}} zero-signal prompts",
-                        True,
-                    ),
+            type="table",
+        ),
+        Panel(
+            "Base policy pass rate per domain",
+            "Fraction of sampled completions that earned the accuracy reward, and prompts without GRPO signal.",
+            (
+                Query(f"max by (domain) ({_last(m.ROLLOUT_PASS_RATE, '')})", "{{domain}}", True),
+                Query(
+                    f"max by (domain) ({_last(m.ROLLOUT_ZERO_SIGNAL_PROMPTS, '')})",
+                    "{{domain}} zero-signal prompts",
+                    True,
                 ),
-                type="bargauge",
             ),
+            type="bargauge",
         ),
     )
 

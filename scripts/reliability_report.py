@@ -44,9 +44,9 @@ it checked in the outcome column.
   SIGKILL ...", or the child's exception in words); evaluation skips it, `run_record` passes the
   reason on, the fit leaves it out and lists it under `failed` in `surrogate.json`, and the fit
   refuses with a message naming the failed pilots when fewer than `search.min_pilots` succeeded. A
-  run whose trained weights hold NaN/inf is a failure too (`stages.check_finite_weights`). The
+  run whose trained weights hold NaN/inf is a failure too (`stages.rl.check_finite_weights`). The
   final run on the chosen mixture still fails the pipeline. Faults are injected only through the
-  test switch `MODOMODO_FAULT_INJECTION` (see `stages.FAULT_ENV`): `crash` raises before training,
+  test switch `MODOMODO_FAULT_INJECTION` (see `stages.faults.FAULT_ENV`): `crash` raises before training,
   `kill` SIGKILLs the training process, `lost` SIGKILLs the step and its training, `nan` writes NaN
   into the weights as training ends.
 - **A lost pod** (a dead node, an eviction: the step itself dies, so nothing in it can record the

@@ -13,7 +13,7 @@ import pathlib
 import signal
 import sys
 
-import modomodo.store as store_module
+import modomodo.store.local as store_module
 from modomodo.store import LocalStore
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from modomodo import stages
 from modomodo.config import load_config
+from modomodo.mixture import pilots as plans
 from modomodo.mixture.seeds import random_pilots
 
 
@@ -23,16 +24,16 @@ def main(out_dir: Path, pushgateway: str) -> None:
     logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
     cfg = load_config("smoke", ["search.trials=30", f"pushgateway={pushgateway}"])
     domains = list(cfg.data.domains)
-    pilots = stages.seed_pilots(cfg) + [
-        stages.pilot_item(p.name, p.mixture, p.kind) for p in random_pilots(domains, 6, seed=1)
+    pilots = plans.seed_pilots(cfg) + [
+        plans.pilot_item(p.name, p.mixture, p.kind) for p in random_pilots(domains, 6, seed=1)
     ]
     rows = []
     for i, pilot in enumerate(pilots):
         w = np.array([pilot["mixture"].get(d, 0.0) for d in domains])
         score = float(np.linspace(0.2, 0.4, len(w)) @ w + w[0] * w[-1])
         run = {"run_id": f"{pilot['run']}-{i}", "mixture": pilot["mixture"], "kind": pilot["kind"]}
-        rows.append(stages.run_record({**run, "seed": 42, "steps": 60}, {"out_score": score}))
-    records = stages.load_records(cfg, rows)
+        rows.append(plans.run_record({**run, "seed": 42, "steps": 60}, {"out_score": score}))
+    records = plans.load_records(cfg, rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     records.write(out_dir / "records.csv")
     found = stages.search_stage(

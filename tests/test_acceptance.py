@@ -1,5 +1,5 @@
 """The retrain gate (``modomodo.acceptance`` and the ``accepted``/``gate`` commands): real reports
-built by ``report.build_report``, published the way the ``report`` step publishes them, in a
+built by ``report_page.build_report``, published the way the ``report`` step publishes them, in a
 local store and in SeaweedFS."""
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from modomodo.acceptance import (
     read_accepted,
     result_from_report,
 )
-from modomodo.cli_retrain import register
-from modomodo.report import Contender, ReportData, build_report, compare
+from modomodo.cli.retrain import register
+from modomodo.report import Contender, ReportData, compare
+from modomodo.report_page import build_report
 from modomodo.store import ArtifactNotFoundError, ArtifactStore, LocalStore, S3Store
 
 

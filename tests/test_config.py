@@ -122,3 +122,43 @@ def test_a_yaml_file_works_as_a_preset(tmp_path):
     cfg = load_config(str(path))
     assert cfg.name == "mine"
     assert list(cfg.data.domains) == ["sci"]
+
+
+def test_allowed_values_are_the_owners():
+    # Seed families, heuristics, sampling modes and DeepSpeed presets are named once, by the module
+    # that implements them; the config accepts exactly those and names the key otherwise.
+    from modomodo.mixture.heuristics import HEURISTICS
+    from modomodo.mixture.seeds import SEED_FAMILIES
+    from modomodo.rl.deepspeed_presets import DEEPSPEED_PRESETS
+    from modomodo.rl.sampler import SAMPLING_MODES
+
+    every = "search.seeds=[" + ", ".join(SEED_FAMILIES) + "]"
+    cfg = load_config("smoke", [every, "search.heuristics=[" + ", ".join(HEURISTICS) + "]"])
+    assert (cfg.search.seeds, cfg.search.heuristics) == (list(SEED_FAMILIES), list(HEURISTICS))
+    for mode in SAMPLING_MODES:
+        assert load_config("smoke", [f"train.sampling={mode}"]).train.sampling == mode
+    for preset in DEEPSPEED_PRESETS:
+        assert load_config("smoke", [f"train.deepspeed={preset}"]).train.deepspeed == preset
+    assert set(DEEPSPEED_PRESETS) == {"zero2", "zero3"}
+    with pytest.raises(ConfigError, match=r"search.seeds: unknown families \['pairs'\]"):
+        load_config("smoke", ["search.seeds=[single, pairs]"])
+    with pytest.raises(ConfigError, match=r"search.heuristics: unknown \['best'\]"):
+        load_config("smoke", ["search.heuristics=[best]"])
+    with pytest.raises(
+        ConfigError, match=r"train.sampling: must be one of \['cycle', 'exhaust'\], got 'shuffle'"
+    ):
+        load_config("smoke", ["train.sampling=shuffle"])
+
+
+def test_the_gate_rule_is_the_reward_sets():
+    from modomodo.rewards import RewardConfigError, RewardSet, RewardSpec
+
+    # The same set of rewards is refused by the reward set and by a domain's config.
+    with pytest.raises(RewardConfigError):
+        RewardSet((RewardSpec("accuracy", 2.0),), gate_on_format=True)
+    with pytest.raises(ConfigError, match=r"data.domains.sci.gate_on_format"):
+        load_config("smoke", ["data.domains.sci.rewards=[{name: accuracy, weight: 2}]"])
+    cfg = load_config(
+        "smoke", ["data.domains.sci.rewards=[{name: accuracy}]", "data.domains.sci.gate_on_format=false"]
+    )
+    assert not cfg.data.domains["sci"].gate_on_format

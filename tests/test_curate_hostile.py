@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from modomodo import stages
 from modomodo.config import ConfigError, load_config
 from modomodo.data.curate import QUARANTINE_FILE, CurationError, curate, read_curated
 from modomodo.data.shards import SHARD_SCHEMA
 from modomodo.data.sources import SourceSpec
+from modomodo.stages.curate import source_specs
 
 
 def _png(colour=(200, 10, 10)) -> bytes:
@@ -109,7 +109,7 @@ def test_the_config_switch_reaches_the_source(tmp_path):
     source = _jsonl(tmp_path / "rows.jsonl", [_row(1)])
     domains = {"colour": {"source": str(source), "rewards": [{"name": "format"}], "external_images": True}}
     cfg = load_config("smoke", [f"data.domains={json.dumps(domains)}", "data.benchmarks=[chart]"])
-    assert stages.source_specs(cfg)["colour"].external_images is True
+    assert source_specs(cfg)["colour"].external_images is True
     synthetic = {"det": {"rewards": [{"name": "format"}], "external_images": True}}
     with pytest.raises(ConfigError, match="applies to path sources only"):
         load_config("smoke", [f"data.domains={json.dumps(synthetic)}"])
@@ -240,7 +240,7 @@ def test_a_path_domain_declares_its_answer_kind_in_the_config(tmp_path):
     source = _jsonl(tmp_path / "rows.jsonl", rows)
     domains = {"quiz": {"source": str(source), "rewards": [{"name": "format"}], "answer_kind": "mc"}}
     cfg = load_config("smoke", [f"data.domains={json.dumps(domains)}", "data.benchmarks=[chart]"])
-    assert stages.source_specs(cfg)["quiz"].answer_kind == "mc"
+    assert source_specs(cfg)["quiz"].answer_kind == "mc"
     bad = {"quiz": {**domains["quiz"], "answer_kind": "essay"}}
     with pytest.raises(ConfigError, match="answer_kind"):
         load_config("smoke", [f"data.domains={json.dumps(bad)}"])

@@ -12,9 +12,9 @@ from safetensors.torch import load_file
 from tiny import build_test_model
 from transformers import TrainerCallback
 
-from modomodo import stages
 from modomodo.config import load_config
 from modomodo.data.synthetic import generate
+from modomodo.rewards.domains import reward_sets
 from modomodo.rl.grpo import train_grpo, training_schedule
 
 pytestmark = pytest.mark.gpu
@@ -64,8 +64,9 @@ def test_grpo_trains_in_bf16_on_the_gpu_and_follows_the_schedule(tmp_path):
         TRAIN,
         base,
         tmp_path / "rl",
+        schedule=training_schedule(TRAIN, cfg.train, cfg.resolved_mixture()),
         run_id="gpu",
-        reward_sets=stages.reward_sets(cfg),
+        reward_sets=reward_sets(cfg),
         callbacks=[placement],
     )
     assert placement.device.type == "cuda"
@@ -73,7 +74,7 @@ def test_grpo_trains_in_bf16_on_the_gpu_and_follows_the_schedule(tmp_path):
     assert result.steps == 3
     losses = [h["loss"] for h in result.log_history if "loss" in h]
     assert len(losses) == 3 and all(math.isfinite(loss) for loss in losses)
-    draws, _ = training_schedule(TRAIN, cfg)
+    draws = training_schedule(TRAIN, cfg.train, cfg.resolved_mixture()).draws
     ids = [row["example_id"] for batch in placement.dataloader for row in batch]
     assert ids == [TRAIN[d.domain][d.index].id for d in draws for _ in range(4)]
     before, after = (

@@ -10,10 +10,10 @@ import pytest
 from tiny import build_test_model
 from transformers import TrainerCallback
 
-from modomodo import stages
 from modomodo.config import load_config
 from modomodo.data.prompts import reference_completion, render_prompt
 from modomodo.data.synthetic import generate
+from modomodo.rewards.domains import reward_sets
 from modomodo.rl.grpo import DomainRewards, grpo_args, schedule_dataset, train_grpo, training_schedule
 from modomodo.rl.sampler import mixture_schedule
 
@@ -40,15 +40,22 @@ def tiny_config(*overrides: str):
     )
 
 
+def schedule_of(cfg):
+    """The schedule rl_stage draws for ``cfg``: its resolved mixture, drawn once."""
+    return training_schedule(TRAIN, cfg.train, cfg.resolved_mixture())
+
+
 def test_training_schedule_is_the_mixture_sampler_cut_to_whole_steps():
     cfg = tiny_config("train.steps=3")
-    draws, steps = training_schedule(TRAIN, cfg)
+    schedule = schedule_of(cfg)
+    draws, steps = schedule.draws, schedule.steps
     assert steps == 3
     assert draws == mixture_schedule({"geo": 5, "det": 5}, {"geo": 0.3, "det": 0.7}, 9, 42, "cycle")
     # The paper's rule stops at the first exhausted domain: 12 draws from 5 + 5 examples must stop
     # by the 11th, and the schedule is cut to whole steps of 3 prompts.
     exhaust = tiny_config("train.steps=4", "train.sampling=exhaust")
-    draws, steps = training_schedule(TRAIN, exhaust)
+    schedule = schedule_of(exhaust)
+    draws, steps = schedule.draws, schedule.steps
     full = mixture_schedule({"geo": 5, "det": 5}, {"geo": 0.3, "det": 0.7}, 12, 42, "exhaust")
     assert 3 <= len(full) <= 10 and len(full) % 3
     assert steps == len(full) // 3 and draws == full[: steps * 3]
@@ -57,12 +64,13 @@ def test_training_schedule_is_the_mixture_sampler_cut_to_whole_steps():
 def test_a_schedule_shorter_than_one_step_is_refused():
     cfg = tiny_config("train.prompts_per_step=7", "train.sampling=exhaust", "train.mixture={det: 1.0}")
     with pytest.raises(ValueError, match="shorter than one step"):
-        training_schedule(TRAIN, cfg)
+        schedule_of(cfg)
 
 
 def test_the_dataset_is_the_schedule_row_by_row():
     cfg = tiny_config()
-    dataset, draws, steps = schedule_dataset(TRAIN, cfg)
+    schedule = schedule_of(cfg)
+    dataset, draws, steps = schedule_dataset(TRAIN, schedule.draws), schedule.draws, schedule.steps
     assert (steps, len(dataset)) == (2, 6)
     for row, draw in zip(dataset, draws, strict=True):
         ex = TRAIN[draw.domain][draw.index]
@@ -97,11 +105,12 @@ def test_the_trainer_yields_the_schedules_draws_each_repeated_g_times_in_order(t
         TRAIN,
         tiny_model,
         tmp_path,
+        schedule=schedule_of(cfg),
         run_id="wiring",
-        reward_sets=stages.reward_sets(cfg),
+        reward_sets=reward_sets(cfg),
         callbacks=[keep],
     )
-    draws, _ = training_schedule(TRAIN, cfg)
+    draws = schedule_of(cfg).draws
     scheduled = [TRAIN[d.domain][d.index].id for d in draws]
     assert len(set(scheduled)) > 1 and Counter(d.domain for d in draws) == Counter(result.realised_counts)
     batches = [[row["example_id"] for row in batch] for batch in keep.dataloader]
@@ -132,7 +141,7 @@ def test_a_mixed_batch_is_scored_by_each_domains_own_rewards():
         reference_completion(det),  # boxes where geo wants a letter: 1 + 0
     ]
     logged: dict[str, float] = {}
-    totals = DomainRewards(stages.reward_sets(cfg))(
+    totals = DomainRewards(reward_sets(cfg))(
         prompts=[render_prompt(r) for r in rows],
         completions=[_completion(t) for t in texts],
         domain=[r.domain for r in rows],
@@ -147,7 +156,7 @@ def test_a_mixed_batch_is_scored_by_each_domains_own_rewards():
         {"reward/det": 1.6, "accuracy/det": 0.3, "reward/geo": 2.0, "accuracy/geo": 0.5}
     )
     # Plain-text completions (non-conversational prompts) are scored the same way.
-    plain = DomainRewards(stages.reward_sets(cfg))(
+    plain = DomainRewards(reward_sets(cfg))(
         None, texts, [r.domain for r in rows], [r.solution for r in rows], [r.answer_kind for r in rows],
         [list(r.options) for r in rows],
     )  # fmt: skip

@@ -48,7 +48,8 @@ def test_one_example_cannot_be_checked(tiny_policy):
 
 
 def test_the_base_policy_check_prefers_each_domains_held_out_split():
-    from modomodo.stages import RELIANCE_EXAMPLES, CuratedData, reliance_examples
+    from modomodo.data.curated import CuratedData
+    from modomodo.stages.base_policy import RELIANCE_EXAMPLES, reliance_examples
 
     geo, sci_test = generate("geo", "train", 40, seed=1), generate("sci", "test", 3, seed=1)
     data = CuratedData(

@@ -19,7 +19,7 @@ from modomodo import metrics as m
 from modomodo.config import load_config
 from modomodo.metrics import METRICS, PUSHGATEWAY_ENV, StageMetrics, mixture_label
 from modomodo.retry import RetryPolicy
-from modomodo.stages import stage_metrics
+from modomodo.stages.common import stage_metrics
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
 FAST_RETRY = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from modomodo.cli_mixture import app
+from modomodo.cli.mixture import app
 from modomodo.mixture.records import RunRecords, make_run_record
 from modomodo.mixture.seeds import random_pilots, seed_mixtures
 from modomodo.mixture.simplex import Mixture
@@ -162,3 +162,24 @@ def test_invalid_table_names_the_run(tmp_path: Path) -> None:
     path.write_text("run_id,w_a,w_b,out_score\nr1,0.5,0.5,0.4\nr2,0.7,0.5,0.5\n")
     result = runner.invoke(app, ["fit", "--runs", str(path)])
     assert result.exit_code == 2 and "'r2' (sum 1.2)" in result.stderr
+
+
+def test_fit_and_propose_take_the_presets_search_section(runs: Path, tmp_path: Path, monkeypatch) -> None:
+    # The pipeline's defaults, not the commands' own: surrogate, trials and top_k come from the
+    # preset's search section (with --set), and the study goes to study.db as the stage's does.
+    import optuna
+
+    monkeypatch.chdir(tmp_path)
+    section = ("--set", "search.surrogate=linear", "--set", "search.trials=7", "--set", "search.top_k=2")
+    out = _invoke("propose", "--runs", str(runs), *section, "--json", "-")
+    assert out["model"] == "linear" and len(out["proposals"]) == 2
+    study = optuna.load_study(study_name=out["study_name"], storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert len(study.trials) == study.user_attrs["enqueued"] + 7
+    fitted = _invoke("fit", "--runs", str(runs), *section, "--bootstrap", "0", "--json", "-")
+    assert fitted["fit"]["model"] == "linear"
+    assert (
+        _invoke("fit", "--runs", str(runs), "--set", "search.target=in_score", "--json", "-")["target"]
+        == "in_score"
+    )
+    bad = runner.invoke(app, ["fit", "--runs", str(runs), "--set", "search.trials=0"])
+    assert bad.exit_code == 2 and "search.trials: must be >= 1" in bad.stderr

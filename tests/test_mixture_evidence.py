@@ -12,8 +12,10 @@ import pytest
 
 from modomodo import stages
 from modomodo.config import ConfigError, load_config
+from modomodo.mixture import pilots as plans
 from modomodo.mixture.evidence import lead_verdict, observed_mixtures, ranking_trust, seed_noise
 from modomodo.mixture.records import RunRecords
+from modomodo.stages.surrogate import loo_validation
 
 CFG = load_config("smoke", ["search.trials=20"])
 DOMAINS = list(CFG.data.domains)
@@ -63,7 +65,7 @@ def test_ranking_trust_refuses_what_cannot_be_ranked():
 def records_of(rows: list[tuple[dict[str, float], float, int]]) -> RunRecords:
     return RunRecords.from_rows(
         [
-            stages.run_record(
+            plans.run_record(
                 {"run_id": f"r{i}", "mixture": m, "kind": "seed", "seed": seed, "steps": 1},
                 {"out_score": score, "in_score": score},
             )
@@ -108,11 +110,11 @@ def test_lead_verdict_needs_twice_the_std_of_a_two_run_difference():
 
 def seed_rows(cfg, score_of) -> list[dict]:
     return [
-        stages.run_record(
+        plans.run_record(
             {"run_id": p["run"], "mixture": p["mixture"], "kind": "seed", "seed": 42, "steps": 1},
             {"out_score": score_of(p["mixture"]), "in_score": 0.0},
         )
-        for p in stages.seed_pilots(cfg)
+        for p in plans.seed_pilots(cfg)
     ]
 
 
@@ -122,15 +124,15 @@ def test_search_trains_the_surrogates_optimum_only_when_it_ranks_held_out_pilots
     cfg = load_config("smoke", ["search.trials=20", "search.seeds=[single, exclude_one, uniform]"])
     assert cfg.search.surrogate == "gp"
     slope = dict(zip(DOMAINS, np.linspace(0.1, 0.5, len(DOMAINS)), strict=True))
-    smooth = stages.load_records(cfg, seed_rows(cfg, lambda m: sum(slope[d] * w for d, w in m.items())))
+    smooth = plans.load_records(cfg, seed_rows(cfg, lambda m: sum(slope[d] * w for d, w in m.items())))
     found = stages.search_stage(cfg, smooth, tmp_path / "a", mode="best", k=2, storage=None, run_id="t")
     assert found.decision["path"] == "surrogate" and found.decision["trust"]["trusted"]
     assert found.proposals[0].source != "best pilot"
     # the smoke preset's six pilots with scores unrelated to the mixture (a fixed pseudo-random
     # draw): the held-out ranking is chance, so the best pilot is trained and proposals.json says why
     draw = iter(np.random.default_rng(3).uniform(0.1, 0.3, 6))
-    noise = stages.load_records(CFG, seed_rows(CFG, lambda m: float(next(draw))))
-    validation = stages.loo_validation(CFG, noise, CFG.search.surrogate)
+    noise = plans.load_records(CFG, seed_rows(CFG, lambda m: float(next(draw))))
+    validation = loo_validation(CFG, noise, CFG.search.surrogate)
     assert not ranking_trust(validation.actual, validation.predicted, CFG.search.trust_alpha).trusted
     found = stages.search_stage(CFG, noise, tmp_path / "b", mode="best", k=2, storage=None, run_id="t")
     assert found.decision["path"] == "best-pilot"
@@ -161,7 +163,7 @@ def test_bad_evidence_settings_are_rejected_when_the_config_loads(override, mess
 def test_the_terminal_summary_shows_the_seed_noise_and_the_verdict_in_words():
     from rich.console import Console
 
-    from modomodo.cli_pipelines import summary_table, verdict_lines
+    from modomodo.cli.pipelines import summary_table, verdict_lines
 
     mixture = {"det": 0.5, "geo": 0.5}
     summary = {

@@ -5,22 +5,21 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+from test_benchmarks import load_benchmark
 
-from modomodo.mixture.active import PilotLoop
 from modomodo.mixture.records import RunRecords, make_run_record
 from modomodo.mixture.search import (
-    SearchConfig,
-    SearchError,
     best_mixtures,
     next_pilots,
     paper_candidates,
     propose,
-    resolve_storage,
     select_diverse,
 )
 from modomodo.mixture.simplex import Mixture, stick_breaking
+from modomodo.mixture.study import SearchError, StudySettings, resolve_storage
 from modomodo.mixture.surrogates import make_surrogate
 
+PilotLoop = load_benchmark("pilot_loop").PilotLoop  # benchmarks/: what mixture_search.py drives
 DOMAINS = ("a", "b", "c", "d")
 OPTIMUM = np.array([0.1, 0.4, 0.3, 0.2])
 
@@ -50,7 +49,7 @@ def fitted(table: RunRecords, n_bootstrap: int = 0):  # noqa: ANN201
 def test_best_mixtures_find_the_optimum_and_stay_diverse() -> None:
     table = records()
     proposals = best_mixtures(
-        fitted(table, 8), DOMAINS, table.weights(), k=5, config=SearchConfig(n_trials=150, min_distance=0.05)
+        fitted(table, 8), DOMAINS, table.weights(), k=5, config=StudySettings(n_trials=150, min_distance=0.05)
     )
     assert len(proposals) == 5
     assert proposals[0].mixture.distance(Mixture.from_vector(DOMAINS, OPTIMUM)) < 0.05
@@ -63,7 +62,7 @@ def test_best_mixtures_find_the_optimum_and_stay_diverse() -> None:
 
 def test_observed_mixtures_are_enqueued_first(tmp_path: Path) -> None:
     table = records(6)
-    config = SearchConfig(n_trials=5, storage=resolve_storage(tmp_path / "s.db"), study_name="enqueue")
+    config = StudySettings(n_trials=5, storage=resolve_storage(tmp_path / "s.db"), study_name="enqueue")
     best_mixtures(fitted(table, 0), DOMAINS, table.weights(), k=1, config=config)
     trials = optuna.load_study(study_name="enqueue", storage=config.storage).trials
     assert len(trials) == 11
@@ -78,24 +77,24 @@ def test_sqlite_study_is_persisted_and_resumed(tmp_path: Path) -> None:
     table = records(8)
     url = resolve_storage(tmp_path / "studies.db")
     assert url == f"sqlite:///{(tmp_path / 'studies.db').resolve()}"
-    first = propose(table, "out_score", k=2, n_bootstrap=0, config=SearchConfig(n_trials=10, storage=url))
+    first = propose(table, "out_score", k=2, n_bootstrap=0, config=StudySettings(n_trials=10, storage=url))
     study = optuna.load_study(study_name=first.study_name, storage=url)
     assert len(study.trials) == 18 and study.user_attrs["domains"] == list(DOMAINS)
-    again = propose(table, "out_score", k=2, n_bootstrap=0, config=SearchConfig(n_trials=10, storage=url))
+    again = propose(table, "out_score", k=2, n_bootstrap=0, config=StudySettings(n_trials=10, storage=url))
     assert again.study_name == first.study_name
     assert len(optuna.load_study(study_name=first.study_name, storage=url).trials) == 18  # nothing rerun
     assert [p.mixture for p in again.proposals] == [p.mixture for p in first.proposals]
-    longer = propose(table, "out_score", k=2, n_bootstrap=0, config=SearchConfig(n_trials=25, storage=url))
+    longer = propose(table, "out_score", k=2, n_bootstrap=0, config=StudySettings(n_trials=25, storage=url))
     assert len(optuna.load_study(study_name=longer.study_name, storage=url).trials) == 33  # 15 added
     other = propose(
-        table, "out_score", k=2, model="linear", n_bootstrap=0, config=SearchConfig(n_trials=10, storage=url)
+        table, "out_score", k=2, model="linear", n_bootstrap=0, config=StudySettings(n_trials=10, storage=url)
     )
     assert other.study_name != first.study_name
 
 
 def test_a_study_name_cannot_be_reused_for_other_domains(tmp_path: Path) -> None:
     url = resolve_storage(tmp_path / "studies.db")
-    config = SearchConfig(n_trials=3, storage=url, study_name="shared")
+    config = StudySettings(n_trials=3, storage=url, study_name="shared")
     propose(records(6), "out_score", k=1, n_bootstrap=0, config=config)
     three = RunRecords.from_rows(
         [
@@ -111,7 +110,7 @@ def test_a_study_name_cannot_be_reused_for_other_domains(tmp_path: Path) -> None
 def test_explore_prefers_uncertain_regions_away_from_the_runs() -> None:
     table = records(12, noise=0.02)
     surrogate = fitted(table, 16)
-    config = SearchConfig(n_trials=120, min_distance=0.1)
+    config = StudySettings(n_trials=120, min_distance=0.1)
     pilots = next_pilots(surrogate, DOMAINS, table.weights(), k=4, kappa=3.0, config=config)
     assert len(pilots) == 4
     for pilot in pilots:
@@ -126,7 +125,7 @@ def test_explore_prefers_uncertain_regions_away_from_the_runs() -> None:
 def test_paper_candidates_sample_around_the_runs() -> None:
     table = records(20)
     candidates = paper_candidates(
-        fitted(table), DOMAINS, table.weights(), k=3, config=SearchConfig(paper_samples=2000)
+        fitted(table), DOMAINS, table.weights(), k=3, config=StudySettings(paper_samples=2000)
     )
     assert len(candidates) == 3 and {c.source for c in candidates} == {"gaussian"}
     assert candidates[0].mean >= candidates[1].mean >= candidates[2].mean
@@ -140,13 +139,22 @@ def test_select_diverse_keeps_the_best_points_apart() -> None:
     assert select_diverse(points, values, 3, 0.1, avoid=np.array([[0.5, 0.5]])) == [0, 3]
 
 
+def test_propose_rejects_bad_requests() -> None:
+    with pytest.raises(SearchError, match="unknown mode"):
+        propose(records(8), "out_score", mode="greedy")
+    with pytest.raises(SearchError, match="k must be >= 1"):
+        propose(records(8), "out_score", k=0)
+    with pytest.raises(SearchError, match="n_trials"):
+        StudySettings(n_trials=0)
+
+
 def test_pilot_loop_asks_and_tells() -> None:
     loop = PilotLoop(
         records(8, noise=0.01),
         "out_score",
         n_bootstrap=8,
         kappa=1.0,
-        search=SearchConfig(n_trials=40, min_distance=0.1),
+        search=StudySettings(n_trials=40, min_distance=0.1),
     )
     asked = loop.ask(2)
     assert len(loop.pending) == 2
@@ -160,12 +168,3 @@ def test_pilot_loop_asks_and_tells() -> None:
     assert best.mixture.distance(Mixture.from_vector(DOMAINS, OPTIMUM)) < 0.1
     with pytest.raises(ValueError, match="needs the target score 'out_score'"):
         loop.tell(best.mixture, {"in_score": 0.5})
-
-
-def test_propose_rejects_bad_requests() -> None:
-    with pytest.raises(SearchError, match="unknown mode"):
-        propose(records(8), "out_score", mode="greedy")
-    with pytest.raises(SearchError, match="k must be >= 1"):
-        propose(records(8), "out_score", k=0)
-    with pytest.raises(SearchError, match="n_trials"):
-        SearchConfig(n_trials=0)

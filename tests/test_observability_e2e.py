@@ -38,7 +38,7 @@ from test_pipelines_e2e import TINY
 from typer.testing import CliRunner
 
 from modomodo import metrics as m
-from modomodo.cli_pipelines import register
+from modomodo.cli.pipelines import register
 
 pytestmark = pytest.mark.slow
 

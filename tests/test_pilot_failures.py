@@ -1,6 +1,6 @@
 """A pilot that fails does not take the search down: in kfp's local pipeline one pilot is killed as
 the out-of-memory killer would, one loses its whole step as on a dead node (retried, then given
-up), one diverges to NaN (fault injection, ``stages.FAULT_ENV``); each is recorded with its reason,
+up), one diverges to NaN (fault injection, ``faults.FAULT_ENV``); each is recorded with its reason,
 left out of the surrogate fit, and the search goes on to the chosen mixture. With fewer successes
 than ``search.min_pilots`` the fit refuses with a message that names the failed pilots."""
 
@@ -15,8 +15,12 @@ from test_pipelines_e2e import TINY
 from typer.testing import CliRunner
 
 from modomodo import stages
-from modomodo.cli_pipelines import register
+from modomodo.cli.pipelines import register
 from modomodo.config import ExperimentConfig
+from modomodo.mixture import pilots as plans
+from modomodo.stages import faults
+from modomodo.stages.rl import check_finite_weights
+from modomodo.stages.surrogate import TooFewPilotsError
 
 DOMAINS = ["det", "geo", "sci"]
 # run names of seed pilots (mixture/seeds.py): one killed as the out-of-memory killer would, one
@@ -33,7 +37,7 @@ def test_a_crashed_and_a_diverged_pilot_are_recorded_and_skipped(tmp_path):
     overrides += ["search.heuristics=[]", "search.rounds=0"]
     overrides += ["search.min_pilots=3", "search.pilot_lost_attempts=1", "name=faults"]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(stages.FAULT_ENV, json.dumps(FAULTS))  # the local runner's steps inherit it
+        patch.setenv(faults.FAULT_ENV, json.dumps(FAULTS))  # the local runner's steps inherit it
         app = typer.Typer()
         register(app)
         result = CliRunner().invoke(
@@ -66,7 +70,7 @@ def test_a_crashed_and_a_diverged_pilot_are_recorded_and_skipped(tmp_path):
 
 
 def _config(min_pilots: int) -> ExperimentConfig:
-    from modomodo.cli_common import resolve_config
+    from modomodo.cli.common import resolve_config
 
     return resolve_config("smoke", [*TINY, "search.surrogate=quadratic", f"search.min_pilots={min_pilots}"])
 
@@ -80,7 +84,7 @@ def _rows(n: int) -> list[dict]:
         {**one, "det": 0.5, "geo": 0.5},
     ]
     rows = [
-        stages.run_record(
+        plans.run_record(
             {"run_id": f"r{i}", "mixture": mixtures[i], "kind": "seed", "seed": 0, "steps": 2},
             {"out_score": 0.1 * i, "in_score": 0.2},
         )
@@ -91,23 +95,19 @@ def _rows(n: int) -> list[dict]:
 
 def test_failed_rows_are_left_out_and_too_few_successes_refuse_the_fit(tmp_path):
     cfg = _config(min_pilots=3)
-    boom = stages.failed_run("r9", cfg, "seed", RuntimeError("CUDA out of memory"), tmp_path / "model")
-    assert json.loads((tmp_path / "model" / stages.FAILED_RUN_FILE).read_text())["failed"] == (
+    boom = plans.failed_run("r9", cfg, "seed", RuntimeError("CUDA out of memory"), tmp_path / "model")
+    assert json.loads((tmp_path / "model" / plans.FAILED_RUN_FILE).read_text())["failed"] == (
         "RuntimeError: CUDA out of memory"
     )
-    rows = [*_rows(2), stages.run_record(boom, {})]
-    table = stages.load_records(cfg, rows)
+    rows = [*_rows(2), plans.run_record(boom, {})]
+    table = plans.load_records(cfg, rows)
     assert table.run_ids == ["r0", "r1"]
-    with pytest.raises(
-        stages.TooFewPilotsError, match=r"only 2 pilot runs succeeded.*min_pilots=3.*r9: Runtime"
-    ):
-        stages.fit_surrogate_stage(
-            cfg, table, tmp_path / "fit", run_id="t", failed=stages.failed_pilots(rows)
-        )
+    with pytest.raises(TooFewPilotsError, match=r"only 2 pilot runs succeeded.*min_pilots=3.*r9: Runtime"):
+        stages.fit_surrogate_stage(cfg, table, tmp_path / "fit", run_id="t", failed=plans.failed_pilots(rows))
     assert not (tmp_path / "fit").exists()  # refused before writing anything
-    rows = [*_rows(4), stages.run_record(boom, {})]
+    rows = [*_rows(4), plans.run_record(boom, {})]
     summary = stages.fit_surrogate_stage(
-        cfg, stages.load_records(cfg, rows), tmp_path / "fit", run_id="t", failed=stages.failed_pilots(rows)
+        cfg, plans.load_records(cfg, rows), tmp_path / "fit", run_id="t", failed=plans.failed_pilots(rows)
     )
     assert summary["runs"] == 4 and summary["failed"] == {"r9": "RuntimeError: CUDA out of memory"}
 
@@ -119,11 +119,11 @@ def test_a_pilot_that_keeps_losing_its_pod_is_given_up_but_the_final_run_is_not(
     cfg = _config(min_pilots=2)  # search.pilot_lost_attempts: 2 by default
     store = LocalStore(tmp_path / "store")
     AttemptLog(store, "p1").begin()  # a pod that died without a word
-    stages.give_up_on_lost_pilot(cfg, store, "p1", "seed")  # once: train again
+    plans.give_up_on_lost_pilot(cfg, store, "p1", "seed")  # once: train again
     AttemptLog(store, "p1").begin()  # the retry, lost too
-    with pytest.raises(stages.PilotFailure, match=r"lost its pod 2 times \(search.pilot_lost_attempts=2\)"):
-        stages.give_up_on_lost_pilot(cfg, store, "p1", "seed")
-    stages.give_up_on_lost_pilot(cfg, store, "p1", "model")  # the final run retries until KFP stops it
+    with pytest.raises(plans.PilotFailure, match=r"lost its pod 2 times \(search.pilot_lost_attempts=2\)"):
+        plans.give_up_on_lost_pilot(cfg, store, "p1", "seed")
+    plans.give_up_on_lost_pilot(cfg, store, "p1", "model")  # the final run retries until KFP stops it
     with AttemptLog(store, "p2").track():
         pass
     with pytest.raises(RuntimeError), AttemptLog(store, "p2").track():
@@ -133,9 +133,9 @@ def test_a_pilot_that_keeps_losing_its_pod_is_given_up_but_the_final_run_is_not(
 
 def test_a_failed_model_folder_is_not_evaluated(tmp_path):
     cfg = _config(min_pilots=2)
-    stages.failed_run("r9", cfg, "seed", RuntimeError("killed"), tmp_path / "model")
+    plans.failed_run("r9", cfg, "seed", RuntimeError("killed"), tmp_path / "model")
     result = stages.evaluate_stage(cfg, tmp_path / "no-data", tmp_path / "model", tmp_path / "eval")
-    assert result.scores == [] and stages.score_columns(result) == {}
+    assert result.scores == [] and plans.score_columns(result) == {}
 
 
 def test_non_finite_weights_are_a_pilot_failure(tmp_path):
@@ -143,23 +143,23 @@ def test_non_finite_weights_are_a_pilot_failure(tmp_path):
     from safetensors.torch import save_file
 
     save_file({"a": torch.ones(3), "b": torch.tensor([1.0, float("nan")])}, tmp_path / "model.safetensors")
-    with pytest.raises(stages.PilotFailure, match=r"1 NaN/inf values in b"):
-        stages.check_finite_weights(tmp_path)
+    with pytest.raises(plans.PilotFailure, match=r"1 NaN/inf values in b"):
+        check_finite_weights(tmp_path)
     save_file({"a": torch.ones(3)}, tmp_path / "model.safetensors")
-    stages.check_finite_weights(tmp_path)
+    check_finite_weights(tmp_path)
 
 
 def test_fault_injection_is_off_unless_asked(monkeypatch):
     cfg = _config(min_pilots=2)
-    monkeypatch.delenv(stages.FAULT_ENV, raising=False)
-    assert stages.injected_faults(cfg, f"{cfg.name}-uniform-abc") == []
-    monkeypatch.setenv(stages.FAULT_ENV, json.dumps({"uniform": "crash", "single-det": "nan"}))
+    monkeypatch.delenv(faults.FAULT_ENV, raising=False)
+    assert faults.injected_faults(cfg, f"{cfg.name}-uniform-abc") == []
+    monkeypatch.setenv(faults.FAULT_ENV, json.dumps({"uniform": "crash", "single-det": "nan"}))
     with pytest.raises(RuntimeError, match="fault injection"):
-        stages.injected_faults(cfg, f"{cfg.name}-uniform-abc")
-    (poison,) = stages.injected_faults(cfg, f"{cfg.name}-single-det-abc")
+        faults.injected_faults(cfg, f"{cfg.name}-uniform-abc")
+    (poison,) = faults.injected_faults(cfg, f"{cfg.name}-single-det-abc")
     assert type(poison).__name__ == "PoisonWeights"
-    monkeypatch.setenv(stages.FAULT_ENV, json.dumps({"single-det": "lost"}))
-    (lose,) = stages.injected_faults(cfg, f"{cfg.name}-single-det-abc")
+    monkeypatch.setenv(faults.FAULT_ENV, json.dumps({"single-det": "lost"}))
+    (lose,) = faults.injected_faults(cfg, f"{cfg.name}-single-det-abc")
     assert type(lose).__name__ == "LoseTheNode"
-    assert stages.injected_faults(cfg, f"{cfg.name}-single-geo-abc") == []
-    assert not stages.pilot_may_fail("model") and stages.pilot_may_fail("seed")
+    assert faults.injected_faults(cfg, f"{cfg.name}-single-geo-abc") == []
+    assert not plans.pilot_may_fail("model") and plans.pilot_may_fail("seed")

@@ -372,7 +372,7 @@ def test_cluster_settings_are_compile_options(tmp_path):
 def test_compile_command_writes_every_pipeline_for_the_given_image(tmp_path):
     # A fresh interpreter: the image is read when the components are first imported.
     script = (
-        "import typer; from modomodo.cli_pipelines import register; app = typer.Typer(); register(app); app()"
+        "import typer; from modomodo.cli.pipelines import register; app = typer.Typer(); register(app); app()"
     )
     result = subprocess.run(
         [
@@ -405,7 +405,7 @@ def test_compile_command_writes_every_pipeline_for_the_given_image(tmp_path):
 
 def test_compile_command_rejects_a_bad_config_before_compiling(tmp_path):
     script = (
-        "import typer; from modomodo.cli_pipelines import register; app = typer.Typer(); register(app); app()"
+        "import typer; from modomodo.cli.pipelines import register; app = typer.Typer(); register(app); app()"
     )
     result = subprocess.run(
         [sys.executable, "-c", script, "compile", "--output", str(tmp_path), "--set", "train.steps=0"],

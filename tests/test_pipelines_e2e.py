@@ -15,7 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from modomodo.cli_pipelines import register
+from modomodo.cli.pipelines import register
 from modomodo.components.runtime import STORE_REFERENCE
 from modomodo.store import ArtifactStore
 

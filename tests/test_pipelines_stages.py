@@ -9,8 +9,17 @@ import numpy as np
 import pytest
 
 from modomodo import stages
-from modomodo.components.runtime import experiment_config, fingerprint, integral_floats_to_int, metrics_port
+from modomodo.components.runtime import (
+    experiment_config,
+    fingerprint,
+    integral_floats_to_int,
+    metrics_port,
+    with_mixture,
+    with_replicate_seed,
+)
 from modomodo.config import ConfigError, load_config
+from modomodo.data.curated import load_curated
+from modomodo.mixture import pilots as plans
 from modomodo.mixture.heuristics import HeuristicError
 from modomodo.mixture.records import RunRecordsError
 from modomodo.mixture.seeds import random_pilots
@@ -51,14 +60,14 @@ def records_for(pilots: list[dict]) -> list[dict]:
             "steps": 60,
         }
         rows.append(
-            stages.run_record(run, {"in_score": score + 0.05, "out_score": score, "chart_score": score})
+            plans.run_record(run, {"in_score": score + 0.05, "out_score": score, "chart_score": score})
         )
     return rows
 
 
 def test_seed_pilots_follow_the_configured_families():
     def plan(seeds: str) -> list[dict]:
-        return stages.seed_pilots(load_config("smoke", [f"search.seeds={seeds}"]))
+        return plans.seed_pilots(load_config("smoke", [f"search.seeds={seeds}"]))
 
     every = plan("[single, exclude_one, uniform]")
     assert len(every) == 5 + 5 + 1
@@ -76,7 +85,7 @@ def test_seed_pilots_follow_the_configured_families():
 
 
 def test_run_record_is_a_row_of_the_records_table():
-    (pilot,) = stages.seed_pilots(load_config("smoke", ["search.seeds=[uniform]"]))
+    (pilot,) = plans.seed_pilots(load_config("smoke", ["search.seeds=[uniform]"]))
     run = {
         "run_id": "smoke-uniform-abc",
         "mixture": pilot["mixture"],
@@ -84,36 +93,36 @@ def test_run_record_is_a_row_of_the_records_table():
         "seed": 42,
         "steps": 60,
     }
-    row = stages.run_record(run, {"in_score": 0.5, "out_score": 0.25})
+    row = plans.run_record(run, {"in_score": 0.5, "out_score": 0.25})
     assert row["run_id"] == "smoke-uniform-abc"
     assert row["w_det"] == pytest.approx(0.2)
     assert (row["in_score"], row["out_score"], row["kind"], row["steps"]) == (0.5, 0.25, "seed", 60)
     with pytest.raises(RunRecordsError, match="score names end in"):
-        stages.run_record(run, {"in": 0.5})
+        plans.run_record(run, {"in": 0.5})
 
 
 def test_heuristic_pilots_from_seed_runs_and_a_clear_error_when_seeds_lack():
     cfg = load_config(
         "smoke", ["search.seeds=[single, exclude_one, uniform]", "search.heuristics=[ain, coli, norm]"]
     )
-    records = stages.load_records(cfg, records_for(stages.seed_pilots(cfg)))
-    pilots = stages.heuristic_pilots(cfg, records)
+    records = plans.load_records(cfg, records_for(plans.seed_pilots(cfg)))
+    pilots = plans.heuristic_pilots(cfg, records)
     assert [p["run"] for p in pilots] == ["heuristic-ain", "heuristic-coli", "heuristic-norm"]
     assert all(p["kind"] == "heuristic" and sum(p["mixture"].values()) == pytest.approx(1) for p in pilots)
     with pytest.raises(ConfigError, match="norm needs the exclude_one seed runs"):  # before any pilot
         load_config("smoke", ["search.heuristics=[norm]", "search.seeds=[single, uniform]"])
     # Records without the runs a heuristic needs (their pilots failed, or an old records table).
     singles = load_config("smoke", ["search.seeds=[single, uniform]"])
-    records = stages.load_records(cfg, records_for(stages.seed_pilots(singles)))
+    records = plans.load_records(cfg, records_for(plans.seed_pilots(singles)))
     with pytest.raises(HeuristicError, match="norm.*exclude-one"):
-        stages.heuristic_pilots(cfg, records)
+        plans.heuristic_pilots(cfg, records)
 
 
 def test_a_heuristic_equal_to_a_trained_mixture_is_a_replicate_with_the_next_seed(monkeypatch):
     from modomodo.mixture import heuristics
 
     cfg = load_config("smoke", ["search.heuristics=[ain, coli]"])
-    records = stages.load_records(cfg, records_for(stages.seed_pilots(cfg)))  # single + uniform
+    records = plans.load_records(cfg, records_for(plans.seed_pilots(cfg)))  # single + uniform
     domains = list(cfg.data.domains)
     uniform = Mixture.uniform(domains)
     other = Mixture.from_vector(domains, [0.4, 0.3, 0.1, 0.1, 0.1])
@@ -122,7 +131,7 @@ def test_a_heuristic_equal_to_a_trained_mixture_is_a_replicate_with_the_next_see
         for n, m in (("Ain", uniform), ("Norm", uniform), ("Coli", other))
     ]
     monkeypatch.setattr(heuristics, "compute_heuristics", lambda records, names: (found, {}))
-    pilots = stages.heuristic_pilots(cfg, records)
+    pilots = plans.heuristic_pilots(cfg, records)
     assert [(p["run"], p["replicate"]) for p in pilots] == [
         ("heuristic-ain", 1),  # the uniform seed run is replicate 0
         ("heuristic-norm", 2),
@@ -131,20 +140,20 @@ def test_a_heuristic_equal_to_a_trained_mixture_is_a_replicate_with_the_next_see
 
 
 def test_records_append_to_the_previous_wave(tmp_path):
-    first = stages.load_records(THREE, records_for(stages.seed_pilots(THREE)))
+    first = plans.load_records(THREE, records_for(plans.seed_pilots(THREE)))
     first.write(tmp_path / "records.csv")
     extra = records_for([{"run": "pilot", "mixture": {"det": 0.5, "geo": 0.5, "sci": 0.0}, "kind": "pilot"}])
-    both = stages.load_records(THREE, extra, tmp_path / "records.csv")
+    both = plans.load_records(THREE, extra, tmp_path / "records.csv")
     assert len(both) == len(first) + 1
     assert both.run_ids[:-1] == first.run_ids
-    assert stages.load_records(THREE, [], tmp_path / "records.csv").fingerprint() == first.fingerprint()
+    assert plans.load_records(THREE, [], tmp_path / "records.csv").fingerprint() == first.fingerprint()
 
 
 def test_surrogate_fit_reports_cross_validated_quality_and_plots(tmp_path):
-    pilots = stages.seed_pilots(THREE) + [
-        stages.pilot_item(p.name, p.mixture, p.kind) for p in random_pilots(DOMAINS, 8, seed=1)
+    pilots = plans.seed_pilots(THREE) + [
+        plans.pilot_item(p.name, p.mixture, p.kind) for p in random_pilots(DOMAINS, 8, seed=1)
     ]
-    records = stages.load_records(THREE, records_for(pilots))
+    records = plans.load_records(THREE, records_for(pilots))
     summary = stages.fit_surrogate_stage(THREE, records, tmp_path, run_id="t-surrogate")
     assert summary["model"] == "quadratic" and summary["runs"] == len(pilots)
     assert set(summary["cv"]) == {"quadratic", "linear", "gp"}
@@ -158,17 +167,17 @@ def test_surrogate_fit_reports_cross_validated_quality_and_plots(tmp_path):
 
 def test_a_baseline_with_too_few_runs_is_skipped_not_fatal(tmp_path):
     cfg = load_config("smoke", ["search.seeds=[single]", "search.surrogate=gp"])
-    records = stages.load_records(cfg, records_for(stages.seed_pilots(cfg))[:4])
+    records = plans.load_records(cfg, records_for(plans.seed_pilots(cfg))[:4])
     summary = stages.fit_surrogate_stage(cfg, records, tmp_path, run_id="t")
     assert "linear" in summary["skipped"] and "needs at least 5 runs" in summary["skipped"]["linear"]
     assert "gp" in summary["cv"]
 
 
 def test_search_finds_the_best_mixture_and_explores_away_from_runs(tmp_path):
-    pilots = stages.seed_pilots(THREE) + [
-        stages.pilot_item(p.name, p.mixture, p.kind) for p in random_pilots(DOMAINS, 8, seed=1)
+    pilots = plans.seed_pilots(THREE) + [
+        plans.pilot_item(p.name, p.mixture, p.kind) for p in random_pilots(DOMAINS, 8, seed=1)
     ]
-    records = stages.load_records(THREE, records_for(pilots))
+    records = plans.load_records(THREE, records_for(pilots))
     best = stages.search_stage(THREE, records, tmp_path / "best", mode="best", k=3, storage=None, run_id="t")
     assert len(best.proposals) == 3
     assert best.proposals[0].mixture.distance(Mixture.from_vector(DOMAINS, TRUE_BEST)) < 0.1
@@ -197,6 +206,20 @@ def test_component_config_survives_the_protobuf_round_trip():
     assert fingerprint(THREE.to_dict(), {"det": 1}) != fingerprint(THREE.to_dict(), {"geo": 1})
 
 
+def test_pipeline_side_config_changes_make_a_new_config():
+    # A validated config is shared (components rebuild it once): a pilot's mixture or replicate
+    # seed must not leak into it.
+    before = THREE.to_dict()
+    pilot = with_replicate_seed(with_mixture(THREE, {"det": 1.0}), 2)
+    assert THREE.to_dict() == before
+    assert pilot.train.mixture == {"det": 1} and pilot.train.seed == THREE.train.seed + 2
+    assert pilot.resolved_mixture() == {"det": 1.0, "geo": 0.0, "sci": 0.0}
+    assert with_mixture(THREE, {}) is THREE and with_replicate_seed(THREE, 0) is THREE
+    with pytest.raises(ConfigError, match="train.mixture"):
+        with_mixture(THREE, {"chart": 1.0})
+    assert THREE.to_dict() == before
+
+
 def test_metrics_port_comes_from_the_pod_environment(monkeypatch):
     monkeypatch.delenv("MODOMODO_METRICS_PORT", raising=False)
     assert metrics_port() == 0
@@ -217,7 +240,7 @@ def test_a_benchmark_counts_as_in_domain_only_when_the_data_trains_on_it(tmp_pat
     for dom in cfg.data.domains.values():
         dom.n_train = 2
     stages.curate_stage(cfg, tmp_path / "data")
-    data = stages.load_curated(tmp_path / "data")
+    data = load_curated(tmp_path / "data")
     assert sorted(data.train) == ["det", "geo", "sci"]
     assert data.splits["sci"] == "in"
     assert data.splits["ref"] == data.splits["spatial"] == data.splits["chart"] == "out"

@@ -21,7 +21,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from modomodo.cli_pipelines import register
+from modomodo.cli.pipelines import register
 from modomodo.config import load_config
 from modomodo.pipelines import compile_pipeline
 from modomodo.pipelines.submit import package_name, submit, version_name_for

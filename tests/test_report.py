@@ -15,12 +15,15 @@ from PIL import Image
 
 from modomodo import stages
 from modomodo.config import load_config
+from modomodo.mixture import pilots as plans
 from modomodo.mixture.seeds import random_pilots
-from modomodo.report import Contender, ReportData, ReportError, build_report, compare
+from modomodo.report import Contender, ReportData, ReportError, compare
+from modomodo.report_page import build_report
+from modomodo.stages.curate import benchmark_names
 
 CFG = load_config("smoke", ["search.trials=25", "search.seeds=[single, exclude_one, uniform]"])
 DOMAINS = list(CFG.data.domains)
-BENCHMARKS = stages.benchmark_names(CFG)
+BENCHMARKS = benchmark_names(CFG)
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -35,8 +38,8 @@ def scores_of(w: np.ndarray) -> dict[str, float]:
 def report_dir(tmp_path_factory) -> Path:
     """A report built the way the pipeline builds it: records -> surrogate -> search -> report."""
     root = tmp_path_factory.mktemp("report")
-    pilots = stages.seed_pilots(CFG) + [
-        stages.pilot_item(p.name, p.mixture, p.kind) for p in random_pilots(DOMAINS, 5, seed=0)
+    pilots = plans.seed_pilots(CFG) + [
+        plans.pilot_item(p.name, p.mixture, p.kind) for p in random_pilots(DOMAINS, 5, seed=0)
     ]
     rows = []
     for pilot in pilots:
@@ -48,8 +51,8 @@ def report_dir(tmp_path_factory) -> Path:
             "seed": 42,
             "steps": 60,
         }
-        rows.append(stages.run_record(run, scores_of(w)))
-    records = stages.load_records(CFG, rows)
+        rows.append(plans.run_record(run, scores_of(w)))
+    records = plans.load_records(CFG, rows)
     records.write(root / "records" / "records.csv")
     stages.fit_surrogate_stage(CFG, records, root / "surrogate", run_id="t")
     found = stages.search_stage(CFG, records, root / "proposals", mode="best", k=3, storage=None, run_id="t")

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from modomodo.data.answers import Box
 from modomodo.rewards import (
     MAX_SCAN_CHARS,
     RewardContext,
@@ -24,7 +25,6 @@ from modomodo.rewards import (
     parse_boxes,
     visual_rft_score,
 )
-from modomodo.rewards.boxes import Box
 
 TIME_BOUND_S = 2.0  # generous: a shared CI core can be slow; a regex blow-up takes far longer
 GT_ONE = "[{'Position': [10, 20, 110, 220], 'Confidence': 1}]"

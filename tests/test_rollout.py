@@ -17,10 +17,11 @@ from modomodo.data.prompts import reference_completion
 from modomodo.data.synthetic import generate
 from modomodo.policy.load import load_policy
 from modomodo.rewards import RewardSet, RewardSpec, register_reward
+from modomodo.rewards.domains import reward_sets
 from modomodo.rl.rollout import PASS_THRESHOLD, RolloutError, profile_pass_rates, score_samples
 
 CFG = load_config("smoke")
-REWARDS = stages.reward_sets(CFG)
+REWARDS = reward_sets(CFG)
 GEO = generate("geo", "train", 3, seed=0)
 DET = generate("det", "train", 2, seed=0)
 

@@ -25,6 +25,8 @@ from test_security import _plant
 
 from modomodo import stages
 from modomodo.config import load_config
+from modomodo.data.curated import load_curated
+from modomodo.rewards.domains import reward_sets
 from modomodo.rl.distributed import ADDRESS_VARS, RANK_VARS
 from modomodo.rl.grpo import checkpoint_key
 from modomodo.store import ArtifactStore
@@ -71,11 +73,11 @@ def _in_domain_reward(cfg, data_dir: Path, model_dir: Path) -> float:
     from modomodo.policy.load import load_policy
     from modomodo.rl.rollout import score_samples
 
-    data = stages.load_curated(data_dir)
+    data = load_curated(data_dir)
     prompts = [e for name, split in data.splits.items() if split == "in" for e in data.benchmarks[name]]
     model, processor = load_policy(model_dir, "fp32")
     completions = generate(model, processor, prompts, cfg.train.max_completion_length, batch_size=64)
-    profiles = score_samples(prompts, [[c] for c in completions], stages.reward_sets(cfg))
+    profiles = score_samples(prompts, [[c] for c in completions], reward_sets(cfg))
     return sum(p.reward_mean for p in profiles) / len(profiles)
 
 
@@ -119,7 +121,7 @@ def test_smoke_grpo_raises_the_policys_in_domain_reward(curated, base_policy, sm
 def test_evaluation_writes_scores_and_per_sample_records(curated, base_policy, tmp_path):
     result = stages.evaluate_stage(SMOKE, curated, base_policy, tmp_path / "eval")
     scores = json.loads((tmp_path / "eval" / "scores.json").read_text())
-    assert {s["benchmark"] for s in scores["scores"]} == set(stages.load_curated(curated).benchmarks)
+    assert {s["benchmark"] for s in scores["scores"]} == set(load_curated(curated).benchmarks)
     ins = [s for s in result.scores if s.split == "in"]
     expected_in = sum(s.score * s.n for s in ins) / sum(s.n for s in ins)
     assert result.in_score == pytest.approx(expected_in)

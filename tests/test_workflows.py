@@ -19,7 +19,8 @@ import yaml
 from test_pipelines_submit import FakePipelinesServer
 
 from modomodo.acceptance import read_accepted
-from modomodo.report import Contender, ReportData, build_report, compare
+from modomodo.report import Contender, ReportData, compare
+from modomodo.report_page import build_report
 from modomodo.store import S3Store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -30,9 +30,9 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from modomodo.data.answers import parse_boxes
 from modomodo.data.prompts import OPTION_LETTERS, strip_instruction
 from modomodo.data.schema import ANSWER_KINDS, AnswerKind
-from modomodo.rewards.boxes import parse_boxes
 
 SourceKind = Literal["synthetic", "path"]
 _ANSWER_TAG = re.compile(r"\s*<answer>(.*?)</answer>\s*", re.DOTALL)

@@ -40,14 +40,13 @@ _EXPORTS: dict[str, str] = {
     "cross_validate": "quality",
     "Proposal": "search",
     "ProposalSet": "search",
-    "SearchConfig": "search",
-    "SearchError": "search",
+    "StudySettings": "study",
+    "SearchError": "study",
     "best_mixtures": "search",
     "next_pilots": "search",
     "paper_candidates": "search",
     "propose": "search",
-    "resolve_storage": "search",
-    "PilotLoop": "active",
+    "resolve_storage": "study",
 }
 
 __all__ = sorted(_EXPORTS)

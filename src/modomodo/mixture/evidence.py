@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.stats import permutation_test
 
-from modomodo.mixture.metrics import spearman
 from modomodo.mixture.records import RunRecords
+from modomodo.mixture.regression import spearman
 from modomodo.mixture.simplex import Mixture
 
 SAME_MIXTURE = 1e-6

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modomodo.mixture.metrics import r2_score, rmse, spearman
+from modomodo.mixture.regression import r2_score, rmse, spearman
 from modomodo.mixture.surrogates import Surrogate, SurrogateError
 
 

@@ -22,58 +22,26 @@ from the inputs; a rerun loads the study and only runs the trials still missing.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from modomodo.mixture.records import RunRecords
-from modomodo.mixture.simplex import Mixture, inverse_stick_breaking, stick_breaking, total_variation
+from modomodo.mixture.simplex import Mixture, total_variation
+from modomodo.mixture.study import SearchError, StudySettings, run_study, study_name_for
 from modomodo.mixture.surrogates import Surrogate, make_surrogate
 from modomodo.redact import redact_url
 
 if TYPE_CHECKING:
-    import optuna
+    pass
 
-DEFAULT_STORAGE_FILE = "modomodo-mixture.db"
+SEARCH_BOOTSTRAP = 32
+"""Bootstrap refits of the surrogate behind a search's intervals and UCB."""
+UCB_KAPPA = 2.0
+"""Exploration weight of ``explore``: mean + kappa * std."""
 SEARCH_MODES = ("best", "explore", "paper")
-
-
-class SearchError(ValueError):
-    """A search that cannot run as asked (bad options, a study that belongs to other inputs)."""
-
-
-@dataclass(kw_only=True)
-class SearchConfig:
-    """How a simplex search runs and where its Optuna study is kept."""
-
-    n_trials: int = 300
-    """Optuna trials beyond the enqueued observed mixtures (a resumed study runs only the missing ones)."""
-    seed: int = 0
-    """Seeds the TPE sampler (and the paper's Gaussian sampling)."""
-    storage: str | None = None
-    """RDB URL (``sqlite:///file.db``, ``postgresql://...``); None keeps the study in memory."""
-    study_name: str | None = None
-    """None: derived from the run records, target, model and options, so reruns resume."""
-    min_distance: float = 0.05
-    """Least total-variation distance between returned mixtures (and, when exploring, from runs
-    already done or pending)."""
-    paper_samples: int = 10_000
-    """Gaussian samples drawn by the paper's candidate generation (the paper does not say)."""
-
-    def __post_init__(self) -> None:
-        if self.n_trials < 1:
-            raise SearchError(f"n_trials must be >= 1, got {self.n_trials}")
-        if not 0 <= self.min_distance < 1:
-            raise SearchError(
-                f"min_distance is a total-variation distance in [0, 1), got {self.min_distance}"
-            )
 
 
 @dataclass(frozen=True)
@@ -133,43 +101,6 @@ class ProposalSet:
         }
 
 
-def resolve_storage(storage: str | Path | None) -> str:
-    """An RDB URL: a URL stays as is, a file path becomes SQLite, None is ``./modomodo-mixture.db``.
-
-    A plain ``postgresql://`` URL (libpq's form, as a Secret usually holds it) gets the psycopg 3
-    driver that modomodo installs; SQLAlchemy would otherwise look for psycopg2. A URL SQLAlchemy
-    cannot parse is a :class:`SearchError` that shows it without its password.
-    """
-    if storage is not None and "://" in str(storage):
-        from sqlalchemy.engine import make_url
-
-        url = str(storage)
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        try:
-            make_url(url)
-        except Exception as exc:  # its message repeats the URL, password included
-            raise SearchError(
-                f"study storage {redact_url(url)!r} is not a database URL ({type(exc).__name__}); "
-                "expected e.g. postgresql://user:password@host:5432/db or sqlite:///path.db"
-            ) from None
-        return url
-    path = Path(storage) if storage is not None else Path.cwd() / DEFAULT_STORAGE_FILE
-    return f"sqlite:///{path.resolve()}"
-
-
-def study_name_for(
-    records: RunRecords, target: str, model: str, mode: str, options: Mapping[str, object]
-) -> str:
-    """A readable, input-derived study name: same table, target, model and options, same study."""
-    content = json.dumps(
-        {"table": records.fingerprint(), "target": target, "model": model, "mode": mode, "options": options},
-        sort_keys=True,
-        default=str,
-    )
-    return f"modomodo-mixture-{mode}-{model}-{target}-{hashlib.sha256(content.encode()).hexdigest()[:12]}"
-
-
 def select_diverse(
     weights: np.ndarray, values: np.ndarray, k: int, min_distance: float, avoid: np.ndarray | None = None
 ) -> list[int]:
@@ -185,116 +116,6 @@ def select_diverse(
         if len(chosen) == k:
             break
     return chosen
-
-
-def _optuna() -> ModuleType:
-    """Optuna, imported on first use to keep ``modomodo.mixture`` light, with info logs off."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna
-
-
-def _run_study(
-    objective: Callable[[np.ndarray], np.ndarray],
-    domains: Sequence[str],
-    observed: np.ndarray,
-    config: SearchConfig,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Maximise ``objective`` (vectorised over mixtures) over the simplex; returns every completed
-    trial's mixture, value and source."""
-    with _storage_lock(config.storage):
-        return _run_study_locked(objective, domains, observed, config)
-
-
-@contextmanager
-def _storage_lock(storage: str | None) -> Iterator[None]:
-    """Serialise searches on one storage. Two search pods starting at once on a fresh database
-    both create Optuna's tables (the loser fails), and on a fresh study both enqueue the observed
-    runs (each twice) and both run every missing trial. Under the lock the second finds the study
-    complete. A PostgreSQL advisory lock (released if its holder dies), a ``flock`` beside a SQLite
-    file; other storages are not locked."""
-    if storage is None or storage == "sqlite://":
-        yield
-    elif storage.startswith("sqlite:///"):
-        import fcntl
-
-        with Path(storage.removeprefix("sqlite:///") + ".lock").open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            yield
-    elif storage.startswith("postgresql"):
-        from sqlalchemy import create_engine, text
-        from sqlalchemy.pool import NullPool
-
-        engine = create_engine(storage, poolclass=NullPool)
-        try:
-            with engine.connect() as connection:
-                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_KEY})
-                try:
-                    yield
-                finally:
-                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
-        finally:
-            engine.dispose()
-    else:
-        yield
-
-
-_LOCK_KEY = int.from_bytes(hashlib.sha256(b"modomodo-mixture-search").digest()[:8], "big", signed=True)
-
-
-def _run_study_locked(
-    objective: Callable[[np.ndarray], np.ndarray],
-    domains: Sequence[str],
-    observed: np.ndarray,
-    config: SearchConfig,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    optuna = _optuna()
-    names = [f"u_{domain}" for domain in domains[:-1]]
-    study = optuna.create_study(
-        storage=config.storage,
-        study_name=config.study_name,
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=config.seed),
-        load_if_exists=True,
-    )
-    stored = study.user_attrs.get("domains")
-    if stored is None:
-        starts = (
-            np.unique(inverse_stick_breaking(observed), axis=0)
-            if len(observed)
-            else np.empty((0, len(names)))
-        )
-        study.set_user_attr("domains", list(domains))
-        study.set_user_attr("enqueued", len(starts))
-        for point in starts:
-            study.enqueue_trial(
-                dict(zip(names, point.tolist(), strict=True)), user_attrs={"source": "observed"}
-            )
-    elif stored != list(domains):
-        raise SearchError(
-            f"study {config.study_name!r} was created for domains {stored}, not {list(domains)}"
-        )
-    complete = (optuna.trial.TrialState.COMPLETE,)
-    missing = (
-        study.user_attrs["enqueued"]
-        + config.n_trials
-        - len(study.get_trials(deepcopy=False, states=complete))
-    )
-
-    def evaluate(trial: optuna.trial.Trial) -> float:
-        point = np.array([trial.suggest_float(name, 0.0, 1.0) for name in names])
-        return float(objective(stick_breaking(point)[None, :])[0])
-
-    if missing > 0:
-        study.optimize(evaluate, n_trials=missing)
-    trials = study.get_trials(deepcopy=False, states=complete)
-    weights = stick_breaking(np.array([[t.params[name] for name in names] for t in trials]))
-    return (
-        weights,
-        np.array([t.value for t in trials]),
-        [t.user_attrs.get("source", "search") for t in trials],
-    )
 
 
 def _proposals(
@@ -326,10 +147,10 @@ def best_mixtures(
     observed: np.ndarray,
     *,
     k: int,
-    config: SearchConfig,
+    config: StudySettings,
 ) -> list[Proposal]:
     """Mode (a): the k best mixtures by predicted score, spread at least ``min_distance`` apart."""
-    weights, values, sources = _run_study(surrogate.predict, domains, observed, config)
+    weights, values, sources = run_study(surrogate.predict, domains, observed, config)
     chosen = select_diverse(weights, values, k, config.min_distance)
     return _proposals(surrogate, domains, weights[chosen], values[chosen], [sources[i] for i in chosen])
 
@@ -341,7 +162,7 @@ def next_pilots(
     *,
     k: int,
     kappa: float,
-    config: SearchConfig,
+    config: StudySettings,
     pending: np.ndarray | None = None,
 ) -> list[Proposal]:
     """Mode (b): k pilots by upper confidence bound, away from runs done or pending."""
@@ -354,14 +175,14 @@ def next_pilots(
         prediction = surrogate.predict_with_uncertainty(weights)
         return prediction.mean + kappa * prediction.std
 
-    weights, values, _ = _run_study(upper_bound, domains, observed, config)
+    weights, values, _ = run_study(upper_bound, domains, observed, config)
     avoid = observed if pending is None or not len(pending) else np.vstack([observed, pending])
     chosen = select_diverse(weights, values, k, config.min_distance, avoid=avoid)
     return _proposals(surrogate, domains, weights[chosen], values[chosen], ["search"] * len(chosen))
 
 
 def paper_candidates(
-    surrogate: Surrogate, domains: Sequence[str], observed: np.ndarray, *, k: int, config: SearchConfig
+    surrogate: Surrogate, domains: Sequence[str], observed: np.ndarray, *, k: int, config: StudySettings
 ) -> list[Proposal]:
     """The paper's candidate generation (Algorithm 4): fit one Gaussian to the observed mixtures,
     sample, keep samples without negative weights, renormalise, return the top k predicted."""
@@ -390,9 +211,9 @@ def propose(
     mode: str = "best",
     model: str = "gp",
     model_options: Mapping[str, object] | None = None,
-    n_bootstrap: int = 32,
-    kappa: float = 2.0,
-    config: SearchConfig | None = None,
+    n_bootstrap: int = SEARCH_BOOTSTRAP,
+    kappa: float = UCB_KAPPA,
+    config: StudySettings | None = None,
     pending: Sequence[Mixture] = (),
 ) -> ProposalSet:
     """Fit ``model`` to ``records[target]`` and propose k mixtures (see the module doc for modes)."""
@@ -400,7 +221,7 @@ def propose(
         raise SearchError(f"unknown mode {mode!r}; choose from {list(SEARCH_MODES)}")
     if k < 1:
         raise SearchError(f"k must be >= 1, got {k}")
-    config = config or SearchConfig()
+    config = config or StudySettings()
     options = dict(model_options or {})
     surrogate = make_surrogate(model, n_bootstrap=n_bootstrap, seed=config.seed, **options)
     surrogate.fit(records.weights(), records.scores(target))

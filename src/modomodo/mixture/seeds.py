@@ -5,7 +5,7 @@ Which seed a run is gets read off its weights, never its name: the heuristics re
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,3 +148,11 @@ def is_uniform(weights: np.ndarray) -> bool:
 def is_seed(weights: np.ndarray) -> bool:
     """True for a single-domain, exclude-one or uniform mixture."""
     return single_domain(weights) is not None or excluded_domain(weights) is not None or is_uniform(weights)
+
+
+SEED_FAMILIES: dict[str, Callable[[np.ndarray], bool]] = {
+    "single": lambda w: single_domain(w) is not None,
+    "exclude_one": lambda w: excluded_domain(w) is not None,
+    "uniform": is_uniform,
+}
+"""The seed families ``search.seeds`` names, each recognising its mixtures by their weights."""

@@ -6,8 +6,15 @@ Importing this package registers the built-in rewards ``format``, ``accuracy``,
 
 from __future__ import annotations
 
+from modomodo.data.answers import (
+    OPTION_LETTERS,
+    Box,
+    answers_match,
+    choice_index,
+    normalise_answer,
+    parse_boxes,
+)
 from modomodo.rewards.accuracy import accuracy_reward
-from modomodo.rewards.boxes import Box, parse_boxes
 from modomodo.rewards.context import RewardContext
 from modomodo.rewards.errors import RewardConfigError
 from modomodo.rewards.format import (
@@ -26,7 +33,6 @@ from modomodo.rewards.iou import (
     iou_visual_rft,
     visual_rft_score,
 )
-from modomodo.rewards.matching import OPTION_LETTERS, answers_match, choice_index, normalise_answer
 from modomodo.rewards.parsing import MAX_SCAN_CHARS, extract_answer
 from modomodo.rewards.registry import REWARDS, RewardFn, get_reward, register_reward, unscorable_kinds
 from modomodo.rewards.reward_set import (

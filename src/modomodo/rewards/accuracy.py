@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from modomodo.data.answers import answers_match
 from modomodo.rewards.context import RewardContext
-from modomodo.rewards.matching import answers_match
 from modomodo.rewards.parsing import extract_answer
 from modomodo.rewards.registry import register_reward
 

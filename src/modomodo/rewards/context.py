@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modomodo.data.answers import choice_index, parse_boxes
 from modomodo.data.schema import ANSWER_KINDS, Example
-from modomodo.rewards.boxes import parse_boxes
 from modomodo.rewards.errors import RewardConfigError
-from modomodo.rewards.matching import choice_index
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from modomodo.rewards.boxes import Box, parse_boxes
+from modomodo.data.answers import Box, parse_boxes
 from modomodo.rewards.context import RewardContext
 from modomodo.rewards.errors import RewardConfigError
 from modomodo.rewards.parsing import extract_answer

@@ -7,6 +7,7 @@ name. The paper's sets come from :func:`default_reward_set`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from modomodo.data.schema import ANSWER_KINDS
@@ -56,6 +57,12 @@ class RewardBreakdown:
     """Weighted sum of the parts, in ``[0, RewardSet.max_total]``."""
 
 
+def gate_lacks_format(names: Sequence[str], gate_on_format: bool) -> bool:
+    """The paper's gate reads the format reward: a gated set of rewards ``names`` without it is
+    an error (of the reward set, and of a domain's config)."""
+    return gate_on_format and FORMAT_REWARD not in names
+
+
 @dataclass(frozen=True)
 class RewardSet:
     """The rewards of one domain. Validated on construction (see :meth:`validate`)."""
@@ -78,7 +85,7 @@ class RewardSet:
         names = [spec.name for spec in self.specs]
         if len(set(names)) != len(names):
             raise RewardConfigError(f"a reward appears more than once in {names}")
-        if self.gate_on_format and FORMAT_REWARD not in names:
+        if gate_lacks_format(names, self.gate_on_format):
             raise RewardConfigError(
                 f"gate_on_format needs the {FORMAT_REWARD!r} reward in the set, which has {names}"
             )

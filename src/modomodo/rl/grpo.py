@@ -25,11 +25,13 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
-from modomodo.config import ConfigError, ExperimentConfig, VLLMConfig
+from modomodo.config import ConfigError, ExperimentConfig
+from modomodo.config_train import TrainConfig, VLLMConfig
 from modomodo.data.prompts import render_prompt
 from modomodo.data.schema import Example
 from modomodo.policy.load import freeze_vision_tower, load_policy, load_weights, resolve_dtype, save_policy
 from modomodo.rewards import RewardContext, RewardSet
+from modomodo.rl.deepspeed_presets import deepspeed_config
 from modomodo.rl.distributed import ensure_rendezvous_env, is_main_process
 from modomodo.rl.safe_checkpoint import safe_deepspeed_loading
 from modomodo.rl.sampler import Draw, mixture_schedule, realised_counts
@@ -38,7 +40,6 @@ from modomodo.store import validate_run_id
 CHECKPOINT_PREFIX = "checkpoint-"
 TRAINER_STATE_FILE = "trainer_state.json"
 """Written last into every checkpoint by HF's Trainer: its presence marks a complete checkpoint."""
-DEEPSPEED_PRESETS = Path(__file__).parent / "deepspeed"
 
 
 @dataclass(frozen=True)
@@ -93,27 +94,35 @@ def task_part(parts: Mapping[str, float]) -> float:
     return max(task) if task else 0.0
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """What one RL update trains on: the resolved mixture and its prompt schedule, drawn once."""
+
+    mixture: dict[str, float]
+    """Weight per configured domain (``ExperimentConfig.resolved_mixture``)."""
+    draws: list[Draw]
+    """The sampler's draws, cut to whole steps: the trainer consumes them in this order."""
+    steps: int
+    """Optimizer steps the draws fill."""
+
+
 def training_schedule(
-    train: Mapping[str, Sequence[Example]], cfg: ExperimentConfig
-) -> tuple[list[Draw], int]:
-    """The configured mixture's draws, cut to whole steps, and the number of steps."""
-    mixture = cfg.resolved_mixture()
+    train: Mapping[str, Sequence[Example]], t: TrainConfig, mixture: Mapping[str, float]
+) -> Schedule:
+    """The draws of ``mixture`` under the settings ``t`` (``cfg.train``), cut to whole steps."""
     sizes = {d: len(train.get(d, ())) for d in mixture}
-    draws = mixture_schedule(
-        sizes, mixture, cfg.train.steps * cfg.train.prompts_per_step, cfg.train.seed, cfg.train.sampling
-    )
-    steps = len(draws) // cfg.train.prompts_per_step
+    draws = mixture_schedule(sizes, mixture, t.steps * t.prompts_per_step, t.seed, t.sampling)
+    steps = len(draws) // t.prompts_per_step
     if steps == 0:
         raise ValueError("the mixture schedule is shorter than one step (a domain was exhausted at once)")
-    return draws[: steps * cfg.train.prompts_per_step], steps
+    return Schedule(dict(mixture), draws[: steps * t.prompts_per_step], steps)
 
 
-def schedule_dataset(train: Mapping[str, Sequence[Example]], cfg: ExperimentConfig):
+def schedule_dataset(train: Mapping[str, Sequence[Example]], draws: Sequence[Draw]):
     """The trainer's dataset: the mixture schedule, one row per scheduled prompt, in order."""
     from datasets import Dataset, Features, Image, Value
     from datasets import Sequence as HFSequence
 
-    draws, steps = training_schedule(train, cfg)
     features = Features(
         {
             "prompt": [{"role": Value("string"), "content": Value("string")}],
@@ -140,7 +149,7 @@ def schedule_dataset(train: Mapping[str, Sequence[Example]], cfg: ExperimentConf
                 "example_id": ex.id,
             }
         )
-    return Dataset.from_list(rows, features=features), draws, steps
+    return Dataset.from_list(rows, features=features)
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
@@ -191,14 +200,6 @@ def _restore_checkpoint(store, run_id: str, trainer_dir: Path) -> Path | None:
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     return target
-
-
-def deepspeed_config(value: str) -> str | None:
-    if not value:
-        return None
-    if value in ("zero2", "zero3"):
-        return str(DEEPSPEED_PRESETS / f"{value}.json")
-    return value
 
 
 def grpo_args(cfg: ExperimentConfig, trainer_dir: Path, steps: int):
@@ -279,13 +280,15 @@ def train_grpo(
     base_model: Path,
     out_dir: Path,
     *,
+    schedule: Schedule,
     run_id: str,
     reward_sets: Mapping[str, RewardSet],
     store=None,
     resume: bool = False,
     callbacks: Sequence[Any] = (),
 ) -> TrainResult:
-    """Run GRPO from ``base_model`` on the mixture schedule; save the final policy to ``out_dir/model``."""
+    """Run GRPO from ``base_model`` on ``schedule`` (:func:`training_schedule`); save the final policy
+    to ``out_dir/model``."""
     from trl import GRPOTrainer
 
     validate_run_id(run_id)  # it names the store keys of every checkpoint: fail before training
@@ -294,7 +297,7 @@ def train_grpo(
     if cfg.train.deepspeed:
         # DeepSpeed always joins a process group; a process no launcher started is rank 0 of 1.
         ensure_rendezvous_env()
-    dataset, draws, steps = schedule_dataset(train, cfg)
+    dataset = schedule_dataset(train, schedule.draws)
     trainer_dir = out_dir / "trainer"
     trainer_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = restore_checkpoint(store, run_id, trainer_dir) if resume else None
@@ -307,7 +310,7 @@ def train_grpo(
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=[DomainRewards(reward_sets)],
-        args=grpo_args(cfg, trainer_dir, steps),
+        args=grpo_args(cfg, trainer_dir, schedule.steps),
         train_dataset=dataset,
         processing_class=processor,
         callbacks=[CheckpointToStore(store, run_id), *callbacks],
@@ -321,15 +324,23 @@ def train_grpo(
     weights = trainer.accelerator.get_state_dict(trainer.deepspeed) if trainer.is_deepspeed_enabled else None
     if is_main_process():
         save_policy(trainer.model, processor, model_dir, source=base_model, state_dict=weights)
+    resumed = int(checkpoint.name.removeprefix(CHECKPOINT_PREFIX)) if checkpoint else 0
+    return _summary(run_id, schedule, trainer.state, resumed, time.perf_counter() - start, out_dir)
+
+
+def _summary(
+    run_id: str, schedule: Schedule, state, resumed: int, seconds: float, out_dir: Path
+) -> TrainResult:
+    """The run's :class:`TrainResult`; rank 0 writes it to ``train_summary.json``."""
     result = TrainResult(
         run_id=run_id,
-        mixture=cfg.resolved_mixture(),
-        realised_counts=realised_counts(draws),
-        steps=trainer.state.global_step,
-        resumed_from_step=int(checkpoint.name.removeprefix(CHECKPOINT_PREFIX)) if checkpoint else 0,
-        seconds=time.perf_counter() - start,
-        model_dir=str(model_dir),
-        log_history=trainer.state.log_history,
+        mixture=schedule.mixture,
+        realised_counts=realised_counts(schedule.draws),
+        steps=state.global_step,
+        resumed_from_step=resumed,
+        seconds=seconds,
+        model_dir=str(out_dir / "model"),
+        log_history=state.log_history,
     )
     if is_main_process():
         (out_dir / "train_summary.json").write_text(

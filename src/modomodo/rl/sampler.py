@@ -14,8 +14,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
+
+Sampling = Literal["cycle", "exhaust"]
+"""What the schedule does when a domain runs out of unseen examples (see the module docstring)."""
+SAMPLING_MODES: tuple[str, ...] = get_args(Sampling)
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,7 @@ def mixture_schedule(
     mixture: Mapping[str, float],
     n_draws: int,
     seed: int,
-    sampling: str = "cycle",
+    sampling: Sampling = "cycle",
 ) -> list[Draw]:
     """Draw ``n_draws`` prompts from domains of ``sizes`` according to ``mixture``.
 
@@ -45,8 +50,8 @@ def mixture_schedule(
     missing = [d for d in domains if sizes.get(d, 0) <= 0]
     if missing:
         raise ValueError(f"mixture puts weight on domains without examples: {missing}")
-    if sampling not in ("cycle", "exhaust"):
-        raise ValueError(f"sampling must be 'cycle' or 'exhaust', got {sampling!r}")
+    if sampling not in SAMPLING_MODES:
+        raise ValueError(f"sampling must be one of {list(SAMPLING_MODES)}, got {sampling!r}")
     weights = np.array([mixture[d] for d in domains], dtype=np.float64)
     weights /= weights.sum()
     rng = np.random.default_rng(seed)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from modomodo.cli_common import Overrides, Preset, console, resolve_config
+from modomodo.cli.common import Overrides, Preset, console, resolve_config
 
 StoreUri = Annotated[str, typer.Option(help="Artifact store of the runs, e.g. s3://modomodo/experiments.")]
 EXIT_REGRESSION = 1

@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from modomodo.cli_common import Overrides, Preset, console, resolve_config
-from modomodo.cli_mixture import app as mixture_app
-from modomodo.cli_pipelines import register as register_pipeline_commands
+from modomodo.cli.common import Overrides, Preset, console, resolve_config
+from modomodo.cli.mixture import app as mixture_app
+from modomodo.cli.pipelines import register as register_pipeline_commands
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Generate and curate training and benchmark data.")
@@ -162,12 +162,12 @@ def rewards_score(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
 ) -> None:
     """Score logged completions with a domain's configured rewards or with named registry rewards."""
-    from modomodo import stages
     from modomodo.rewards.audit import render_table, score_records
+    from modomodo.rewards.domains import reward_sets
 
     cfg = resolve_config(preset, overrides)
     lines = input.read_bytes().splitlines()  # decoded line by line: a bad line spoils only itself
-    results = score_records(lines, stages.reward_sets(cfg))
+    results = score_records(lines, reward_sets(cfg))
     if as_json:
         for r in results:
             typer.echo(json.dumps(r, sort_keys=True))
@@ -213,7 +213,3 @@ def _print_curation(report) -> None:
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     app()
-
-
-if __name__ == "__main__":
-    main()

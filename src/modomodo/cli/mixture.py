@@ -6,6 +6,7 @@ prints the JSON instead of the table).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterator, Sequence
@@ -21,13 +22,19 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from modomodo.cli.common import Overrides, Preset, resolve_config
+from modomodo.cli.mixture_tables import fit_tables, proposals_table, weights_table
+from modomodo.config_search import SearchConfig
 from modomodo.mixture.heuristics import HeuristicError, compute_heuristics
 from modomodo.mixture.records import RunRecords, RunRecordsError, load_run_records
-from modomodo.mixture.search import SearchConfig, SearchError, propose, resolve_storage
+from modomodo.mixture.search import SEARCH_BOOTSTRAP, UCB_KAPPA
 from modomodo.mixture.seeds import random_pilots, seed_mixtures, spread_pilots
 from modomodo.mixture.simplex import Mixture, MixtureError
-from modomodo.mixture.surrogates import SURROGATES, SurrogateError, make_surrogate
+from modomodo.mixture.study import SearchError, StudySettings
+from modomodo.mixture.surrogates import SURROGATES, SurrogateError
 from modomodo.redact import redact_text, redact_url
+from modomodo.stages.search import section_search
+from modomodo.stages.surrogate import section_cross_validation, section_surrogate
 
 app = typer.Typer(
     help="Mixture science: seed and heuristic mixtures, surrogates, search over the simplex.",
@@ -41,8 +48,15 @@ Domains = Annotated[
     str | None,
     typer.Option("--domains", help="Expected domains, comma-separated (checked against the w_ columns)."),
 ]
-Target = Annotated[str, typer.Option("--target", help="Score column to model (e.g. out_score).")]
-Model = Annotated[str, typer.Option("--model", help=f"Surrogate: {', '.join(SURROGATES)}.")]
+Target = Annotated[
+    str | None, typer.Option("--target", help="Score column to model (default: the preset's search.target).")
+]
+Model = Annotated[
+    str | None,
+    typer.Option(
+        "--model", help=f"Surrogate: {', '.join(SURROGATES)} (default: the preset's search.surrogate)."
+    ),
+]
 Ridge = Annotated[
     str | None,
     typer.Option("--ridge", help="Quadratic only: 'auto' (leave-one-out choice), 0 (OLS) or a strength."),
@@ -51,8 +65,52 @@ Seed = Annotated[
     int, typer.Option("--seed", min=0, help="Seed of every random choice (same seed, same output).")
 ]
 Bootstrap = Annotated[int, typer.Option("--bootstrap", help="Bootstrap refits for uncertainty (0: none).")]
+SectionSeed = Annotated[
+    int | None,
+    typer.Option("--seed", min=0, help="Seed of the fit and search (default: the preset's search.seed)."),
+]
 JsonOut = Annotated[
     str | None, typer.Option("--json", help="Write JSON to this file; '-' prints JSON instead of the table.")
+]
+
+Count = Annotated[
+    int | None,
+    typer.Option(
+        "--k", help="How many mixtures (default: search.top_k, with --explore search.pilots_per_round)."
+    ),
+]
+Explore = Annotated[
+    bool,
+    typer.Option("--explore", help="Propose the next pilots to run (UCB), not the best mixtures to train."),
+]
+PaperCandidates = Annotated[
+    bool,
+    typer.Option(
+        "--paper-candidates",
+        help="Use the paper's candidate generation (one Gaussian, top k) instead of Optuna.",
+    ),
+]
+Storage = Annotated[
+    str | None,
+    typer.Option(
+        help="Optuna RDB storage: a URL (sqlite:///..., postgresql://...) or a SQLite file path; default ./study.db."
+    ),
+]
+StudyName = Annotated[
+    str | None,
+    typer.Option(
+        help="Study name (default: derived from the table, target, model and options, so reruns resume)."
+    ),
+]
+Trials = Annotated[
+    int | None, typer.Option(help="Optuna trials beyond the observed mixtures (default: search.trials).")
+]
+Kappa = Annotated[float, typer.Option(help="Exploration weight of --explore: mean + kappa * std.")]
+MinDistance = Annotated[
+    float | None,
+    typer.Option(
+        help="Least total-variation distance between proposals (and from runs done, with --explore); default 0.05."
+    ),
 ]
 
 _USER_ERRORS = (MixtureError, RunRecordsError, HeuristicError, SurrogateError, SearchError)
@@ -106,25 +164,6 @@ def _emit(table: Table | Sequence[Table], payload: object, json_out: str | None)
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(json_out).write_text(text + "\n")
         console.print(f"JSON written to {json_out}")
-
-
-def _weights_table(
-    title: str,
-    domains: Sequence[str],
-    rows: Sequence[tuple[Sequence[str], Mixture, Sequence[str]]],
-    head: Sequence[str],
-    tail: Sequence[str],
-) -> Table:
-    table = Table(title=title)
-    for name in head:
-        table.add_column(name)
-    for domain in domains:
-        table.add_column(f"w_{domain}", justify="right")
-    for name in tail:
-        table.add_column(name, justify="right")
-    for first, mixture, last in rows:
-        table.add_row(*first, *(f"{mixture.get(d, 0.0):.3f}" for d in domains), *last)
-    return table
 
 
 def _ridge_option(model: str, ridge: str | None) -> dict[str, object]:
@@ -185,7 +224,7 @@ def seeds(
             planned += spread_pilots(
                 names, spread, seed=seed, existing=np.array([p.mixture.vector(names) for p in planned])
             )
-    table = _weights_table(
+    table = weights_table(
         "mixtures to run", names, [((p.name, p.kind), p.mixture, ()) for p in planned], ("name", "kind"), ()
     )
     payload = [
@@ -220,7 +259,7 @@ def heuristics(
                 + "\n  ".join(f"{n}: {why}" for n, why in failures.items())
             )
     rows = [((h.name,), h.mixture, (str(len(h.runs)),)) for h in results]
-    table = _weights_table("heuristic mixtures", records.domains, rows, ("heuristic",), ("seed runs used",))
+    table = weights_table("heuristic mixtures", records.domains, rows, ("heuristic",), ("seed runs used",))
     payload = {
         "heuristics": [
             {"name": h.name, "label": h.mixture.label(), "mixture": h.mixture.to_dict(), "runs": list(h.runs)}
@@ -237,14 +276,16 @@ def heuristics(
 @app.command()
 def fit(
     runs: Runs,
-    target: Target = "out_score",
-    model: Model = "gp",
+    preset: Preset = "smoke",
+    overrides: Overrides = None,
+    target: Target = None,
+    model: Model = None,
     ridge: Ridge = None,
     folds: Annotated[
         int, typer.Option(help="k of the k-fold cross-validation (leave-one-out is always reported too).")
     ] = 5,
-    bootstrap: Bootstrap = 64,
-    seed: Seed = 0,
+    bootstrap: Bootstrap = SEARCH_BOOTSTRAP,
+    seed: SectionSeed = None,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -254,118 +295,75 @@ def fit(
     domains: Domains = None,
     json_out: JsonOut = None,
 ) -> None:
-    """Fit a surrogate of score(mixture) and report its cross-validated quality."""
-    from modomodo.mixture.quality import cross_validate
-
+    """Fit a surrogate of score(mixture) and report its cross-validated quality, as the pipeline's
+    surrogate stage does (its target, model and seed: the preset's ``search`` section)."""
+    search = _search_section(preset, overrides, target=target, surrogate=model, seed=seed)
     with _user_errors():
         if plot:  # before the work: an unwritable folder fails now, not after the fit
             plot.mkdir(parents=True, exist_ok=True)
         records = load_run_records(runs, _split(domains))
-        weights, y = records.weights(), records.scores(target)
-        surrogate = make_surrogate(
-            model, n_bootstrap=bootstrap, seed=seed, **_ridge_option(model, ridge)
-        ).fit(weights, y)
+        options = {"n_bootstrap": bootstrap, **_ridge_option(search.surrogate, ridge)}
+        weights, y = records.weights(), records.scores(search.target)
+        surrogate = section_surrogate(search, **options).fit(weights, y)
     summary = surrogate.describe(records.domains)
     validations, unavailable = [], {}
     for scheme_folds in (folds, None):
         try:
-            validations.append(cross_validate(surrogate, weights, y, folds=scheme_folds, seed=seed))
+            validations.append(section_cross_validation(search, records, folds=scheme_folds, **options))
         except SurrogateError as err:
             unavailable["leave-one-out" if scheme_folds is None else f"{scheme_folds}-fold"] = str(err)
-
-    overview = Table(title=f"{model} surrogate of {target}")
-    overview.add_column("setting")
-    overview.add_column("value", justify="right")
-    for key, value in summary.items():
-        if key != "coefficients":
-            overview.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-    quality = Table(title="cross-validated quality (out-of-fold predictions)")
-    for name in ("scheme", "R²", "RMSE", "Spearman"):
-        quality.add_column(name, justify="right")
-    for v in validations:
-        quality.add_row(v.scheme, f"{v.r2:.3f}", f"{v.rmse:.4f}", f"{v.spearman:.3f}")
     for scheme, why in unavailable.items():
-        quality.add_row(scheme, "-", "-", "-")
         errors.print(f"[yellow]{scheme} not possible:[/] {why}")
-    tables = [overview, quality]
-    if "coefficients" in summary:
-        coefficients = Table(title="coefficients")
-        coefficients.add_column("term")
-        coefficients.add_column("value", justify="right")
-        for term, value in summary["coefficients"].items():
-            coefficients.add_row(term, f"{value:+.4f}")
-        tables.append(coefficients)
-
-    plots: list[str] = []
-    if plot:
-        from modomodo.mixture.plots import plot_cross_validation, plot_simplex_slices
-
-        for v in validations:
-            plots.append(str(plot_cross_validation(v, plot / f"cv-{v.scheme}.png", title=f"{model}:")))
-        anchor = records.mixtures()[int(np.argmax(surrogate.predict(weights)))]
-        plots.append(
-            str(
-                plot_simplex_slices(
-                    surrogate, records.domains, plot / "slices.png", anchor=anchor, observed=weights
-                )
-            )
-        )
+    plots = _fit_plots(plot, search.surrogate, surrogate, records, validations) if plot else []
     payload = {
-        "target": target,
+        "target": search.target,
         "fit": summary,
         "cross_validation": [v.to_dict() for v in validations],
         "cross_validation_unavailable": unavailable,
         "plots": plots,
     }
-    _emit(tables, payload, json_out)
+    _emit(fit_tables(search.surrogate, search.target, summary, validations, unavailable), payload, json_out)
+
+
+def _fit_plots(folder: Path, model: str, surrogate, records: RunRecords, validations) -> list[str]:
+    """Predicted against actual per cross-validation scheme, and slices through the best run."""
+    from modomodo.mixture.plots import plot_cross_validation, plot_simplex_slices
+
+    plots = [
+        str(plot_cross_validation(v, folder / f"cv-{v.scheme}.png", title=f"{model}:")) for v in validations
+    ]
+    weights = records.weights()
+    anchor = records.mixtures()[int(np.argmax(surrogate.predict(weights)))]
+    slices = plot_simplex_slices(
+        surrogate, records.domains, folder / "slices.png", anchor=anchor, observed=weights
+    )
+    return [*plots, str(slices)]
 
 
 @app.command(name="propose")
 def propose_command(
     runs: Runs,
-    target: Target = "out_score",
-    k: Annotated[int, typer.Option("--k", help="How many mixtures to return.")] = 10,
-    explore: Annotated[
-        bool,
-        typer.Option(
-            "--explore", help="Propose the next pilots to run (UCB), not the best mixtures to train."
-        ),
-    ] = False,
-    paper_candidates: Annotated[
-        bool,
-        typer.Option(
-            "--paper-candidates",
-            help="Use the paper's candidate generation (one Gaussian, top k) instead of Optuna.",
-        ),
-    ] = False,
-    model: Model = "gp",
+    preset: Preset = "smoke",
+    overrides: Overrides = None,
+    target: Target = None,
+    k: Count = None,
+    explore: Explore = False,
+    paper_candidates: PaperCandidates = False,
+    model: Model = None,
     ridge: Ridge = None,
-    storage: Annotated[
-        str | None,
-        typer.Option(
-            help="Optuna RDB storage: a URL (sqlite:///..., postgresql://...) or a SQLite file path; default ./modomodo-mixture.db."
-        ),
-    ] = None,
-    study_name: Annotated[
-        str | None,
-        typer.Option(
-            help="Study name (default: derived from the table, target, model and options, so reruns resume)."
-        ),
-    ] = None,
-    trials: Annotated[int, typer.Option(help="Optuna trials beyond the observed mixtures.")] = 300,
-    kappa: Annotated[float, typer.Option(help="Exploration weight of --explore: mean + kappa * std.")] = 2.0,
-    min_distance: Annotated[
-        float,
-        typer.Option(
-            help="Least total-variation distance between proposals (and from runs done, with --explore)."
-        ),
-    ] = 0.05,
-    bootstrap: Bootstrap = 32,
-    seed: Seed = 0,
+    storage: Storage = None,
+    study_name: StudyName = None,
+    trials: Trials = None,
+    kappa: Kappa = UCB_KAPPA,
+    min_distance: MinDistance = None,
+    bootstrap: Bootstrap = SEARCH_BOOTSTRAP,
+    seed: SectionSeed = None,
     domains: Domains = None,
     json_out: JsonOut = None,
 ) -> None:
-    """The k best mixtures to train (default), or with --explore the k next pilots to run."""
+    """The k best mixtures to train (default), or with --explore the k next pilots to run, as the
+    pipeline's search stage proposes them (the preset's ``search`` section)."""
+    search = _search_section(preset, overrides, target=target, surrogate=model, trials=trials, seed=seed)
     with _user_errors():
         if explore and paper_candidates:
             raise SearchError(
@@ -374,50 +372,23 @@ def propose_command(
         if not (math.isfinite(kappa) and kappa >= 0):
             raise SearchError(f"--kappa must be a finite number >= 0, got {kappa}")
         mode = "explore" if explore else "paper" if paper_candidates else "best"
+        k = k or (search.pilots_per_round if explore else search.top_k)
         records: RunRecords = load_run_records(runs, _split(domains))
-        config = SearchConfig(
-            n_trials=trials,
-            seed=seed,
-            storage=resolve_storage(storage),
-            study_name=study_name,
-            min_distance=min_distance,
-        )
-        result = propose(
-            records,
-            target,
-            k=k,
-            mode=mode,
-            model=model,
-            model_options=_ridge_option(model, ridge),
-            n_bootstrap=bootstrap,
-            kappa=kappa,
-            config=config,
-        )
-    title = {
-        "best": "best mixtures to train",
-        "explore": "next pilots to run",
-        "paper": "paper's candidates",
-    }[mode]
-    tail = ("predicted", "interval", "UCB" if explore else "std", "source")
-    rows = [
-        (
-            (str(rank),),
-            p.mixture,
-            (
-                f"{p.mean:.4f}",
-                "-" if np.isnan(p.lower) else f"[{p.lower:.4f}, {p.upper:.4f}]",
-                f"{p.acquisition:.4f}" if explore else ("-" if np.isnan(p.std) else f"{p.std:.4f}"),
-                p.source,
-            ),
-        )
-        for rank, p in enumerate(result.proposals, start=1)
-    ]
-    table = _weights_table(f"{title} ({model} surrogate of {target})", records.domains, rows, ("#",), tail)
-    _emit(table, result.to_dict(), json_out)
+        result = section_search(search, records, mode=mode, k=k, storage=storage, study_name=study_name,
+                                min_distance=min_distance, model_options=_ridge_option(search.surrogate, ridge),
+                                n_bootstrap=bootstrap, kappa=kappa)  # fmt: skip
+    _emit(proposals_table(result, records.domains, mode), result.to_dict(), json_out)
     if json_out != "-":
         if len(result.proposals) < k:
+            apart = min_distance if min_distance is not None else StudySettings().min_distance
             errors.print(
-                f"[yellow]only {len(result.proposals)} mixtures lie {min_distance} apart;[/] lower --min-distance or raise --trials"
+                f"[yellow]only {len(result.proposals)} mixtures lie {apart} apart;[/] lower --min-distance or raise --trials"
             )
         if result.study_name:
             console.print(f"study {result.study_name} in {redact_url(result.storage)} (rerun to resume)")
+
+
+def _search_section(preset: str, overrides: list[str] | None, **options: object) -> SearchConfig:
+    """The preset's ``search`` section, with the options given on the command line."""
+    search = resolve_config(preset, overrides).search
+    return dataclasses.replace(search, **{key: value for key, value in options.items() if value is not None})

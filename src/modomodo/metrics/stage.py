@@ -1,225 +1,64 @@
-"""Prometheus metrics of the pipeline stages, with fixed names that dashboards and alerts share.
-
-Every series carries the labels ``run``, ``stage`` and ``mixture`` (a short label of the run's
-mixture, empty when the stage has none), plus ``domain``/``benchmark``/... where the table in
-``docs/metrics.md`` says so. Each stage run owns a private :class:`CollectorRegistry`, so two
-stages in one process never mix their series.
-
-Batch steps push (``pushadd`` to a Pushgateway, grouped by ``job=modomodo``, ``run``, ``stage``);
-long-running pods can also serve ``/metrics``. A metrics outage never fails a stage: a push that
-keeps failing is logged, not raised, unless ``strict=True``.
-
-Pushgateway groups never expire by themselves, and every run id is new, so the run groups are
-deleted when a pipeline ends (:meth:`StageMetrics.end_pipeline`, called by the report stage).
-What alerts need beyond a run lives in groups without a run key, replaced on each push: the
-last success of each stage (``run="latest"``) and the last accepted run (:func:`push_accepted`).
-
-Typical use in a stage::
-
-    metrics = StageMetrics(run="pilot-03", stage="train", mixture=mixture_label(weights))
-    with metrics.stage_timer():          # duration, last success / failures, then push
-        for step in ...:
-            metrics.record_train_step(...)
-"""
+"""The metrics of one stage execution: recorded in a private registry, pushed or served."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import resource
 import time
-import urllib.error
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Literal
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
 from prometheus_client.exposition import delete_from_gateway, push_to_gateway, pushadd_to_gateway
 from prometheus_client.metrics import MetricWrapperBase
 
+from modomodo.metrics.names import (
+    ACCEPT_STAGE,
+    BASE_LABELS,
+    DATA_QUARANTINED_ROWS,
+    DATA_ROWS,
+    DEFAULT_GRACE_S,
+    EVAL_ACCEPTED_SCORE,
+    EVAL_IN_SCORE,
+    EVAL_OUT_SCORE,
+    EVAL_SCORE,
+    GRACE_ENV,
+    LATEST_RUN,
+    METRICS,
+    MIXTURE_FINAL_PREDICTED_SCORE,
+    MIXTURE_FINAL_SCORE,
+    MIXTURE_PREDICTED_SCORE,
+    MIXTURE_SEARCH_TRIALS,
+    MIXTURE_SURROGATE_R2,
+    MIXTURE_WEIGHT,
+    PUSH_JOB,
+    PUSHGATEWAY_ENV,
+    ROLLOUT_PASS_RATE,
+    ROLLOUT_ZERO_SIGNAL_PROMPTS,
+    STAGE_DURATION,
+    STAGE_FAILURES,
+    STAGE_LAST_SUCCESS,
+    STEP_SECONDS_BUCKETS,
+    TRAIN_ACCURACY,
+    TRAIN_KL,
+    TRAIN_LOSS,
+    TRAIN_PEAK_MEMORY,
+    TRAIN_REWARD,
+    TRAIN_SAMPLES,
+    TRAIN_STEP_SECONDS,
+    TRAIN_STEPS,
+    TRAIN_TOKENS_GENERATED,
+    TRAIN_TOKENS_PER_SECOND,
+    MetricSpec,
+    mixture_label,
+)
+from modomodo.metrics.pushgateway import _groups_with_push_time, _is_transient_push_error
 from modomodo.redact import redact_text, redact_url
 from modomodo.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
-
-PUSHGATEWAY_ENV = "MODOMODO_PUSHGATEWAY"
-"""Environment variable naming the Pushgateway (``host:port`` or URL) when ``push`` gets none."""
-METRICS_PORT_ENV = "MODOMODO_METRICS_PORT"
-"""Environment variable with the port a long-running stage serves ``/metrics`` on (unset or 0: off)."""
-PUSH_JOB = "modomodo"
-GRACE_ENV = "MODOMODO_PUSHGATEWAY_GRACE"
-"""Environment variable: seconds a pushed group is kept after its last push before a pipeline's end
-may delete it (default :data:`DEFAULT_GRACE_S`), so Prometheus scrapes it at least once."""
-DEFAULT_GRACE_S = 120.0
-"""Four scrapes at the Prometheus operator's default 30 s interval."""
-"""The ``job`` of every pushed group; ``run`` and ``stage`` complete the grouping key."""
-
-LATEST_RUN = "latest"
-"""The ``run`` of the group that keeps each stage's last success beyond the end of its run."""
-ACCEPT_STAGE = "accept"
-"""The ``stage`` of the group holding the last accepted run's scores (see :func:`push_accepted`)."""
-
-BASE_LABELS: tuple[str, ...] = ("run", "stage", "mixture")
-"""Labels on every modomodo series."""
-
-# Training (GRPO update)
-TRAIN_STEPS = "modomodo_train_steps_total"
-TRAIN_STEP_SECONDS = "modomodo_train_step_seconds"
-TRAIN_TOKENS_GENERATED = "modomodo_train_tokens_generated_total"
-TRAIN_REWARD = "modomodo_train_reward"
-TRAIN_ACCURACY = "modomodo_train_accuracy"
-TRAIN_SAMPLES = "modomodo_train_samples_total"
-TRAIN_LOSS = "modomodo_train_loss"
-TRAIN_KL = "modomodo_train_kl"
-TRAIN_TOKENS_PER_SECOND = "modomodo_train_tokens_per_second"
-TRAIN_PEAK_MEMORY = "modomodo_train_peak_memory_bytes"
-# Evaluation
-EVAL_SCORE = "modomodo_eval_score"
-EVAL_IN_SCORE = "modomodo_eval_in_score"
-EVAL_OUT_SCORE = "modomodo_eval_out_score"
-EVAL_ACCEPTED_SCORE = "modomodo_eval_accepted_score"
-# Any stage
-STAGE_DURATION = "modomodo_stage_duration_seconds"
-STAGE_LAST_SUCCESS = "modomodo_stage_last_success_timestamp_seconds"
-STAGE_FAILURES = "modomodo_stage_failures_total"
-# Rollout / pass-rate profiling
-ROLLOUT_PASS_RATE = "modomodo_rollout_pass_rate"
-ROLLOUT_ZERO_SIGNAL_PROMPTS = "modomodo_rollout_zero_signal_prompts"
-# Data curation
-DATA_ROWS = "modomodo_data_rows"
-DATA_QUARANTINED_ROWS = "modomodo_data_quarantined_rows"
-# Mixture: weights, surrogate, search
-MIXTURE_WEIGHT = "modomodo_mixture_weight"
-MIXTURE_SURROGATE_R2 = "modomodo_mixture_surrogate_r2"
-MIXTURE_PREDICTED_SCORE = "modomodo_mixture_predicted_score"
-MIXTURE_SEARCH_TRIALS = "modomodo_mixture_search_trials"
-MIXTURE_FINAL_SCORE = "modomodo_mixture_final_score"
-MIXTURE_FINAL_PREDICTED_SCORE = "modomodo_mixture_final_predicted_score"
-
-MetricKind = Literal["counter", "gauge", "histogram"]
-
-STEP_SECONDS_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
-"""Histogram buckets of a training step: from tiny CPU models (0.1 s) to large GPU ones (minutes)."""
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """One documented metric family."""
-
-    name: str
-    """The exposed name (counters end in ``_total``)."""
-    kind: MetricKind
-    """Prometheus type."""
-    labels: tuple[str, ...]
-    """Labels besides :data:`BASE_LABELS`."""
-    help: str
-    """One-line meaning, also the ``# HELP`` text."""
-
-
-METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec(TRAIN_STEPS, "counter", (), "Optimizer steps completed."),
-    MetricSpec(TRAIN_STEP_SECONDS, "histogram", (), "Wall time of one training step (rollout + update)."),
-    MetricSpec(TRAIN_TOKENS_GENERATED, "counter", (), "Completion tokens generated by rollouts."),
-    MetricSpec(
-        TRAIN_REWARD, "gauge", ("domain",), "Mean total reward of the last step's samples of the domain."
-    ),
-    MetricSpec(
-        TRAIN_ACCURACY,
-        "gauge",
-        ("domain",),
-        "Mean accuracy (or IoU) reward part of the last step's samples of the domain.",
-    ),
-    MetricSpec(
-        TRAIN_SAMPLES, "counter", ("domain",), "Prompts drawn from the domain by the mixture sampler."
-    ),
-    MetricSpec(TRAIN_LOSS, "gauge", (), "Training loss of the last step."),
-    MetricSpec(TRAIN_KL, "gauge", (), "KL divergence to the reference policy at the last step."),
-    MetricSpec(
-        TRAIN_TOKENS_PER_SECOND,
-        "gauge",
-        (),
-        "Completion tokens generated per second of step time over the last logged steps.",
-    ),
-    MetricSpec(
-        TRAIN_PEAK_MEMORY,
-        "gauge",
-        ("device",),
-        "Peak memory of the training process: allocated per CUDA device, else the CPU process's max RSS.",
-    ),
-    MetricSpec(
-        EVAL_SCORE,
-        "gauge",
-        ("benchmark", "split"),
-        "Score on one benchmark; split is 'in' or 'out' of domain.",
-    ),
-    MetricSpec(
-        EVAL_IN_SCORE, "gauge", (), "In-domain score: sample-count-weighted mean over in-domain benchmarks."
-    ),
-    MetricSpec(
-        EVAL_OUT_SCORE,
-        "gauge",
-        (),
-        "Out-of-domain score: sample-count-weighted mean over out-of-domain benchmarks.",
-    ),
-    MetricSpec(
-        EVAL_ACCEPTED_SCORE,
-        "gauge",
-        ("score",),
-        "A score column (in_score, out_score...) of the last accepted run, the regression baseline.",
-    ),
-    MetricSpec(STAGE_DURATION, "gauge", (), "Wall time of the stage's last execution, failed or not."),
-    MetricSpec(STAGE_LAST_SUCCESS, "gauge", (), "Unix time the stage last finished successfully."),
-    MetricSpec(
-        STAGE_FAILURES, "counter", (), "Executions of the stage that raised an error or whose pod was killed."
-    ),
-    MetricSpec(
-        ROLLOUT_PASS_RATE,
-        "gauge",
-        ("domain",),
-        "Fraction of sampled completions that earned the accuracy reward.",
-    ),
-    MetricSpec(
-        ROLLOUT_ZERO_SIGNAL_PROMPTS,
-        "gauge",
-        ("domain",),
-        "Profiled prompts whose completions all earned the same total reward (no GRPO signal).",
-    ),
-    MetricSpec(DATA_ROWS, "gauge", ("domain", "split"), "Curated rows written per domain and split."),
-    MetricSpec(
-        DATA_QUARANTINED_ROWS, "gauge", ("domain",), "Rows rejected by validation (kept with reasons)."
-    ),
-    MetricSpec(MIXTURE_WEIGHT, "gauge", ("domain",), "Sampling weight of the domain in the run's mixture."),
-    MetricSpec(MIXTURE_SURROGATE_R2, "gauge", ("model",), "Cross-validated R^2 of a fitted surrogate model."),
-    MetricSpec(MIXTURE_PREDICTED_SCORE, "gauge", (), "Surrogate-predicted score of the best mixture found."),
-    MetricSpec(
-        MIXTURE_SEARCH_TRIALS,
-        "gauge",
-        (),
-        "Optuna trials of the mixture search beyond the observed mixtures it starts from (search.trials).",
-    ),
-    MetricSpec(
-        MIXTURE_FINAL_SCORE,
-        "gauge",
-        ("score",),
-        "A score column (in_score, out_score, <benchmark>_score) of the pipeline's final run, from its report.",
-    ),
-    MetricSpec(
-        MIXTURE_FINAL_PREDICTED_SCORE,
-        "gauge",
-        ("score",),
-        "Surrogate-predicted search.target score of the final (chosen) mixture, from its report.",
-    ),
-)
-"""Every metric modomodo exports; ``docs/metrics.md`` documents exactly this list."""
-
-
-def mixture_label(weights: Mapping[str, float]) -> str:
-    """Short, stable label of a mixture for the ``mixture`` label: ``"a=0.50,b=0.25,c=0.25"``
-    (domains sorted, zero weights left out)."""
-    return ",".join(f"{domain}={w:.2f}" for domain, w in sorted(weights.items()) if w > 0)
 
 
 def _build(spec: MetricSpec, registry: CollectorRegistry) -> MetricWrapperBase:
@@ -230,13 +69,6 @@ def _build(spec: MetricSpec, registry: CollectorRegistry) -> MetricWrapperBase:
     if spec.kind == "gauge":
         return Gauge(spec.name, spec.help, labelnames, registry=registry)
     return Histogram(spec.name, spec.help, labelnames, registry=registry, buckets=STEP_SECONDS_BUCKETS)
-
-
-def _is_transient_push_error(exc: BaseException) -> bool:
-    # A 4xx (e.g. inconsistent labels) will not heal by retrying; refused connections and 5xx may.
-    if isinstance(exc, urllib.error.HTTPError):
-        return exc.code >= 500
-    return isinstance(exc, OSError)
 
 
 class StageMetrics:
@@ -516,23 +348,6 @@ class StageMetrics:
     def render(self) -> str:
         """The registry in the Prometheus text exposition format."""
         return generate_latest(self.registry).decode()
-
-
-def pushgateway_groups(gateway: str, timeout: float = 10.0) -> list[dict[str, str]]:
-    """The grouping keys (``job`` included) of the modomodo groups on the Pushgateway ``gateway``
-    (``host:port`` or URL), from its ``/api/v1/metrics``."""
-    return [labels for labels, _pushed in _groups_with_push_time(gateway, timeout)]
-
-
-def _groups_with_push_time(gateway: str, timeout: float) -> list[tuple[dict[str, str], float]]:
-    base = gateway if "://" in gateway else f"http://{gateway}"
-    with urllib.request.urlopen(f"{base.rstrip('/')}/api/v1/metrics", timeout=timeout) as response:
-        data = json.load(response)["data"]
-    return [
-        (group["labels"], float(group["push_time_seconds"]["metrics"][0]["value"]))
-        for group in data
-        if group["labels"].get("job") == PUSH_JOB
-    ]
 
 
 def peak_memory() -> dict[str, int]:

@@ -1,7 +1,10 @@
 """Active pilot planning by ask/tell: ask for the next pilot mixtures, run them, tell the scores.
 
+What ``mixture_search.py`` drives its "active" design with; the pipeline runs its own rounds
+(``search.rounds``: a search stage in ``explore`` mode, then the pilots it proposes).
+
 The state is the run-records table plus the pilots asked for and not yet told, so a loop can be
-rebuilt from a saved table at any time; with a persistent ``SearchConfig.storage`` every ask's
+rebuilt from a saved table at any time; with a persistent ``StudySettings.storage`` every ask's
 Optuna study is kept too.
 """
 
@@ -11,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from modomodo.mixture.records import RunRecords, make_run_record
-from modomodo.mixture.search import Proposal, SearchConfig, propose
+from modomodo.mixture.search import Proposal, propose
 from modomodo.mixture.simplex import Mixture
+from modomodo.mixture.study import StudySettings
 
 
 @dataclass
@@ -30,7 +34,7 @@ class PilotLoop:
     """Bootstrap refits behind the uncertainty that drives exploration."""
     kappa: float = 2.0
     """Exploration weight: pilots maximise ``mean + kappa * std``."""
-    search: SearchConfig = field(default_factory=SearchConfig)
+    search: StudySettings = field(default_factory=StudySettings)
     pending: list[Mixture] = field(default_factory=list)
     """Pilots asked for and not told yet; new asks keep away from them."""
 

@@ -1,0 +1,99 @@
+"""The ``search`` section of the experiment config: pilots, surrogate, Optuna (the mixture-search
+pipeline). Its allowed seed families, heuristics and surrogates are the owning registries' names."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from modomodo.config_io import ConfigError, all_known, in_range, positive
+
+
+@dataclass
+class SearchConfig:
+    """The mixture search: pilots, surrogate, Optuna."""
+
+    seeds: list[str] = field(default_factory=lambda: ["single", "exclude_one", "uniform"])
+    """Seed mixture families run as pilots: ``single``, ``exclude_one``, ``uniform``
+    (``mixture.seeds.SEED_FAMILIES``)."""
+    heuristics: list[str] = field(default_factory=list)
+    """Paper heuristics run as a second pilot wave: ``ain``, ``aout``, ``abal``, ``coli``, ``norm``
+    (``mixture.heuristics.HEURISTICS``)."""
+    target: str = "out_score"
+    """Run-record column the search maximises."""
+    surrogate: str = "gp"
+    """Surrogate model name from the registry (``gp``, ``quadratic``, ``quadratic-paper``, ``linear``,
+    ...). The Gaussian process is the default because ``benchmarks/mixture_search.py`` finds it (and
+    the active loop on it) best at 16-24 pilots, also on held-out surface families
+    (docs/mixture.md); the paper's model is ``quadratic-paper``."""
+    top_k: int = 3
+    """Mixtures proposed by the final search (the best is trained)."""
+    rounds: int = 0
+    """Extra active rounds (propose -> pilots) before the final search."""
+    pilots_per_round: int = 2
+    """Pilot mixtures proposed per active round."""
+    parallelism: int = 2
+    """Pilot runs at once (``dsl.ParallelFor`` parallelism)."""
+    min_pilots: int = 2
+    """Fewest successful pilot runs the surrogate is fitted to; failed pilots (crash, NaN) are
+    recorded and skipped, and the search stops with a clear error below this count."""
+    pilot_lost_attempts: int = 2
+    """A pilot whose RL-update pods were lost this many times (node died, pod evicted or
+    OOM-killed before it could report) is recorded as failed on its next attempt instead of
+    training again. Needs fewer than the ``rl-update`` step's retries (3 on a cluster,
+    ``pipelines/settings.py``), or the last retry fails the pipeline as before."""
+    trials: int = 400
+    """Optuna trials per search."""
+    seed: int = 0
+    """Seed of the search (Optuna sampler, bootstrap)."""
+    trust_alpha: float = 0.1
+    """The final search trusts the surrogate only when its leave-one-out ranking of the pilots is
+    better than chance at this level (one-sided permutation test of the held-out Spearman);
+    otherwise the best pilot is trained instead. 1.0 always trusts it."""
+    seed_noise: float | None = None
+    """Standard deviation of one run's target score across training seeds, where the pilots have
+    no replicates to measure it (``benchmarks/mixture_sensitivity.py`` measures it); the report
+    judges the chosen mixture's lead against it. None: unknown unless replicates exist."""
+
+    def validate(self, domains: Iterable[str], benchmarks: Iterable[str]) -> None:
+        """Check the search against the training ``domains`` and the evaluation ``benchmarks``:
+        what the search stages would otherwise reject only after every pilot has trained."""
+        from modomodo.mixture.heuristics import HEURISTICS
+        from modomodo.mixture.seeds import SEED_FAMILIES
+        from modomodo.mixture.surrogates import SURROGATES
+
+        domains = list(domains)
+        all_known("search.seeds", self.seeds, SEED_FAMILIES, "families")
+        all_known("search.heuristics", self.heuristics, HEURISTICS)
+        for key in (
+            "top_k",
+            "pilots_per_round",
+            "parallelism",
+            "min_pilots",
+            "pilot_lost_attempts",
+            "trials",
+        ):
+            positive(f"search.{key}", getattr(self, key))
+        if self.surrogate not in SURROGATES:
+            raise ConfigError(f"search.surrogate: unknown {self.surrogate!r}; known: {sorted(SURROGATES)}")
+        if not 0 < self.trust_alpha <= 1:
+            raise ConfigError(f"search.trust_alpha: must be in (0, 1], got {self.trust_alpha}")
+        if self.seed_noise is not None:
+            in_range("search.seed_noise", self.seed_noise, low=0.0)
+        targets = ["in_score", "out_score", *sorted(f"{b}_score" for b in set(benchmarks) | set(domains))]
+        if self.target not in targets:
+            raise ConfigError(f"search.target: {self.target!r} is not a score column; choose from {targets}")
+        self._validate_seed_runs(domains)
+
+    def _validate_seed_runs(self, domains: list[str]) -> None:
+        """Which seed runs each heuristic needs (mixture.heuristics): every heuristic reads seed runs,
+        Coli needs domain sets that separate the domains, Norm an exclude-one run per domain."""
+        seeds, heuristics = set(self.seeds), set(self.heuristics)
+        if heuristics and not seeds:
+            raise ConfigError(
+                "search.heuristics: the heuristics are computed from seed runs; search.seeds is empty"
+            )
+        if "norm" in heuristics and "exclude_one" not in seeds:
+            raise ConfigError("search.heuristics: norm needs the exclude_one seed runs in search.seeds")
+        if "coli" in heuristics and len(domains) > 1 and not seeds & {"single", "exclude_one"}:
+            raise ConfigError("search.heuristics: coli needs single or exclude_one seed runs in search.seeds")

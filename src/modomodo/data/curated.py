@@ -1,0 +1,39 @@
+"""A curated dataset read back from its folder: training splits and benchmark test splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from modomodo.data.schema import Example
+
+
+def load_curated(data_dir: Path, benchmarks: list[str] | None = None) -> CuratedData:
+    """Training splits of the training domains and test splits of the benchmarks, checksums verified.
+
+    A benchmark counts towards the In-Score when the data trains on its domain, and towards the
+    Out-Score otherwise: ``ref`` left out of ``data.domains`` is an out-of-domain test of the rest.
+    """
+    from modomodo.data.curate import CurationReport, read_curated
+    from modomodo.data.synthetic import BENCHMARKS
+
+    report = CurationReport.load(data_dir)
+    train = {
+        d: read_curated(data_dir, d, "train") for d in sorted(report.rows) if report.rows[d].get("train")
+    }
+    names = benchmarks or [b for b in sorted(report.rows) if b in BENCHMARKS and report.rows[b].get("test")]
+    return CuratedData(
+        train=train,
+        benchmarks={b: read_curated(data_dir, b, "test") for b in names},
+        splits={b: "in" if b in train else "out" for b in names},
+    )
+
+
+@dataclass(frozen=True)
+class CuratedData:
+    """A curated dataset read back from its folder."""
+
+    train: dict[str, list[Example]]
+    benchmarks: dict[str, list[Example]]
+    splits: dict[str, str]
+    """Benchmark -> ``in`` or ``out``."""
