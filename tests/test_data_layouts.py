@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from modomodo.data.answers import parse_boxes
 from modomodo.data.curate import CurationLimits, validate_record
 from modomodo.data.layouts import LAYOUTS, LayoutError, adapt_row, boxes_to_pixels, get_layout, read_layout
 from modomodo.data.layouts.base import RowError
-from modomodo.rewards.boxes import parse_boxes
 
 
 def png(width: int = 200, height: int = 100, colour=(200, 30, 30)) -> bytes:

@@ -7,6 +7,7 @@ import io
 import pytest
 from PIL import Image
 
+from modomodo.data.answers import parse_boxes
 from modomodo.data.layouts import adapt_row, get_layout
 from modomodo.data.preprocess import (
     keep_multiple_choice,
@@ -16,7 +17,6 @@ from modomodo.data.preprocess import (
     sample,
 )
 from modomodo.data.sources import Record, read_raw_records
-from modomodo.rewards.boxes import parse_boxes
 
 
 def png(width: int, height: int) -> bytes:

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from modomodo.data.curate import CurationLimits, Rejected, _box_solution, _image
+from modomodo.data.record_checks import CurationLimits, Rejected, normalise_image, rescale_box_solution
 from modomodo.data.sources import Record
 
 PAPER_LONG_SIDE = 640
@@ -116,10 +116,10 @@ def resize_long_side(
             continue
         fields = dict(record.fields)
         try:
-            image, original, stored = _image(fields.get("image"), limits)
+            image, original, stored = normalise_image(fields.get("image"), limits)
             if stored != original:
                 if fields.get("answer_kind") == "box":
-                    fields["solution"] = _box_solution(str(fields.get("solution")), original, stored)
+                    fields["solution"] = rescale_box_solution(str(fields.get("solution")), original, stored)
                 fields["image"] = image
                 fields["meta"] = {
                     **(fields.get("meta") or {}),

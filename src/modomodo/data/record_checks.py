@@ -96,11 +96,11 @@ def validate_record(
         raise Rejected("bad_answer_kind", f"answer_kind {kind!r} is not one of {ANSWER_KINDS}")
     options = _options(fields.get("options"), kind)
     meta = _meta(fields.get("meta"))
-    image, original, stored = _image(fields["image"], limits)
+    image, original, stored = normalise_image(fields["image"], limits)
     if kind == "mc":
         solution = _mc_letter(solution, options)
     elif kind == "box":
-        solution = _box_solution(solution, original, stored)
+        solution = rescale_box_solution(solution, original, stored)
     if stored != original:
         meta["resized_from"] = f"{original[0]}x{original[1]}"
     return Example(example_id, domain, image, problem, solution, kind, options, meta)
@@ -157,7 +157,7 @@ def _mc_letter(solution: str, options: tuple[str, ...]) -> str:
     return OPTION_LETTERS[index]
 
 
-def _box_solution(solution: str, original: tuple[int, int], stored: tuple[int, int]) -> str:
+def rescale_box_solution(solution: str, original: tuple[int, int], stored: tuple[int, int]) -> str:
     boxes = parse_boxes(solution)
     if boxes is None:
         raise Rejected("bad_box", f"not a box list: {solution[:200]!r}")
@@ -176,7 +176,7 @@ def _box_solution(solution: str, original: tuple[int, int], stored: tuple[int, i
     return format_boxes(scaled)
 
 
-def _image(data: Any, limits: CurationLimits) -> tuple[bytes, tuple[int, int], tuple[int, int]]:
+def normalise_image(data: Any, limits: CurationLimits) -> tuple[bytes, tuple[int, int], tuple[int, int]]:
     """Decode, bound and normalise an image; returns PNG bytes, original size and stored size."""
     if not isinstance(data, bytes | bytearray):
         raise Rejected("bad_image", f"image must be bytes, got {type(data).__name__}")

@@ -7,7 +7,7 @@ beside them as an option:
 ================  ===========================================================================
 metric            rule
 ================  ===========================================================================
-exact_match       the project's answer match (:mod:`modomodo.rewards.matching`) against the
+exact_match       the project's answer match (:mod:`modomodo.data.answers`) against the
                   solution or any reference in ``meta["answers"]``: the paper's default
 mean_iou          continuous IoU of the box answer (the ``iou_continuous`` reward)
 relaxed_accuracy  ChartQA: numbers within 5% relative error of the reference (``%`` read as

@@ -24,10 +24,10 @@ from typing import Any, Literal
 
 from PIL import Image
 
+from modomodo.data.answers import Box
 from modomodo.data.prompts import format_boxes
 from modomodo.data.schema import ANSWER_KINDS
 from modomodo.data.sources import Record, SourceError
-from modomodo.rewards.boxes import Box
 
 Frame = Literal["pixel", "unit", "qwen1000"]
 FRAMES: dict[str, float | None] = {"pixel": None, "unit": 1.0, "qwen1000": 1000.0}

@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from modomodo.data.answers import parse_boxes
 from modomodo.data.layouts.base import (
     AdaptContext,
     Fields,
@@ -31,7 +32,6 @@ from modomodo.data.layouts.base import (
     text,
 )
 from modomodo.data.sources import normalise_fields
-from modomodo.rewards.boxes import parse_boxes
 
 PAPER_COLUMNS = frozenset({"image", "problem", "solution"})
 GEOQAV_EXTRA = frozenset({"original_question", "original_answer"})
