@@ -99,3 +99,21 @@ def test_data_never_imports_rewards():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [module or ""]
             found += [f"{path.name}: {n}" for n in names if n.startswith("modomodo.rewards")]
     assert not found, f"data imports rewards: {found}"
+
+
+def test_the_library_imports_neither_kfp_nor_kubernetes():
+    """Layers point down: components and pipelines import the library, never the other way, so
+    the library runs (and is tested) without a KFP or Kubernetes client. The CLI is the top layer
+    (it compiles and submits pipelines, importing them inside its commands) and is left out."""
+    found = []
+    for path in sorted(set(LIBRARY.rglob("*.py")) - set((LIBRARY / "cli").rglob("*.py"))):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            found += [
+                f"{path.relative_to(ROOT)}:{node.lineno} {n}"
+                for n in names
+                if n.split(".")[0] in ("kfp", "kfp_server_api", "kubernetes")
+            ]
+    assert not found, found
