@@ -133,10 +133,11 @@ def key_figure(outputs: Mapping[str, Any]) -> tuple[str, str]:
     marker lines the components would print: the outputs are the components' typed interface, the
     same on a cluster, and parsing them needs no change to a component and no format of a log line
     to keep stable. Keys are output names, so a task renamed in a pipeline keeps its figure."""
-    run = outputs.get("run") or outputs.get("record") or {}
-    who = run.get("run_id", "") if isinstance(run, Mapping) else ""
-    if isinstance(run, Mapping) and run.get("failed"):
-        return who, f"pilot failed, left out of the search: {_first_line(run['failed'])}"
+    run = outputs.get("run") if isinstance(outputs.get("run"), Mapping) else {}
+    record = outputs.get("record") if isinstance(outputs.get("record"), Mapping) else {}
+    who = run.get("run_id") or record.get("run_id") or ""
+    if run.get("failed"):  # the RL update's; its run record repeats it
+        return who, f"pilot failed, left out: {_first_line(run['failed'])}"
     if isinstance(outputs.get("scores"), Mapping):  # evaluate
         scores = outputs["scores"]
         samples = outputs.get("samples")
@@ -162,7 +163,7 @@ def key_figure(outputs: Mapping[str, Any]) -> tuple[str, str]:
         return "", f"{chosen.get('label', 'final')} mixture {mixture_label(chosen.get('mixture') or {})}"
     if isinstance(outputs.get("Output"), list):  # the pilot planners
         return "", f"{len(outputs['Output'])} pilots"
-    if isinstance(run, Mapping) and run.get("mixture"):  # rl-update
+    if run.get("mixture"):  # rl-update
         return who, f"mixture {mixture_label(run['mixture'])}"
     return who, ""
 
@@ -171,7 +172,7 @@ def _metadata(artifact: Any) -> Mapping[str, Any]:
     return getattr(artifact, "metadata", None) or {}
 
 
-def _first_line(text: str, width: int = 100) -> str:
+def _first_line(text: str, width: int = 80) -> str:
     line = str(text).strip().splitlines()[0] if str(text).strip() else ""
     return line if len(line) <= width else line[: width - 1] + "…"
 
@@ -225,7 +226,10 @@ class TaskLines:
         status = "FAILED" if failed else "done"
         line = f"{status:<6} {task:<18} {time.monotonic() - start:7.1f} s  {who}".rstrip()
         style = "red" if failed else None
-        self.console.print(f"{line}  {figure}".rstrip(), markup=False, highlight=False, style=style)
+        # soft_wrap: one line a task, whatever the width (a terminal wraps it, a log keeps it whole)
+        self.console.print(
+            f"{line}  {figure}".rstrip(), markup=False, highlight=False, style=style, soft_wrap=True
+        )
 
     def show_failure(self, error: BaseException, log: Path, verbose: bool) -> None:
         """The pipeline failed: say so, show the last lines of each failed task (of the log when

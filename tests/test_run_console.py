@@ -50,11 +50,12 @@ def test_key_figures_come_from_the_task_outputs():
     best["proposals"] = _artifact(dsl.Dataset, mode="explore")
     assert key_figure(best) == ("", "2 pilots proposed")
     assert key_figure({"Output": [{}, {}, {}]}) == ("", "3 pilots")
-    failed = {"run": {**run, "failed": "PilotFailure: training diverged: loss nan\nTraceback ..."}}
-    assert key_figure(failed) == (
+    failed = {**run, "failed": "PilotFailure: training diverged: loss nan\nTraceback ..."}
+    assert key_figure({"run": failed}) == (
         "x-uniform-1234",
-        "pilot failed, left out of the search: PilotFailure: training diverged: loss nan",
+        "pilot failed, left out: PilotFailure: training diverged: loss nan",
     )
+    assert key_figure({"record": failed}) == ("x-uniform-1234", "")
     assert key_figure({"data": _artifact(dsl.Dataset)}) == ("", "")
 
 

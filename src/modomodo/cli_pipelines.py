@@ -134,8 +134,8 @@ def run(
     summary = result.summary()
     console.print(summary_table(summary, cfg.search.target))
     for line in verdict_lines(summary):
-        console.print(line, markup=False)
-    console.print(f"report: {result.html}\njson:   {result.json}\nartifacts: {store_uri}")
+        console.print(line, markup=False, soft_wrap=True)
+    console.print(f"report: {result.html}\njson:   {result.json}\nartifacts: {store_uri}", soft_wrap=True)
 
 
 def compile(  # noqa: A001 - the command is called compile
