@@ -151,9 +151,9 @@ def key_figure(outputs: Mapping[str, Any]) -> tuple[str, str]:
     if "quality" in outputs:  # fit-surrogate: the model it chose, cross-validated
         surrogate, quality = _metadata(outputs.get("surrogate")), _metadata(outputs["quality"])
         model = surrogate.get("model", "")
-        runs = _metadata(outputs.get("records")).get("runs")
-        r2 = quality.get(f"{model}_r2")
-        return "", f"CV R² {r2:.3f} ({model}, {runs} runs)" if r2 is not None else f"{model}: no finite CV R²"
+        runs = int(_metadata(outputs.get("records")).get("runs", 0))  # metadata numbers come back as floats
+        r2 = quality.get(f"{model}_r2")  # left out when NaN: every held-out score was the same
+        return "", f"CV R² {'undefined' if r2 is None else f'{r2:.3f}'} ({model}, {runs} runs)"
     if isinstance(outputs.get("best"), Mapping):  # search-mixture
         if _metadata(outputs.get("proposals")).get("mode") == "best":
             return "", f"chosen mixture {mixture_label(outputs['best'])}"

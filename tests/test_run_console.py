@@ -39,12 +39,12 @@ def test_key_figures_come_from_the_task_outputs():
     fitted = {
         "quality": _artifact(dsl.Metrics, quadratic_r2=0.25, linear_r2=0.9),
         "surrogate": _artifact(dsl.Model, model="quadratic"),
-        "records": _artifact(dsl.Dataset, runs=7),
+        "records": _artifact(dsl.Dataset, runs=7.0),  # kfp's metadata numbers are floats
     }
     assert key_figure(fitted) == ("", "CV R² 0.250 (quadratic, 7 runs)")
     # a NaN R² is left out of the metrics artifact (runtime.log_metrics)
     fitted["quality"] = _artifact(dsl.Metrics, linear_r2=0.9)
-    assert key_figure(fitted) == ("", "quadratic: no finite CV R²")
+    assert key_figure(fitted) == ("", "CV R² undefined (quadratic, 7 runs)")
     best = {"best": {"geo": 1.0}, "Output": [{}, {}], "proposals": _artifact(dsl.Dataset, mode="best")}
     assert key_figure(best) == ("", "chosen mixture geo=1.00")
     best["proposals"] = _artifact(dsl.Dataset, mode="explore")
