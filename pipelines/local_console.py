@@ -2,12 +2,12 @@
 console (name, status, duration, the task's key figure), and the runner's own output in a log file.
 
 kfp 2.17's ``SubprocessRunner`` is loud by design: every task logs (through the ``logging`` root
-logger, to a ``StreamHandler(sys.stdout)`` it installs per task) its executor input, its outputs
-and a separator line, and it pipes each step's stdout and stderr and re-prints every line with
-``print`` in this process. The steps never write to this process's file descriptors, so the level
+logger, to a ``StreamHandler(sys.stdout)`` it installs per task) its start, its outputs and a
+separator line, and it pipes each step's stdout and stderr (where kfp's executor prints its whole
+input JSON) and re-prints every line with ``print`` in this process. The steps never write to this process's file descriptors, so the level
 to redirect at is this process's ``sys.stdout`` (kfp's ``print`` and per-task log handler), the root
-logger (kfp's messages between tasks, other libraries' warnings) and ``warnings`` (kfp warns once
-per image that is not a Python image); the console the lines go to writes to stderr and stays.
+logger (kfp's messages between tasks, other libraries' warnings) and ``warnings`` (kfp warns at
+each task that its image is not a Python image); the console the lines go to writes to stderr and stays.
 """
 
 from __future__ import annotations
@@ -260,7 +260,7 @@ def watch_tasks(lines: TaskLines) -> Iterator[None]:
     one for ``ParallelFor`` and conditions) run every task through
     ``kfp.local.orchestrator.task_executor.execute_single_task``, which returns the task's outputs
     and status (cache hits and retries included), so that one call is wrapped while inside.
-    tests/test_pilot_failures.py fails if a kfp release changes it."""
+    tests/test_run_console.py (fast) and tests/test_pilot_failures.py fail if a kfp release changes it."""
     from kfp.local import status
     from kfp.local.orchestrator import task_executor
 
