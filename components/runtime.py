@@ -14,12 +14,16 @@ import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modomodo.config import ExperimentConfig, config_from_dict
 from modomodo.metrics import METRICS_PORT_ENV
-from modomodo.store import ArtifactStore
 from modomodo.versions import versions
+
+if TYPE_CHECKING:
+    # Imported where a store is opened: the store's S3 client (boto3) costs ~0.15 s in each
+    # step's fresh process, and the planning, run-record, fit and search steps open none.
+    from modomodo.store import ArtifactStore
 
 
 def experiment_config(config: dict[str, Any], pushgateway: str = "") -> ExperimentConfig:
@@ -58,6 +62,8 @@ def open_store(store_uri: str, cfg: ExperimentConfig) -> ArtifactStore:
         raise ValueError(
             "no artifact store: pass the pipeline parameter store_uri (file:///... or s3://bucket/prefix)"
         )
+    from modomodo.store import ArtifactStore
+
     return ArtifactStore.from_uri(uri)
 
 
@@ -113,6 +119,8 @@ def local_copy(artifact: Any, scratch: Path) -> Path:
     reference = Path(artifact.path) / STORE_REFERENCE
     if not reference.is_file():
         return Path(artifact.path)
+    from modomodo.store import ArtifactStore
+
     entry = json.loads(reference.read_text())
     target = Path(scratch) / "stored"
     ArtifactStore.from_uri(entry["store"]).get_dir(entry["key"], target)

@@ -18,10 +18,21 @@ test_stamp=.venv/.modomodo-installed-test
 if (( want_test )); then stamp=$test_stamp extras="[postgres,test]"; else stamp=.venv/.modomodo-installed extras="[postgres]"; fi
 # A test install includes the runtime install.
 if ! fresh "$stamp" && ! fresh "$test_stamp"; then
+  # pip's output (progress, its warnings) goes to a log; a failure shows its last lines.
+  log=.venv/install.log
+  : >"$log"
+  quietly() {
+    if ! "$@" >>"$log" 2>&1; then
+      echo "bootstrap: '$*' failed; its last lines (all of it: $log):" >&2
+      tail -n 30 "$log" >&2
+      exit 1
+    fi
+  }
+  echo "bootstrap: installing modomodo${extras} into .venv (minutes; log: $log)" >&2
   # torch first, from the CPU wheel; constraints.txt (the lock the images install from too) keeps
   # every later step on that build and pins every other package.
-  .venv/bin/pip install -q -c constraints.txt "$(grep -E '^torch==' constraints.txt)"
-  DS_BUILD_OPS=0 .venv/bin/pip install -q -c constraints.txt -e ".${extras}"
+  quietly .venv/bin/pip install -c constraints.txt "$(grep -E '^torch==' constraints.txt)"
+  DS_BUILD_OPS=0 quietly .venv/bin/pip install -c constraints.txt -e ".${extras}"
   touch "$stamp"
 fi
 

@@ -17,7 +17,9 @@ from typer.testing import CliRunner
 from modomodo import stages
 from modomodo.cli.pipelines import register
 from modomodo.config import ExperimentConfig
+from modomodo.metrics import mixture_label
 from modomodo.mixture import pilots as plans
+from modomodo.pipelines.local_console import RUN_LOG
 from modomodo.stages import faults
 from modomodo.stages.rl import check_finite_weights
 from modomodo.stages.surrogate import TooFewPilotsError
@@ -67,6 +69,41 @@ def test_a_crashed_and_a_diverged_pilot_are_recorded_and_skipped(tmp_path):
         outcome=f"{len(failed)} injected failures recorded and skipped; search finished on 4 pilots",
         reasons=[f"{name}: {why[:160]}" for name, why in sorted(by_name.items())],
     )
+    _the_console_shows_a_line_a_task_and_the_log_holds_the_rest(result.output, output, document)
+
+
+TASKS = 5 + 3 * 7 + 5
+"""Tasks of the one-wave run: curate, base policy, its evaluation and profile, the seed planner;
+RL update, evaluation and run record of each of the 7 pilots; fit, search, the final RL update,
+its evaluation, the report (a retried step is one task)."""
+
+
+def _the_console_shows_a_line_a_task_and_the_log_holds_the_rest(cli: str, output, document) -> None:
+    """``modomodo run`` prints a line per task with its key figure, then the result table; kfp's
+    runner output (each step's executor input, the training logs, retries) is in run.log only."""
+    lines = cli.splitlines()
+    assert len(lines) < 60, cli
+    assert "executor_input" not in cli and "parameterValues" not in cli and "Executing task" not in cli
+    assert "Warning" not in cli and "\x1b[" not in cli
+    tasks = [line.split() for line in lines if line.startswith(("done ", "FAILED "))]
+    assert len(tasks) == TASKS and all(task[0] == "done" for task in tasks), cli
+    by_task = {}
+    for line in lines:
+        if line.startswith("done "):
+            by_task.setdefault(line.split()[1], []).append(line)
+    # a failed pilot's evaluation has no scores
+    assert (
+        len(by_task["evaluate-2"]) == 7 and sum("Out-Score " in line for line in by_task["evaluate-2"]) == 4
+    )
+    assert sum("pilot failed, left out: " in line for line in by_task["rl-update"]) == 3
+    assert "CV R² " in by_task["fit-surrogate"][0] and "(quadratic, 4 runs)" in by_task["fit-surrogate"][0]
+    chosen = mixture_label(document["summary"]["chosen"]["mixture"])
+    assert by_task["search-mixture"][0].endswith(f"chosen mixture {chosen}")
+    log = (output / RUN_LOG).read_text()
+    assert str(output / RUN_LOG) in lines[0]
+    assert log.count("Got executor_input:") >= TASKS and "Task 'report' finished with status SUCCESS" in log
+    assert "Retrying in" in log  # the lost pilot's first attempt, from kfp's root logger
+    assert "'train_runtime'" in log or "train_runtime" in log  # the Trainer's own log of each pilot
 
 
 def _config(min_pilots: int) -> ExperimentConfig:

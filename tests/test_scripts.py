@@ -19,6 +19,29 @@ def test_bootstrap_for_the_main_job_succeeds_after_a_test_install():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_a_failed_install_shows_pips_last_lines_and_its_log(tmp_path):
+    """bootstrap's pip output goes to .venv/install.log; a failed install (here: real pip asked
+    for a torch that does not exist, with no package index) shows its last lines and the log's
+    path, and stops."""
+    (tmp_path / "scripts").mkdir()
+    for name in ("scripts/bootstrap.sh", "pyproject.toml"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    (tmp_path / "constraints.txt").write_text("torch==0.0.0\n")
+    # no pip configuration of this machine (a local wheel folder) and no index: fails the same anywhere
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PIP_")}
+    env.update(PYTHON=sys.executable, PIP_NO_INDEX="1", PIP_CONFIG_FILE=os.devnull)
+    done = subprocess.run(
+        ["bash", "scripts/bootstrap.sh"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout == ""
+    log = tmp_path / ".venv/install.log"
+    for text in (log.read_text(), done.stderr):  # pip's own words
+        assert "ERROR: " in text and "torch==0.0.0" in text, text
+    assert "all of it: .venv/install.log" in done.stderr
+    assert not (tmp_path / ".venv/.modomodo-installed").exists()
+
+
 def test_the_main_command_reaches_the_cli():
     done = _bash("scripts/run.sh", "--help")
     assert done.returncode == 0, done.stdout + done.stderr

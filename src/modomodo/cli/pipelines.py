@@ -68,34 +68,49 @@ def run(
         bool,
         typer.Option("--retries", help="Retry failed steps as on a cluster (rehearses lost pods)."),
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Also print the runner's full log (every step's output) on the terminal."
+        ),
+    ] = False,
 ) -> None:
     """The main job: run a pipeline (default mixture-search) locally with kfp's local runner; the
-    report lands in OUTPUT as report.html and report.json."""
+    report lands in OUTPUT as report.html and report.json. The terminal shows one line per task;
+    the runner's full log goes to OUTPUT/run.log."""
     from modomodo.pipelines.local import run_locally
+    from modomodo.pipelines.local_console import RUN_LOG, quiet_runner
 
     cfg = resolve_config(preset, overrides)
     output = output.resolve()
     store_uri = store or cfg.store or str(output / "artifacts")
     arguments = {"profile_prompts": profile_prompts} if pipeline == "mixture-search" else {}
+    log = output / RUN_LOG
+    console.print(f"{pipeline} on {cfg.name}: one line per task; the runner's log: {log}", soft_wrap=True)
     try:
-        result = run_locally(
-            pipeline,
-            cfg,
-            output,
-            store_uri=store_uri,
-            pushgateway=_pushgateway(pushgateway, cfg),
-            cache=cache,
-            arguments=arguments,
-            retries=retries,
-        )
-    except RuntimeError as err:  # kfp's local runner names the failed task
-        console.print(f"[red]pipeline failed:[/red] {err}")
+        with quiet_runner(console, log, verbose=verbose):
+            result = run_locally(
+                pipeline,
+                cfg,
+                output,
+                store_uri=store_uri,
+                pushgateway=_pushgateway(pushgateway, cfg),
+                cache=cache,
+                arguments=arguments,
+                retries=retries,
+            )
+    except RuntimeError:  # a task failed; quiet_runner showed which, its last lines and the log
         raise typer.Exit(1) from None
+    _print_result(result, cfg.search.target, store_uri)
+
+
+def _print_result(result, target: str, store_uri: str) -> None:
+    """The main job's ending: the result table, the verdict lines and where everything is."""
     summary = result.summary()
-    console.print(summary_table(summary, cfg.search.target))
+    console.print(summary_table(summary, target))
     for line in verdict_lines(summary):
-        console.print(line, markup=False)
-    console.print(f"report: {result.html}\njson:   {result.json}\nartifacts: {store_uri}")
+        console.print(line, markup=False, soft_wrap=True)
+    console.print(f"report: {result.html}\njson:   {result.json}\nartifacts: {store_uri}", soft_wrap=True)
 
 
 def compile(  # noqa: A001 - the command is called compile

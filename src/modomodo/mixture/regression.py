@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import spearmanr
 
 
 def r2_score(actual: np.ndarray, predicted: np.ndarray) -> float:
@@ -20,4 +19,8 @@ def spearman(actual: np.ndarray, predicted: np.ndarray) -> float:
     """Rank correlation (what matters for picking mixtures); NaN when either side is constant."""
     if np.ptp(actual) == 0 or np.ptp(predicted) == 0:
         return float("nan")
+    # Imported here: scipy.stats costs ~0.3 s, and validating a config imports the surrogate
+    # registry (and so this module) in every pipeline step (docs/benchmarks.md, component imports).
+    from scipy.stats import spearmanr
+
     return float(spearmanr(actual, predicted).statistic)

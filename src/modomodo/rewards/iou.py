@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from modomodo.data.answers import Box, parse_boxes
 from modomodo.rewards.context import RewardContext
@@ -82,6 +81,10 @@ def _greedy_thresholded(iou: np.ndarray) -> float:
 
 
 def _hungarian(iou: np.ndarray) -> float:
+    # Imported here: scipy.optimize costs ~0.5 s, and every pipeline step imports the rewards
+    # (stages does), most of them to score no box (docs/benchmarks.md, component imports).
+    from scipy.optimize import linear_sum_assignment
+
     rows, cols = linear_sum_assignment(iou, maximize=True)
     return float(iou[rows, cols].sum())
 
