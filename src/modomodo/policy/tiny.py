@@ -189,9 +189,23 @@ def build_tiny_model(out_dir: Path, corpus: list[str], spec: TinyModelSpec = Tin
     )
     processor = TinyQwen2VLProcessor(image_processor, tokenizer, chat_template=CHAT_TEMPLATE)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    config = Qwen2VLConfig(
+    config = _model_config(spec, len(tokenizer), ids)
+    torch.manual_seed(spec.seed)
+    model = Qwen2VLForConditionalGeneration(config)
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.bos_token_id = ids["<|endoftext|>"]
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    (out_dir / TINY_MARKER).write_text(json.dumps(asdict(spec), indent=2, sort_keys=True) + "\n")
+    return out_dir
+
+
+def _model_config(spec: TinyModelSpec, vocab_size: int, ids: dict[str, int]) -> Qwen2VLConfig:
+    """Qwen2-VL's architecture at ``spec``'s size, with the tokenizer's special-token ids."""
+    return Qwen2VLConfig(
         text_config=dict(
-            vocab_size=len(tokenizer),
+            vocab_size=vocab_size,
             hidden_size=spec.hidden_size,
             intermediate_size=spec.hidden_size * 4,
             num_hidden_layers=spec.num_layers,
@@ -225,15 +239,6 @@ def build_tiny_model(out_dir: Path, corpus: list[str], spec: TinyModelSpec = Tin
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True,
     )
-    torch.manual_seed(spec.seed)
-    model = Qwen2VLForConditionalGeneration(config)
-    model.generation_config.eos_token_id = ids["<|im_end|>"]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    model.generation_config.bos_token_id = ids["<|endoftext|>"]
-    model.save_pretrained(out_dir)
-    processor.save_pretrained(out_dir)
-    (out_dir / TINY_MARKER).write_text(json.dumps(asdict(spec), indent=2, sort_keys=True) + "\n")
-    return out_dir
 
 
 def _mrope_section(spec: TinyModelSpec) -> list[int]:
