@@ -42,73 +42,13 @@ def rl_update(
     nodes read the store with the Secret ``s3_secret`` and take image and placement from
     ``node_settings`` (``NodeSettings.to_dict()``, compiled in).
     """
-    import json
-    import shutil
-    import tempfile
     from collections import namedtuple
-    from pathlib import Path
 
-    from modomodo import stages
-    from modomodo.components import runtime
-    from modomodo.mixture import pilots
+    from modomodo.components.rl_run import rl_update_run
 
-    cfg = runtime.with_mixture(runtime.experiment_config(config, pushgateway), mixture)
-    cfg = runtime.with_replicate_seed(cfg, replicate)
-    runtime.check_gpus(gpus)
-    replica = [replicate] if replicate else []  # replicate 0 keeps the run ids of earlier versions
-    # Checkpoints of another world size do not resume (ZeRO partitions); one node keeps its ids.
-    replica += [{"nodes": nodes}] if nodes > 1 else []
-    run_id = (
-        f"{cfg.name}-{run_name}-{runtime.fingerprint(config, mixture, *replica, data.uri, base_model.uri)}"
-    )
-    store = runtime.open_store(store_uri, cfg)
-    rl_stage = stages.rl_stage
-    if nodes > 1:
-        from modomodo.components import trainjob
-
-        rl_stage = trainjob.stage_on_nodes(
-            nodes=nodes,
-            gpus=gpus,
-            runtime=trainer_runtime,
-            s3_secret=s3_secret,
-            settings=trainjob.NodeSettings.from_dict(node_settings or {}),
-            data_hash=data.metadata.get("content_hash", ""),
-        )
-    with tempfile.TemporaryDirectory() as scratch:
-        # A pilot that crashes, diverges or keeps losing its pod is recorded as failed, not fatal
-        # (mixture.pilots.failed_run).
-        try:
-            pilots.give_up_on_lost_pilot(cfg, store, run_id, kind)
-            result = rl_stage(
-                cfg,
-                Path(data.path),
-                Path(base_model.path),
-                Path(scratch),
-                run_id=run_id,
-                resume=True,
-                store=store,
-                metrics_port=runtime.metrics_port(),
-                # A TrainJob runs torchrun itself; a pilot trains in a child process, so that an
-                # out-of-memory kill of the training is a failed pilot, not a failed pipeline.
-                **({} if nodes > 1 else {"processes": max(gpus, 1), "isolate": pilots.pilot_may_fail(kind)}),
-            )
-        except Exception as error:
-            if not pilots.pilot_may_fail(kind):
-                raise
-            failed = pilots.failed_run(run_id, cfg, kind, error, Path(model.path))
-            return namedtuple("RLUpdate", ["run"])(failed)
-        run = {
-            "run_id": run_id,
-            "mixture": result.mixture,
-            "kind": kind,
-            "seed": cfg.train.seed,
-            "steps": result.steps,
-        }
-        out = Path(result.model_dir)
-        for name in ("train_summary.json", "versions.json"):
-            shutil.copy(Path(scratch) / name, out / name)
-        (out / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
-        small = ("run.json", "train_summary.json", "versions.json")  # kept in the artifact too
-        url = runtime.store_by_reference(store, out, f"runs/{run_id}/model", run, model, keep=small)
-    runtime.annotate(model, cfg, **run, store_url=url, resumed_from_step=result.resumed_from_step)
+    run = rl_update_run(
+        config, mixture, run_name, kind, store_uri, pushgateway, gpus, data, base_model, model,
+        replicate=replicate, nodes=nodes, trainer_runtime=trainer_runtime, s3_secret=s3_secret,
+        node_settings=node_settings,
+    )  # fmt: skip
     return namedtuple("RLUpdate", ["run"])(run)

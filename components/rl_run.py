@@ -1,0 +1,103 @@
+"""The body of the ``rl_update`` component: GRPO on one mixture, with the run's identity, its
+placement (one pod or a TrainJob on several nodes) and the recording of a failed pilot.
+
+Kept out of ``components/rl_update.py`` so that the compiled component stays a thin wrapper and
+this code is one module the pod-entry and pipeline tests exercise."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from modomodo import stages
+from modomodo.components import runtime
+from modomodo.config import ExperimentConfig
+from modomodo.mixture import pilots
+
+
+def run_id_of(
+    cfg: ExperimentConfig, run_name: str, inputs: tuple[Any, ...], replicate: int, nodes: int
+) -> str:
+    """``<experiment>-<run_name>-<hash of the inputs>``: the same inputs resume the same checkpoints.
+    Replicate 0 keeps the ids of earlier versions; checkpoints of another world size do not resume
+    (ZeRO partitions), so more than one node is part of the hash and one node keeps its ids."""
+    replica = [replicate] if replicate else []
+    replica += [{"nodes": nodes}] if nodes > 1 else []
+    return f"{cfg.name}-{run_name}-{runtime.fingerprint(*inputs[:2], *replica, *inputs[2:])}"
+
+
+def placed_stage(gpus: int, nodes: int, trainer_runtime: str, s3_secret: str, node_settings, data):
+    """``stages.rl_stage`` in this pod, or on ``nodes`` nodes as a Kubeflow Trainer TrainJob."""
+    if nodes <= 1:
+        return stages.rl_stage
+    from modomodo.components import trainjob
+
+    return trainjob.stage_on_nodes(
+        nodes=nodes,
+        gpus=gpus,
+        runtime=trainer_runtime,
+        s3_secret=s3_secret,
+        settings=trainjob.NodeSettings.from_dict(node_settings or {}),
+        data_hash=data.metadata.get("content_hash", ""),
+    )
+
+
+def rl_update_run(
+    config: dict,
+    mixture: dict,
+    run_name: str,
+    kind: str,
+    store_uri: str,
+    pushgateway: str,
+    gpus: int,
+    data,
+    base_model,
+    model,
+    *,
+    replicate: int,
+    nodes: int,
+    trainer_runtime: str,
+    s3_secret: str,
+    node_settings: dict | None,
+) -> dict:
+    """Train, store the model once (``runs/<run id>/model``; the ``model`` artifact refers to it)
+    and return the run (``run_id``, ``mixture``, ``kind``, ``seed``, ``steps``); a pilot that
+    crashes, diverges or keeps losing its pod returns its failed run instead (``failed.json``)."""  # fmt: skip
+    cfg = runtime.with_mixture(runtime.experiment_config(config, pushgateway), mixture)
+    cfg = runtime.with_replicate_seed(cfg, replicate)
+    runtime.check_gpus(gpus)
+    run_id = run_id_of(cfg, run_name, (config, mixture, data.uri, base_model.uri), replicate, nodes)
+    store = runtime.open_store(store_uri, cfg)
+    rl_stage = placed_stage(gpus, nodes, trainer_runtime, s3_secret, node_settings, data)
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            pilots.give_up_on_lost_pilot(cfg, store, run_id, kind)
+            result = rl_stage(
+                cfg, Path(data.path), Path(base_model.path), Path(scratch), run_id=run_id, resume=True,
+                store=store, metrics_port=runtime.metrics_port(),
+                # A TrainJob runs torchrun itself; a pilot trains in a child process, so that an
+                # out-of-memory kill of the training is a failed pilot, not a failed pipeline.
+                **({} if nodes > 1 else {"processes": max(gpus, 1), "isolate": pilots.pilot_may_fail(kind)}),
+            )  # fmt: skip
+        except Exception as error:
+            if not pilots.pilot_may_fail(kind):
+                raise
+            return pilots.failed_run(run_id, cfg, kind, error, Path(model.path))
+        run = {
+            "run_id": run_id,
+            "mixture": result.mixture,
+            "kind": kind,
+            "seed": cfg.train.seed,
+            "steps": result.steps,
+        }
+        out = Path(result.model_dir)
+        for name in ("train_summary.json", "versions.json"):
+            shutil.copy(Path(scratch) / name, out / name)
+        (out / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
+        small = ("run.json", "train_summary.json", "versions.json")  # kept in the artifact too
+        url = runtime.store_by_reference(store, out, f"runs/{run_id}/model", run, model, keep=small)
+    runtime.annotate(model, cfg, **run, store_url=url, resumed_from_step=result.resumed_from_step)
+    return run
