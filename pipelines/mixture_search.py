@@ -12,6 +12,8 @@ The pilot count inside a wave is data (the planners' lists).
 
 # No `from __future__ import annotations`: kfp reads the pipeline signature's annotations as types.
 
+import functools
+
 from kfp import dsl
 
 from modomodo.components.base_policy import base_policy
@@ -27,6 +29,55 @@ from modomodo.pipelines.final_run import Outputs, final_run_and_report
 from modomodo.pipelines.settings import ClusterSettings, Placement
 
 NAME = "mixture-search"
+
+
+def pilot_wave(place, common: dict, search, store_uri, base, pilots, previous) -> dsl.PipelineTask:
+    """Train and evaluate every pilot of the list ``pilots``, at most ``search.parallelism`` at
+    once; then fit the wave's records appended to the table ``previous`` (None for the first wave)."""
+    with dsl.ParallelFor(pilots, parallelism=search.parallelism) as pilot:
+        trained = place(
+            rl_update(
+                mixture=pilot.mixture,
+                run_name=pilot.run,
+                kind=pilot.kind,
+                replicate=pilot.replicate,
+                store_uri=store_uri,
+                base_model=base.outputs["model"],
+                **common,
+            ),
+            in_loop=True,
+        )
+        scored = place(
+            evaluate(run=trained.outputs["run"], model=trained.outputs["model"], **common), in_loop=True
+        )
+        record = place(run_record(run=trained.outputs["run"], scores=scored.outputs["scores"]), in_loop=True)
+    earlier = {"previous": previous} if previous is not None else {}
+    rows = dsl.Collected(record.outputs["record"])
+    config, pushgateway = common["config"], common["pushgateway"]
+    return place(fit_surrogate(config=config, pushgateway=pushgateway, rows=rows, **earlier))
+
+
+def search_waves(place, common: dict, search, store_uri, base) -> dsl.PipelineTask:
+    """The seed wave, the heuristic wave (when ``search.heuristics`` is set) and ``search.rounds``
+    active rounds; returns the last fit."""
+    config, pushgateway = common["config"], common["pushgateway"]
+    wave = functools.partial(pilot_wave, place, common, search, store_uri, base)
+    fit = wave(place(plan_seed_pilots(config=config)).output, None)
+    if search.heuristics:
+        heuristics = place(plan_heuristic_pilots(config=config, records=fit.outputs["records"]))
+        fit = wave(heuristics.output, fit.outputs["records"])
+    for round_index in range(1, search.rounds + 1):
+        ask = place(
+            search_mixture(
+                config=config,
+                pushgateway=pushgateway,
+                mode="explore",
+                wave=f"round{round_index}",
+                records=fit.outputs["records"],
+            )
+        )
+        fit = wave(ask.outputs["Output"], fit.outputs["records"])
+    return fit
 
 
 def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
@@ -54,50 +105,7 @@ def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
         profile = place(
             rollout_reward(prompts_per_domain=profile_prompts, model=base.outputs["model"], **common)
         )
-
-        def pilot_wave(pilots, previous) -> dsl.PipelineTask:
-            """Train and evaluate every pilot of the list ``pilots``, at most
-            ``search.parallelism`` at once; then fit the wave's records appended to the table
-            ``previous`` (None for the first wave)."""
-            with dsl.ParallelFor(pilots, parallelism=search.parallelism) as pilot:
-                trained = place(
-                    rl_update(
-                        mixture=pilot.mixture,
-                        run_name=pilot.run,
-                        kind=pilot.kind,
-                        replicate=pilot.replicate,
-                        store_uri=store_uri,
-                        base_model=base.outputs["model"],
-                        **common,
-                    ),
-                    in_loop=True,
-                )
-                scored = place(
-                    evaluate(run=trained.outputs["run"], model=trained.outputs["model"], **common),
-                    in_loop=True,
-                )
-                record = place(
-                    run_record(run=trained.outputs["run"], scores=scored.outputs["scores"]), in_loop=True
-                )
-            earlier = {"previous": previous} if previous is not None else {}
-            rows = dsl.Collected(record.outputs["record"])
-            return place(fit_surrogate(config=config, pushgateway=pushgateway, rows=rows, **earlier))
-
-        fit = pilot_wave(place(plan_seed_pilots(config=config)).output, None)
-        if search.heuristics:
-            heuristics = place(plan_heuristic_pilots(config=config, records=fit.outputs["records"]))
-            fit = pilot_wave(heuristics.output, fit.outputs["records"])
-        for round_index in range(1, search.rounds + 1):
-            ask = place(
-                search_mixture(
-                    config=config,
-                    pushgateway=pushgateway,
-                    mode="explore",
-                    wave=f"round{round_index}",
-                    records=fit.outputs["records"],
-                )
-            )
-            fit = pilot_wave(ask.outputs["Output"], fit.outputs["records"])
+        fit = search_waves(place, common, search, store_uri, base)
         best = place(
             search_mixture(
                 config=config,
