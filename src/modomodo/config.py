@@ -187,10 +187,27 @@ class EvalConfig:
     """Generation budget per answer."""
     batch_size: int = 32
     """Prompts decoded together."""
+    metrics: dict[str, str] = field(default_factory=dict)
+    """Metric per benchmark (a name from ``evaluation.metrics.METRICS``, e.g. ``{chart:
+    relaxed_accuracy}``); a benchmark not listed gets the paper's: mean IoU for boxes, exact match
+    otherwise."""
 
-    def validate(self) -> None:
+    def validate(self, benchmark_kinds: Mapping[str, Iterable[str]]) -> None:
+        """``benchmark_kinds``: the answer kinds of each configured benchmark."""
+        from modomodo.evaluation.metrics import MetricError, check_metric
+
         positive("eval.max_new_tokens", self.max_new_tokens)
         positive("eval.batch_size", self.batch_size)
+        for name, metric in self.metrics.items():
+            if name not in benchmark_kinds:
+                raise ConfigError(
+                    f"eval.metrics.{name}: benchmark {name!r} is not configured; "
+                    f"configured: {sorted(benchmark_kinds)}"
+                )
+            try:
+                check_metric(metric, benchmark_kinds[name])
+            except MetricError as e:
+                raise ConfigError(f"eval.metrics.{name}: {e}") from None
 
 
 @dataclass
@@ -232,7 +249,7 @@ class ExperimentConfig:
         self.sft.validate()
         self.search.validate(self.data.domains, self.data.benchmarks or _synthetic_benchmarks())
         self.check_reward_kinds(_synthetic_answer_kinds(self.data.domains))
-        self.eval.validate()
+        self.eval.validate(_synthetic_benchmark_kinds(self.data.benchmarks or _synthetic_benchmarks()))
         return self
 
     def check_reward_kinds(self, kinds: Mapping[str, Iterable[str]]) -> None:
@@ -274,6 +291,13 @@ def _synthetic_answer_kinds(domains: Mapping[str, DomainConfig]) -> dict[str, li
         for name, dom in domains.items()
         if dom.source == "synthetic" and name in DOMAINS
     }
+
+
+def _synthetic_benchmark_kinds(names: Iterable[str]) -> dict[str, list[str]]:
+    """The answer kind of each named benchmark of the built-in suite (the only benchmarks today)."""
+    from modomodo.data.synthetic import BENCHMARKS
+
+    return {name: [BENCHMARKS[name].answer_kind] for name in names}
 
 
 def _synthetic_domains() -> list[str]:
