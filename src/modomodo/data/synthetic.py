@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from modomodo.data import tasks
+from modomodo.data import benchmark_tasks, tasks
 from modomodo.data.draw import render_png
 from modomodo.data.schema import AnswerKind, Example
 from modomodo.data.tasks import Generator, Task
@@ -101,19 +101,19 @@ BENCHMARKS: dict[str, BenchmarkInfo] = {
     "spatial": _in_domain("spatial", 193),
     "sci": _in_domain("sci", 202),
     "chart": BenchmarkInfo(
-        "out", "text", tasks.chart, "ChartQA-like: a bar's value by colour, or the colour of a value; short answer",
+        "out", "text", benchmark_tasks.chart, "ChartQA-like: a bar's value by colour, or the colour of a value; short answer",
         ("colour", "measure"), ("number", "word"), 250,
     ),
     "gridqa": BenchmarkInfo(
-        "out", "text", tasks.grid_reading, "InfoVQA-like: an object's row/column in a table, or a cell's colour",
+        "out", "text", benchmark_tasks.grid_reading, "InfoVQA-like: an object's row/column in a table, or a cell's colour",
         ("colour", "shape", "locate"), ("number", "word"), 280,
     ),
     "mathcount": BenchmarkInfo(
-        "out", "mc", tasks.math_count, "MathVista-like: count a shape, compare counts, subtract a colour; MC",
+        "out", "mc", benchmark_tasks.math_count, "MathVista-like: count a shape, compare counts, subtract a colour; MC",
         ("colour", "shape", "count", "arith"), ("letter",), 100,
     ),
     "mixmc": BenchmarkInfo(
-        "out", "mc", tasks.mixed_choice, "MMMU-like: mixed MC on colour, shape and spatial relation",
+        "out", "mc", benchmark_tasks.mixed_choice, "MMMU-like: mixed MC on colour, shape and spatial relation",
         ("colour", "shape", "relation"), ("letter",), 90,
     ),
 }  # fmt: skip

@@ -63,14 +63,14 @@ Generator = Callable[[random.Random], Task]
 _FRAME = f"Pixel coordinates; the image is {IMAGE_SIZE}x{IMAGE_SIZE}."
 
 
-# --- helpers -------------------------------------------------------------------------------------
+# --- helpers (the benchmarks' generators in data/benchmark_tasks.py use them too) -------------------------------------------------------------------------------------
 
 
-def _plural(shape: str, n: int = 2) -> str:
+def plural(shape: str, n: int = 2) -> str:
     return shape if n == 1 else f"{shape}s"
 
 
-def _random_items(rng: random.Random, cells: Sequence[Cell], avoid: Callable[[Item], bool]) -> list[Item]:
+def random_items(rng: random.Random, cells: Sequence[Cell], avoid: Callable[[Item], bool]) -> list[Item]:
     """One random item per cell, redrawn while ``avoid`` says it would make the question ambiguous."""
     items = []
     for cell in cells:
@@ -81,20 +81,20 @@ def _random_items(rng: random.Random, cells: Sequence[Cell], avoid: Callable[[It
     return items
 
 
-def _lettered(rng: random.Random, answer: str, distractors: Sequence[str]) -> tuple[tuple[str, ...], str]:
+def lettered(rng: random.Random, answer: str, distractors: Sequence[str]) -> tuple[tuple[str, ...], str]:
     """Shuffle the answer among the distractors; return the options and the answer's letter."""
     options = [answer, *distractors]
     rng.shuffle(options)
     return tuple(options), OPTION_LETTERS[options.index(answer)]
 
 
-def _numeric_options(rng: random.Random, answer: int, low: int, high: int) -> tuple[tuple[str, ...], str]:
+def numeric_options(rng: random.Random, answer: int, low: int, high: int) -> tuple[tuple[str, ...], str]:
     """Four numeric options within ``[low, high]``: the answer and its three nearest-ranked neighbours."""
     pool = sorted((v for v in range(low, high + 1) if v != answer), key=lambda v: (abs(v - answer), v))
-    return _lettered(rng, str(answer), [str(v) for v in pool[:3]])
+    return lettered(rng, str(answer), [str(v) for v in pool[:3]])
 
 
-def _pair_on_a_line(rng: random.Random, *, adjacent: bool = False) -> tuple[Cell, Cell]:
+def pair_on_a_line(rng: random.Random, *, adjacent: bool = False) -> tuple[Cell, Cell]:
     """Two distinct cells sharing a row or a column, so exactly one relation word holds."""
     line = rng.randrange(GRID)
     if adjacent:
@@ -105,26 +105,26 @@ def _pair_on_a_line(rng: random.Random, *, adjacent: bool = False) -> tuple[Cell
     return (Cell(line, a), Cell(line, b)) if rng.random() < 0.5 else (Cell(a, line), Cell(b, line))
 
 
-def _relation(a: Cell, b: Cell) -> str:
+def relation_of(a: Cell, b: Cell) -> str:
     """Where ``a`` is relative to ``b`` (they share a row or a column)."""
     if a.row == b.row:
         return "left" if a.col < b.col else "right"
     return "above" if a.row < b.row else "below"
 
 
-def _distinct_pair_scene(
+def distinct_pair_scene(
     rng: random.Random, extra: int, *, adjacent: bool = False
 ) -> tuple[Item, Item, list[Item]]:
     """Two differently described items on a common line plus ``extra`` distractors that match neither."""
-    cell_a, cell_b = _pair_on_a_line(rng, adjacent=adjacent)
+    cell_a, cell_b = pair_on_a_line(rng, adjacent=adjacent)
     a = Item(cell_a, rng.choice(COLOUR_NAMES), rng.choice(SHAPES))
-    b = _random_items(rng, [cell_b], lambda it: it.name == a.name)[0]
+    b = random_items(rng, [cell_b], lambda it: it.name == a.name)[0]
     free = [c for c in ALL_CELLS if c not in (cell_a, cell_b)]
-    others = _random_items(rng, rng.sample(free, extra), lambda it: it.name in (a.name, b.name))
+    others = random_items(rng, rng.sample(free, extra), lambda it: it.name in (a.name, b.name))
     return a, b, others
 
 
-def _scene(*groups: Sequence[Item]) -> tuple[Item, ...]:
+def scene(*groups: Sequence[Item]) -> tuple[Item, ...]:
     return tuple(sorted((it for g in groups for it in g), key=lambda it: it.cell))
 
 
@@ -144,7 +144,7 @@ def detection(rng: random.Random) -> Task:
     targets = sorted(
         (Item(c, rng.choice(COLOUR_NAMES), category) for c in cells[:n_targets]), key=lambda it: it.cell
     )
-    others = _random_items(rng, cells[n_targets:], lambda it: it.shape == category)
+    others = random_items(rng, cells[n_targets:], lambda it: it.shape == category)
     question = (
         f"Detect all objects belonging to the category '{category}' in the image, and provide the bounding "
         f"boxes and confidence (between 0 and 1). {_FRAME}\n"
@@ -152,10 +152,10 @@ def detection(rng: random.Random) -> Task:
     )
     where = ", ".join(t.cell.label for t in targets)
     rationale = (
-        f"{len(targets)} {_plural(category, len(targets))}: {where}" if targets else f"there is no {category}"
+        f"{len(targets)} {plural(category, len(targets))}: {where}" if targets else f"there is no {category}"
     )
     return Task(
-        Canvas(_scene(targets, others)),
+        Canvas(scene(targets, others)),
         question,
         format_boxes(t.cell.box for t in targets),
         "box",
@@ -177,12 +177,12 @@ def referring(rng: random.Random) -> Task:
         expression, clashes = f"the {target.colour} shape", lambda it: it.colour == target.colour
     else:
         expression, clashes = f"the only {target.shape}", lambda it: it.shape == target.shape
-    others = _random_items(rng, cells[1:], clashes)
+    others = random_items(rng, cells[1:], clashes)
     question = (
         f"Output the bounding box in the image corresponding to the instruction: {expression}. {_FRAME}"
     )
     return Task(
-        Canvas(_scene([target], others)),
+        Canvas(scene([target], others)),
         question,
         format_boxes([target.cell.box]),
         "box",
@@ -219,7 +219,7 @@ def geometry(rng: random.Random) -> Task:
             f"{size}, so {gap}",
         ),
     }[qtype]
-    options, letter = _numeric_options(rng, answer, low, high)
+    options, letter = numeric_options(rng, answer, low, high)
     question = f"The shaded rectangle is drawn on a grid of unit squares. {question}"
     return Task(
         Canvas(blocks=(block,), lines="grid"), question, letter, "mc", "letter", qtype, skills, why, options
@@ -239,9 +239,9 @@ def spatial(rng: random.Random) -> Task:
         k, m = rng.randint(0, 3), rng.randint(1, 3)
         cells = rng.sample(ALL_CELLS, k + m)
         items = [Item(c, colour, rng.choice(SHAPES)) for c in cells[:k]]
-        items += _random_items(rng, cells[k:], lambda it: it.colour == colour)
+        items += random_items(rng, cells[k:], lambda it: it.colour == colour)
         return Task(
-            Canvas(_scene(items)),
+            Canvas(scene(items)),
             f"How many {colour} shapes are there?",
             str(k),
             "text",
@@ -250,23 +250,23 @@ def spatial(rng: random.Random) -> Task:
             ("colour", "count"),
             f"{k} {colour}",
         )
-    a, b, others = _distinct_pair_scene(rng, rng.randint(0, 2), adjacent=qtype == "neighbour")
+    a, b, others = distinct_pair_scene(rng, rng.randint(0, 2), adjacent=qtype == "neighbour")
     seen = f"the {a.name} is at {a.cell.label}, the {b.name} at {b.cell.label}"
     if qtype == "relation":
         question = f"Where is the {a.name} relative to the {b.name}: left, right, above or below?"
-        answer, skills, form = _relation(a.cell, b.cell), ("colour", "shape", "relation"), "word"
+        answer, skills, form = relation_of(a.cell, b.cell), ("colour", "shape", "relation"), "word"
     elif qtype == "distance":
         question = f"How many steps apart are the {a.name} and the {b.name}, moving along the grid?"
         steps = abs(a.cell.row - b.cell.row) + abs(a.cell.col - b.cell.col)
         answer, skills, form = str(steps), ("colour", "shape", "measure"), "number"
     else:
         where = {"left": "left of", "right": "right of"}.get(
-            _relation(a.cell, b.cell), _relation(a.cell, b.cell)
+            relation_of(a.cell, b.cell), relation_of(a.cell, b.cell)
         )
         question = f"What colour is the shape in the cell directly {where} the {b.name}?"
         answer, skills, form = a.colour, ("colour", "shape", "relation"), "word"
         seen = f"the {b.name} is at {b.cell.label}, the shape at {a.cell.label} is {a.colour}"
-    return Task(Canvas(_scene([a, b], others)), question, answer, "text", form, qtype, skills, seen)
+    return Task(Canvas(scene([a, b], others)), question, answer, "text", form, qtype, skills, seen)
 
 
 def science(rng: random.Random) -> Task:
@@ -277,32 +277,32 @@ def science(rng: random.Random) -> Task:
         return _common_property(rng)
     if qtype == "count":
         n = rng.randint(1, 4)
-        items = _random_items(rng, rng.sample(ALL_CELLS, n), lambda it: False)
-        options, letter = _numeric_options(rng, n, 1, 4)
+        items = random_items(rng, rng.sample(ALL_CELLS, n), lambda it: False)
+        options, letter = numeric_options(rng, n, 1, 4)
         return Task(
-            Canvas(_scene(items)),
+            Canvas(scene(items)),
             "How many shapes are in the picture?",
             letter,
             "mc",
             "letter",
             "count",
             ("count",),
-            f"{n} {_plural('shape', n)}",
+            f"{n} {plural('shape', n)}",
             options,
         )
     cells = rng.sample(ALL_CELLS, rng.randint(1, 3))
     target = Item(cells[0], rng.choice(COLOUR_NAMES), rng.choice(SHAPES))
     if qtype == "colour":  # the target is the only one of its shape
-        others = _random_items(rng, cells[1:], lambda it: it.shape == target.shape)
+        others = random_items(rng, cells[1:], lambda it: it.shape == target.shape)
         wrong = rng.sample([c for c in COLOUR_NAMES if c != target.colour], rng.randint(2, 3))
-        options, letter = _lettered(rng, target.colour, wrong)
+        options, letter = lettered(rng, target.colour, wrong)
         question = f"What is the colour of the {target.shape}?"
     else:  # the target is the only one of its colour
-        others = _random_items(rng, cells[1:], lambda it: it.colour == target.colour)
-        options, letter = _lettered(rng, target.shape, [s for s in SHAPES if s != target.shape])
+        others = random_items(rng, cells[1:], lambda it: it.colour == target.colour)
+        options, letter = lettered(rng, target.shape, [s for s in SHAPES if s != target.shape])
         question = f"Which shape is {target.colour}?"
     return Task(
-        Canvas(_scene([target], others)),
+        Canvas(scene([target], others)),
         question,
         letter,
         "mc",
@@ -324,20 +324,20 @@ def _common_property(rng: random.Random) -> Task:
         answer = f"all {colour}"
         absent_shape = rng.choice(SHAPES)
         wrong = [
-            f"all {_plural(absent_shape)}",
+            f"all {plural(absent_shape)}",
             f"all {rng.choice([c for c in COLOUR_NAMES if c != colour])}",
         ]
     else:
         shape = rng.choice(SHAPES)
         items = [Item(c, col, shape) for c, col in zip(cells, rng.sample(COLOUR_NAMES, n), strict=True)]
-        answer = f"all {_plural(shape)}"
+        answer = f"all {plural(shape)}"
         wrong = [
             f"all {rng.choice(COLOUR_NAMES)}",
-            f"all {_plural(rng.choice([s for s in SHAPES if s != shape]))}",
+            f"all {plural(rng.choice([s for s in SHAPES if s != shape]))}",
         ]
-    options, letter = _lettered(rng, answer, wrong)
+    options, letter = lettered(rng, answer, wrong)
     return Task(
-        Canvas(_scene(items)),
+        Canvas(scene(items)),
         "Which property do these objects have in common?",
         letter,
         "mc",
@@ -346,138 +346,4 @@ def _common_property(rng: random.Random) -> Task:
         ("colour", "shape"),
         f"they are {answer}",
         options,
-    )
-
-
-# --- out-of-domain benchmarks --------------------------------------------------------------------
-
-
-def chart(rng: random.Random) -> Task:
-    """ChartQA-like: read a bar's height by its colour, or name the colour of the bar with a height.
-
-    The questions are worded like ``spatial``'s ("How many ...", "What colour is the ..."), the one
-    training domain that answers in numbers and words: the answer form transfers from it, the
-    measuring from ``geo`` (docs/synthetic-suite.md, "Suite v3")."""
-    n_bars = rng.randint(2, GRID)
-    columns = sorted(rng.sample(range(GRID), n_bars))
-    colours = rng.sample(COLOUR_NAMES, n_bars)
-    heights = [rng.randint(1, GRID) for _ in columns]
-    unique = [i for i, h in enumerate(heights) if heights.count(h) == 1]
-    bars = tuple(
-        Block(GRID - h, col, h, 1, colour, bar=True)
-        for col, colour, h in zip(columns, colours, heights, strict=True)
-    )
-    if unique and rng.random() < 0.4:
-        i = rng.choice(unique)
-        question = f"What colour is the bar that is {heights[i]} cells tall?"
-        answer, qtype, form = colours[i], "colour_of_value", "word"
-    else:
-        i = rng.randrange(n_bars)
-        question = f"How many cells tall is the {colours[i]} bar?"
-        answer, qtype, form = str(heights[i]), "value_of_colour", "number"
-    return Task(
-        Canvas(blocks=bars, background="chart", lines="chart"),
-        question,
-        answer,
-        "text",
-        form,
-        qtype,
-        ("colour", "measure"),
-        f"the {colours[i]} bar reaches {heights[i]}",
-    )
-
-
-def grid_reading(rng: random.Random) -> Task:
-    """InfoVQA-like: look things up in a table: an object's row or column, or the colour in a cell.
-
-    Worded like ``spatial``'s questions, as :func:`chart` is; the row and column come from ``ref``'s and
-    ``det``'s rationales ("the red circle is at row 2 col 3")."""
-    cells = rng.sample(ALL_CELLS, rng.randint(2, 5))
-    target = Item(cells[0], rng.choice(COLOUR_NAMES), rng.choice(SHAPES))
-    others = _random_items(rng, cells[1:], lambda it: it.name == target.name)
-    qtype = rng.choice(("row", "column", "colour_at"))
-    if qtype == "row":
-        question = f"How many rows from the top is the {target.name}? The top row counts as 1."
-        answer, skills, form = str(target.cell.row + 1), ("colour", "shape", "locate"), "number"
-    elif qtype == "column":
-        question = f"How many columns from the left is the {target.name}? The left column counts as 1."
-        answer, skills, form = str(target.cell.col + 1), ("colour", "shape", "locate"), "number"
-    else:
-        question = f"What colour is the shape in row {target.cell.row + 1}, column {target.cell.col + 1}?"
-        answer, skills, form = target.colour, ("colour", "locate"), "word"
-    return Task(
-        Canvas(_scene([target], others), background="paper", lines="table"),
-        question,
-        answer,
-        "text",
-        form,
-        qtype,
-        skills,
-        f"the {target.name} is at {target.cell.label}",
-    )
-
-
-def math_count(rng: random.Random) -> Task:
-    """MathVista-like: count a shape, compare two counts, or "subtract all red objects"; multiple choice."""
-    qtype = rng.choice(("count", "more", "subtract"))
-    if qtype == "subtract":
-        total = rng.randint(2, 6)
-        cells = rng.sample(ALL_CELLS, total)
-        colour = rng.choice(COLOUR_NAMES)
-        n_colour = rng.randint(1, total - 1)
-        rest = [c for c in COLOUR_NAMES if c != colour]
-        items = [
-            Item(c, colour if k < n_colour else rng.choice(rest), rng.choice(SHAPES))
-            for k, c in enumerate(cells)
-        ]
-        question = f"Subtract all {colour} objects. How many objects are left?"
-        answer, skills = total - n_colour, ("colour", "count", "arith")
-        why = f"{total} objects, {n_colour} of them {colour}"
-    else:
-        first, second, third = rng.sample(SHAPES, 3)
-        if qtype == "count":
-            counts = {first: rng.randint(0, 4), second: rng.randint(0, 2), third: rng.randint(0, 1)}
-            question, answer = f"How many {_plural(first)} are there?", counts[first]
-            skills, why = ("shape", "count"), f"{counts[first]} {_plural(first, counts[first])}"
-        else:
-            more = rng.randint(1, 4)
-            counts = {first: more, second: rng.randint(0, more - 1), third: rng.randint(0, 1)}
-            question = f"How many more {_plural(first)} than {_plural(second)} are there?"
-            answer, skills = counts[first] - counts[second], ("shape", "count", "arith")
-            why = f"{counts[first]} {_plural(first, counts[first])}, {counts[second]} {_plural(second, counts[second])}"
-        shapes = [s for s, k in counts.items() for _ in range(k)]
-        cells = rng.sample(ALL_CELLS, len(shapes))
-        items = [Item(c, rng.choice(COLOUR_NAMES), s) for c, s in zip(cells, shapes, strict=True)]
-    options, letter = _numeric_options(rng, answer, 0, 6)
-    return Task(Canvas(_scene(items)), question, letter, "mc", "letter", qtype, skills, why, options)
-
-
-def mixed_choice(rng: random.Random) -> Task:
-    """MMMU-like: mixed multiple choice about a colour, a shape or a spatial relation, newly worded."""
-    qtype = rng.choice(("colour", "shape", "relation"))
-    if qtype == "relation":
-        a, b, others = _distinct_pair_scene(rng, rng.randint(0, 2))
-        relation = _relation(a.cell, b.cell)
-        options, letter = _lettered(rng, relation, [r for r in RELATIONS if r != relation])
-        question = f"Relative to the {b.name}, where is the {a.name}?"
-        items, skills = _scene([a, b], others), ("colour", "shape", "relation")
-        why = f"the {a.name} is at {a.cell.label}, the {b.name} at {b.cell.label}"
-    else:
-        cells = rng.sample(ALL_CELLS, rng.randint(2, 4))
-        target = Item(cells[0], rng.choice(COLOUR_NAMES), rng.choice(SHAPES))
-        if qtype == "colour":
-            others = _random_items(rng, cells[1:], lambda it: it.shape == target.shape)
-            options, letter = _lettered(rng, target.colour, [c for c in COLOUR_NAMES if c != target.colour])
-            question = f"The {target.shape} in the picture has which colour?"
-        else:
-            others = _random_items(rng, cells[1:], lambda it: it.colour == target.colour)
-            options, letter = _lettered(rng, target.shape, [s for s in SHAPES if s != target.shape])
-            question = f"Which of these is the {target.colour} object?"
-        items, skills, why = (
-            _scene([target], others),
-            ("colour", "shape"),
-            f"the {target.shape} is {target.colour}",
-        )
-    return Task(
-        Canvas(items, background="tint"), question, letter, "mc", "letter", qtype, skills, why, options
     )
