@@ -238,7 +238,7 @@ class TaskLines:
         if not verbose:
             for task, tail in self.failures or [("the run", log_tail(log))]:
                 self.console.print(f"last lines of {task}:", style="red", markup=False)
-                self.console.print(tail, markup=False, highlight=False, soft_wrap=True)
+                self.console.print(plain(tail), markup=False, highlight=False, soft_wrap=True)
         self.console.print(f"the runner's full log: {log}", markup=False, highlight=False, soft_wrap=True)
 
     def _running(self):
