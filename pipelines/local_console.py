@@ -102,7 +102,12 @@ def runner_output_to(log: Path, echo: TextIO | None = None) -> Iterator[None]:
         def show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
             stream.write(warnings.formatwarning(message, category, filename, lineno, line))
 
+        # The root logger's other handlers go quiet too: one left by an earlier run in the same
+        # process (kfp adds its own) would print kfp's coloured messages on the terminal.
+        others = list(root.handlers)
         sys.stdout, warnings.showwarning = stream, show_warning
+        for other in others:
+            root.removeHandler(other)
         root.addHandler(handler)
         root.setLevel(logging.INFO)
         try:
@@ -110,6 +115,8 @@ def runner_output_to(log: Path, echo: TextIO | None = None) -> Iterator[None]:
         finally:
             stream.flush()
             root.removeHandler(handler)
+            for other in others:
+                root.addHandler(other)
             sys.stdout, warnings.showwarning, level = saved
             root.setLevel(level)
 
