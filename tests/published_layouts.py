@@ -62,9 +62,7 @@ COCO_PROMPT = (
     "The output answer format should be as follows:\n<think> ... </think> <answer>[{{'Position': "
     "[x1, y1, x2, y2], 'Confidence': number}}, ...]</answer>\nPlease strictly follow the format."
 )
-SAT_TEMPLATE = (
-    "{q}  Output the thinking process in <think> </think> and final answer (option) in <answer> </answer> tags."
-)
+SAT_TEMPLATE = "{q}  Output the thinking process in <think> </think> and final answer (option) in <answer> </answer> tags."
 """The lineage's question template (two spaces), as the paper's converted datasets carry it."""
 
 
@@ -89,7 +87,9 @@ def labelled_box(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], colo
 
 
 def objects_image(
-    size: tuple[int, int], objects: list[tuple[str, tuple[int, int, int, int], tuple[int, int, int]]], fmt="PNG"
+    size: tuple[int, int],
+    objects: list[tuple[str, tuple[int, int, int, int], tuple[int, int, int]]],
+    fmt="PNG",
 ) -> bytes:
     image, draw = canvas(*size)
     for label, box, colour in objects:
@@ -204,7 +204,10 @@ def save_parquet(rows: list[dict], schema: pa.Schema, out: Path, image_columns: 
     """A Parquet file whose image columns are ``{bytes, path}`` structs (the Hub's Parquet export)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = [
-        {k: ({"bytes": v, "path": f"{i}.png"} if k in image_columns and v is not None else v) for k, v in r.items()}
+        {
+            k: ({"bytes": v, "path": f"{i}.png"} if k in image_columns and v is not None else v)
+            for k, v in r.items()
+        }
         for i, r in enumerate(rows)
     ]
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), out)
@@ -217,7 +220,11 @@ def save_jsonl(rows: list[dict], out: Path) -> Path:
     return out
 
 
-PAPER_FEATURES = {"image": datasets.Image(), "problem": datasets.Value("string"), "solution": datasets.Value("string")}
+PAPER_FEATURES = {
+    "image": datasets.Image(),
+    "problem": datasets.Value("string"),
+    "solution": datasets.Value("string"),
+}
 
 
 # --- training sets (image, problem, solution) -----------------------------------------------------
@@ -235,7 +242,9 @@ def write_visual_rft_coco(folder: Path) -> Path:
     """Visual-RFT's COCO subset (laolao77/ViRFT_COCO): answers on the 0-1000 grid, JPEG images."""
     rows = []
     for cat, boxes, (other, other_box, other_colour) in COCO_ROWS:
-        objects = [(cat, b, RED if cat == "dog" else BLUE) for b in boxes] + [(other, other_box, other_colour)]
+        objects = [(cat, b, RED if cat == "dog" else BLUE) for b in boxes] + [
+            (other, other_box, other_colour)
+        ]
         positions = ", ".join(f"{{'Position': {grid(b, COCO_SIZE)}, 'Confidence': 1}}" for b in boxes)
         rows.append(
             {
@@ -251,7 +260,12 @@ LISA_SIZE = (800, 600)
 """Above the paper's 640 px: the preprocessing shrinks it to 640x480, boxes with it."""
 LISA_ROWS = [
     (["the red ball", "the thing a child would throw"], (80, 60, 320, 300), ("ball", RED), ("box", BLUE)),
-    (["the blue box", "where you could store toys", "the square object"], (400, 300, 720, 540), ("box", BLUE), ("ball", RED)),
+    (
+        ["the blue box", "where you could store toys", "the square object"],
+        (400, 300, 720, 540),
+        ("box", BLUE),
+        ("ball", RED),
+    ),
     (["the green plant"], (560, 60, 760, 420), ("plant", GREEN), ("lamp", YELLOW)),
 ]
 
@@ -268,12 +282,22 @@ def write_lisa(folder: Path) -> Path:
             objects_image(LISA_SIZE, [(name, box, colour), (other, other_box, other_colour)], "JPEG")
         )
         x1, y1, x2, y2 = grid(box, LISA_SIZE)
-        rows.append({"image_path": f"images/{i}.jpg", "problem": questions, "solution": f"<answer> ({x1},{y1}),({x2},{y2}) </answer>"})
+        rows.append(
+            {
+                "image_path": f"images/{i}.jpg",
+                "problem": questions,
+                "solution": f"<answer> ({x1},{y1}),({x2},{y2}) </answer>",
+            }
+        )
     return save_jsonl(rows, out / "train.jsonl")
 
 
 LISA_TEST_SIZE = (1000, 500)
-LISA_TEST_ROWS = [("the yellow lamp", (100, 50, 300, 450), YELLOW), ("the red ball", (600, 200, 900, 400), RED), ("the green plant", (400, 100, 550, 300), GREEN)]
+LISA_TEST_ROWS = [
+    ("the yellow lamp", (100, 50, 300, 450), YELLOW),
+    ("the red ball", (600, 200, 900, 400), RED),
+    ("the green plant", (400, 100, 550, 300), GREEN),
+]
 
 
 def write_lisa_test(folder: Path) -> Path:
@@ -282,7 +306,9 @@ def write_lisa_test(folder: Path) -> Path:
     for question, box, colour in LISA_TEST_ROWS:
         x1, y1, x2, y2 = grid(box, LISA_TEST_SIZE)
         image = objects_image(LISA_TEST_SIZE, [(question.split()[-1], box, colour)])
-        rows.append({"image": image, "problem": question, "solution": f"<answer> ({x1},{y1}),({x2},{y2}) </answer>"})
+        rows.append(
+            {"image": image, "problem": question, "solution": f"<answer> ({x1},{y1}),({x2},{y2}) </answer>"}
+        )
     return save_hf(rows, PAPER_FEATURES, folder / "lisa-test")
 
 
@@ -302,12 +328,16 @@ def write_geoqav(folder: Path) -> Path:
     rows = []
     for i, (a, b, mc) in enumerate(GEOQAV_ROWS):
         c = 180 - a - b
-        question = f"As shown in the figure, in triangle ABC, angle A = {a}° and angle B = {b}°. What is angle C?"
+        question = (
+            f"As shown in the figure, in triangle ABC, angle A = {a}° and angle B = {b}°. What is angle C?"
+        )
         size = (900, 660) if i == 0 else (300, 220)  # one oversized figure: resized like LISA's
         if mc:
             choices = [c - 20, c - 10, c, c + 10]
             letters = "ABCD"
-            problem = question + "\nChoices:\n" + "\n".join(f"{letters[k]}. {v}°" for k, v in enumerate(choices))
+            problem = (
+                question + "\nChoices:\n" + "\n".join(f"{letters[k]}. {v}°" for k, v in enumerate(choices))
+            )
             solution = "<answer>C</answer>"
         else:
             problem, solution = question, f"<answer>{c}</answer>"
@@ -321,8 +351,13 @@ def write_geoqav(folder: Path) -> Path:
             }
         )
     schema = pa.schema(
-        [("image", IMAGE_STRUCT), ("problem", pa.string()), ("solution", pa.string()),
-         ("original_question", pa.string()), ("original_answer", pa.string())]
+        [
+            ("image", IMAGE_STRUCT),
+            ("problem", pa.string()),
+            ("solution", pa.string()),
+            ("original_question", pa.string()),
+            ("original_answer", pa.string()),
+        ]
     )
     return save_parquet(rows, schema, folder / "geoqav" / "train-00000-of-00001.parquet", ("image",))
 
@@ -341,9 +376,19 @@ def _sat_row(index: int, left, right) -> dict[str, Any]:
     """A spatial question: is the first-named box left or right of the other (swapped on odd rows)."""
     a, b = (left, right) if index % 2 == 0 else (right, left)
     answer = "left" if a is left else "right"
-    image = objects_image((200, 100), [(left[0], (10 + index * 3, 30, 60 + index * 3, 80), left[1]), (right[0], (130, 20, 190, 70), right[1])])
+    image = objects_image(
+        (200, 100),
+        [
+            (left[0], (10 + index * 3, 30, 60 + index * 3, 80), left[1]),
+            (right[0], (130, 20, 190, 70), right[1]),
+        ],
+    )
     question = f"Is the {a[0]} box to the left or to the right of the {b[0]} box?"
-    return {"image": image, "problem": SAT_TEMPLATE.format(q=question), "solution": f"<answer>{answer}</answer>"}
+    return {
+        "image": image,
+        "problem": SAT_TEMPLATE.format(q=question),
+        "solution": f"<answer>{answer}</answer>",
+    }
 
 
 def write_sat(folder: Path) -> Path:
@@ -368,17 +413,35 @@ def write_scienceqa(folder: Path) -> Path:
             problem = "Will these magnets repel or attract each other?\nA. repel\nB. attract"
         answer = ("B" if same else "A") if i < 2 else ("A" if same else "B")
         image = Image.open(io.BytesIO(magnets(same))).rotate(180 * (i // 2))  # distinct pictures
-        rows.append({"image": encode(image), "problem": SAT_TEMPLATE.format(q=problem), "solution": f"<answer>{answer}</answer>"})
+        rows.append(
+            {
+                "image": encode(image),
+                "problem": SAT_TEMPLATE.format(q=problem),
+                "solution": f"<answer>{answer}</answer>",
+            }
+        )
     return save_hf(rows, PAPER_FEATURES, folder / "scienceqa")
 
 
 # --- benchmarks ----------------------------------------------------------------------------------
 
 SCIENCEQA_HUB_ROWS = [  # (image or None, question, choices, answer index, hint)
-    ("magnets-same", "Will these magnets attract or repel each other?", ["repel", "attract"], 0, "Two magnets are placed as shown."),
+    (
+        "magnets-same",
+        "Will these magnets attract or repel each other?",
+        ["repel", "attract"],
+        0,
+        "Two magnets are placed as shown.",
+    ),
     (None, "Which word would you find on a dictionary page between 'bat' and 'bed'?", ["bay", "bog"], 0, ""),
     ("dots-3", "How many red dots are there?", ["2", "3", "4"], 1, ""),
-    (None, "What is the boiling point of water at sea level?", ["100 °C", "50 °C"], 0, "Think about a kettle."),
+    (
+        None,
+        "What is the boiling point of water at sea level?",
+        ["100 °C", "50 °C"],
+        0,
+        "Think about a kettle.",
+    ),
     ("magnets-opposite", "Will these magnets attract or repel each other?", ["repel", "attract"], 1, ""),
 ]
 
@@ -405,7 +468,18 @@ def write_scienceqa_hub(folder: Path) -> Path:
         }
         for image, question, choices, answer, hint in SCIENCEQA_HUB_ROWS
     ]
-    text_columns = ["question", "hint", "task", "grade", "subject", "topic", "category", "skill", "lecture", "solution"]
+    text_columns = [
+        "question",
+        "hint",
+        "task",
+        "grade",
+        "subject",
+        "topic",
+        "category",
+        "skill",
+        "lecture",
+        "solution",
+    ]
     schema = pa.schema(
         [("image", IMAGE_STRUCT), ("choices", pa.list_(pa.string())), ("answer", pa.int8())]
         + [(c, pa.string()) for c in text_columns]
@@ -413,7 +487,11 @@ def write_scienceqa_hub(folder: Path) -> Path:
     return save_parquet(rows, schema, folder / "scienceqa-hub" / "test-00000-of-00001.parquet", ("image",))
 
 
-CHART_BARS = [{"blue": 52, "red": 35, "green": 70}, {"red": 20, "yellow": 45}, {"green": 64, "blue": 12, "yellow": 30}]
+CHART_BARS = [
+    {"blue": 52, "red": 35, "green": 70},
+    {"red": 20, "yellow": 45},
+    {"green": 64, "blue": 12, "yellow": 30},
+]
 
 
 def write_chartqa(folder: Path) -> Path:
@@ -427,23 +505,43 @@ def write_chartqa(folder: Path) -> Path:
         {"image": bar_chart(bars), "query": q, "label": [a], "human_or_machine": i % 2}
         for i, (bars, (q, a)) in enumerate(zip(CHART_BARS, questions, strict=True))
     ]
-    schema = pa.schema([("image", IMAGE_STRUCT), ("query", pa.string()), ("label", pa.list_(pa.string())), ("human_or_machine", pa.int64())])
+    schema = pa.schema(
+        [
+            ("image", IMAGE_STRUCT),
+            ("query", pa.string()),
+            ("label", pa.list_(pa.string())),
+            ("human_or_machine", pa.int64()),
+        ]
+    )
     return save_parquet(rows, schema, folder / "chartqa" / "test-00000-of-00001.parquet", ("image",))
 
 
 def write_chartqa_lmms(folder: Path) -> Path:
     """ChartQA as lmms-eval reads it (lmms-lab/ChartQA): ``question``, ``answer``, ``type``."""
-    questions = [("What is the value of the red bar?", "35"), ("What is the value of the red bar?", "20"), ("What is the value of the blue bar?", "12")]
+    questions = [
+        ("What is the value of the red bar?", "35"),
+        ("What is the value of the red bar?", "20"),
+        ("What is the value of the blue bar?", "12"),
+    ]
     rows = [
         {"image": bar_chart(bars), "question": q, "answer": a, "type": "human_test"}
         for bars, (q, a) in zip(CHART_BARS, questions, strict=True)
     ]
-    features = {"type": datasets.Value("string"), "question": datasets.Value("string"), "answer": datasets.Value("string"), "image": datasets.Image()}
+    features = {
+        "type": datasets.Value("string"),
+        "question": datasets.Value("string"),
+        "answer": datasets.Value("string"),
+        "image": datasets.Image(),
+    }
     return save_hf(rows, features, folder / "chartqa-lmms")
 
 
 INFO_ROWS = [  # (lines drawn, question, answers)
-    (["CITY FACTS", "Population: 3.2 million", "Parks: 140"], "What is the population of the city?", ["3.2 million", "3.2m"]),
+    (
+        ["CITY FACTS", "Population: 3.2 million", "Parks: 140"],
+        "What is the population of the city?",
+        ["3.2 million", "3.2m"],
+    ),
     (["ENERGY MIX", "Solar 40%", "Wind 35%", "Gas 25%"], "Which source has the largest share?", ["solar"]),
     (["SURVEY 2024", "Cats: 18 votes", "Dogs: 27 votes"], "How many votes did dogs get?", ["27"]),
 ]
@@ -468,9 +566,15 @@ def write_infovqa(folder: Path) -> Path:
     ]
     strings = datasets.Sequence(datasets.Value("string"))
     features = {
-        "questionId": datasets.Value("string"), "question": datasets.Value("string"), "answers": strings,
-        "answer_type": strings, "image": datasets.Image(), "image_url": datasets.Value("string"),
-        "operation/reasoning": strings, "ocr": datasets.Value("string"), "data_split": datasets.Value("string"),
+        "questionId": datasets.Value("string"),
+        "question": datasets.Value("string"),
+        "answers": strings,
+        "answer_type": strings,
+        "image": datasets.Image(),
+        "image_url": datasets.Value("string"),
+        "operation/reasoning": strings,
+        "ocr": datasets.Value("string"),
+        "data_split": datasets.Value("string"),
     }
     return save_hf(rows, features, folder / "infovqa-val")
 
@@ -499,19 +603,45 @@ def write_docvqa(folder: Path) -> Path:
         for i, (lines, question, answers) in enumerate(DOC_ROWS)
     ]
     schema = pa.schema(
-        [("questionId", pa.string()), ("question", pa.string()), ("question_types", pa.list_(pa.string())),
-         ("image", IMAGE_STRUCT), ("docId", pa.int64()), ("ucsf_document_id", pa.string()),
-         ("ucsf_document_page_no", pa.string()), ("answers", pa.list_(pa.string())), ("data_split", pa.string())]
+        [
+            ("questionId", pa.string()),
+            ("question", pa.string()),
+            ("question_types", pa.list_(pa.string())),
+            ("image", IMAGE_STRUCT),
+            ("docId", pa.int64()),
+            ("ucsf_document_id", pa.string()),
+            ("ucsf_document_page_no", pa.string()),
+            ("answers", pa.list_(pa.string())),
+            ("data_split", pa.string()),
+        ]
     )
     return save_parquet(rows, schema, folder / "docvqa" / "validation-00000-of-00001.parquet", ("image",))
 
 
 MATHVISTA_ROWS = [
     # (picture, question, choices, answer, question_type, answer_type, precision, unit)
-    (polygon(4), "How many sides does the green shape have?", ["3", "4", "5", "6"], "4", "multi_choice", "text", None, None),
+    (
+        polygon(4),
+        "How many sides does the green shape have?",
+        ["3", "4", "5", "6"],
+        "4",
+        "multi_choice",
+        "text",
+        None,
+        None,
+    ),
     (dots(5, BLUE), "How many blue dots are there?", None, "5", "free_form", "integer", None, None),
     (ruler_bar(2.5), "How long is the blue bar?", None, "2.5", "free_form", "float", 1.0, "cm"),
-    (polygon(6, RED), "What shape is the red figure?", ["triangle", "square", "hexagon"], "hexagon", "multi_choice", "text", None, None),
+    (
+        polygon(6, RED),
+        "What shape is the red figure?",
+        ["triangle", "square", "hexagon"],
+        "hexagon",
+        "multi_choice",
+        "text",
+        None,
+        None,
+    ),
 ]
 
 
@@ -533,23 +663,57 @@ def write_mathvista(folder: Path) -> Path:
             "metadata": {"source": "fixture", "task": "math word problem", "grade": "elementary school"},
             "query": f"Hint: answer the question.\nQuestion: {question}",
         }
-        for i, (picture, question, choices, answer, question_type, answer_type, precision, unit) in enumerate(MATHVISTA_ROWS)
+        for i, (picture, question, choices, answer, question_type, answer_type, precision, unit) in enumerate(
+            MATHVISTA_ROWS
+        )
     ]
     schema = pa.schema(
-        [("pid", pa.string()), ("question", pa.string()), ("image", pa.string()), ("decoded_image", IMAGE_STRUCT),
-         ("choices", pa.list_(pa.string())), ("unit", pa.string()), ("precision", pa.float64()),
-         ("answer", pa.string()), ("question_type", pa.string()), ("answer_type", pa.string()),
-         ("metadata", pa.struct([("source", pa.string()), ("task", pa.string()), ("grade", pa.string())])),
-         ("query", pa.string())]
+        [
+            ("pid", pa.string()),
+            ("question", pa.string()),
+            ("image", pa.string()),
+            ("decoded_image", IMAGE_STRUCT),
+            ("choices", pa.list_(pa.string())),
+            ("unit", pa.string()),
+            ("precision", pa.float64()),
+            ("answer", pa.string()),
+            ("question_type", pa.string()),
+            ("answer_type", pa.string()),
+            ("metadata", pa.struct([("source", pa.string()), ("task", pa.string()), ("grade", pa.string())])),
+            ("query", pa.string()),
+        ]
     )
-    return save_parquet(rows, schema, folder / "mathvista" / "testmini-00000-of-00001.parquet", ("decoded_image",))
+    return save_parquet(
+        rows, schema, folder / "mathvista" / "testmini-00000-of-00001.parquet", ("decoded_image",)
+    )
 
 
 MMMU_ROWS = [
     # (id, question, options, answer, question_type, images)
-    ("validation_Math_1", "How many dots are in <image 1> and <image 2> together?", "[]", "5", "open", [dots(2), dots(3, BLUE)]),
-    ("validation_Art_2", "<image 1> What colour is the shape?", "['red', 'green', 'blue', 'yellow']", "B", "multiple-choice", [polygon(5)]),
-    ("validation_Math_3", "Which picture shows more sides, <image 1> or <image 2>?", "['<image 1>', '<image 2>']", "B", "multiple-choice", [polygon(3), polygon(6)]),
+    (
+        "validation_Math_1",
+        "How many dots are in <image 1> and <image 2> together?",
+        "[]",
+        "5",
+        "open",
+        [dots(2), dots(3, BLUE)],
+    ),
+    (
+        "validation_Art_2",
+        "<image 1> What colour is the shape?",
+        "['red', 'green', 'blue', 'yellow']",
+        "B",
+        "multiple-choice",
+        [polygon(5)],
+    ),
+    (
+        "validation_Math_3",
+        "Which picture shows more sides, <image 1> or <image 2>?",
+        "['<image 1>', '<image 2>']",
+        "B",
+        "multiple-choice",
+        [polygon(3), polygon(6)],
+    ),
 ]
 
 
@@ -559,12 +723,32 @@ def write_mmmu(folder: Path) -> Path:
     rows = []
     for item_id, question, options, answer, question_type, images in MMMU_ROWS:
         row = {
-            "id": item_id, "question": question, "options": options, "explanation": "", "img_type": "['Diagrams']",
-            "answer": answer, "topic_difficulty": "Easy", "question_type": question_type, "subfield": "Geometry",
+            "id": item_id,
+            "question": question,
+            "options": options,
+            "explanation": "",
+            "img_type": "['Diagrams']",
+            "answer": answer,
+            "topic_difficulty": "Easy",
+            "question_type": question_type,
+            "subfield": "Geometry",
         }
         row.update({f"image_{n}": images[n - 1] if n <= len(images) else None for n in range(1, 8)})
         rows.append(row)
-    features = {c: datasets.Value("string") for c in ("id", "question", "options", "explanation", "img_type", "answer", "topic_difficulty", "question_type", "subfield")}
+    features = {
+        c: datasets.Value("string")
+        for c in (
+            "id",
+            "question",
+            "options",
+            "explanation",
+            "img_type",
+            "answer",
+            "topic_difficulty",
+            "question_type",
+            "subfield",
+        )
+    }
     features.update({f"image_{n}": datasets.Image() for n in range(1, 8)})
     return save_hf(rows, features, folder / "mmmu-val")
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
 from modomodo.config import EvalConfig
 from modomodo.data.schema import Example
-from modomodo.evaluation.metrics import MetricError, check_metric, default_metric, get_metric
+from modomodo.evaluation.metrics import MetricError, check_metric, default_metric, get_metric, references
 from modomodo.policy.inputs import generation_batch
 from modomodo.rewards import RewardContext, RewardSet, RewardSpec, extract_answer, format_reward
 
@@ -66,11 +66,17 @@ def benchmark_metric(examples: Sequence[Example], configured: str | None) -> str
 
 def score_sample(completion: str, ex: Example, metric: str | None) -> tuple[float, dict[str, float]]:
     """One completion's score and its parts (the metric's, and format with weight 0). Without a
-    configured ``metric`` it is :func:`scoring_rewards`, exactly as before metrics were configurable."""
+    configured ``metric`` it is :func:`scoring_rewards` against the best of the example's references
+    (the solution and any other accepted answer in ``meta["answers"]``, InfoVQA's answer lists), so
+    that the score is the one the metric named in ``scores.json`` (:func:`benchmark_metric`) gives."""
     ctx = RewardContext(solution=ex.solution, answer_kind=ex.answer_kind, options=ex.options)
     if metric is None:
-        result = scoring_rewards(ex.answer_kind).score(completion, ctx)
-        return result.total, result.parts
+        results = [
+            scoring_rewards(ex.answer_kind).score(completion, replace(ctx, solution=reference))
+            for reference in references(ex)
+        ]
+        best = max(results, key=lambda result: result.total)
+        return best.total, best.parts
     value = float(get_metric(metric)(completion, ex))
     return value, {metric: value, "format": format_reward(completion, ctx)}
 

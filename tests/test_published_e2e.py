@@ -1,0 +1,449 @@
+"""Every published layout end to end: fixture files (``published_layouts``) -> ``read_layout`` -> the
+paper's preprocessing -> curation -> a few GRPO steps of the tiny model on the five training sets ->
+evaluation with each benchmark's customary metric and with the paper's default.
+
+Curation is driven at the library level: :func:`prepare` runs a layout and its preprocessing, and
+:func:`curate_prepared` hands the prepared rows to :func:`modomodo.data.curate.curate` as path
+sources in the Example columns. When a path source can name its ``layout`` and steps, those two
+functions are the only ones to switch.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from published_layouts import PUBLISHED, Published, write_all
+from tiny import build_test_model
+
+from modomodo.config import EvalConfig, load_config
+from modomodo.data.curate import CurationReport, curate
+from modomodo.data.curated import CuratedData, load_curated
+from modomodo.data.layouts import adapt_row, check_schema, get_layout, read_layout
+from modomodo.data.preprocess import (
+    StepCounts,
+    keep_multiple_choice,
+    keep_with_image,
+    one_sample_per_question,
+    resize_long_side,
+    sample,
+)
+from modomodo.data.prompts import reference_completion
+from modomodo.data.schema import Example
+from modomodo.data.sources import Record, SourceSpec, read_raw_records
+from modomodo.evaluation.evaluate import evaluate_policy, score_benchmark
+from modomodo.evaluation.metrics import default_metric
+
+SEED = 7
+SAT_SIZE = 4
+"""SAT is sampled (the paper: 15,000 of the train split) to this many of its 6 fixture rows."""
+
+Step = Callable[[list[Record]], tuple[list[Record], StepCounts]]
+RAW_STEPS: dict[str, list[Step]] = {
+    "lisa": [lambda rs: one_sample_per_question(rs, seed=SEED)],
+    "geoqav": [keep_multiple_choice],
+    "scienceqa_hub": [keep_with_image],
+    "sat": [lambda rs: sample(rs, size=SAT_SIZE, seed=SEED)],
+}
+"""The paper's steps that read raw published rows (digest 2.1)."""
+ADAPTED_STEPS: dict[str, list[Step]] = {name: [resize_long_side] for name in ("lisa", "lisa_test", "geoqav")}
+"""The steps that read adapted fields: LISA and GeoQAV images shrunk to 640 px, boxes with them."""
+TRAINING = ("coco", "lisa", "geoqav", "sat", "scienceqa")
+IN_DOMAIN = ("lisa", "sat", "scienceqa")
+
+
+def prepare(published: Published, path: Path) -> tuple[list[Record], list[StepCounts]]:
+    """One published dataset read through its layout and the paper's preprocessing."""
+    layout = get_layout(published.layout)
+    counts: list[StepCounts] = []
+    if published.layout in RAW_STEPS:
+        check_schema(path, layout)
+        records = list(read_raw_records(path))
+        for step in RAW_STEPS[published.layout]:
+            records, step_counts = step(records)
+            counts.append(step_counts)
+        records = [r if r.error else adapt_row(layout, r.fields, r.origin) for r in records]
+    else:
+        records = list(read_layout(path, layout))
+    for step in ADAPTED_STEPS.get(published.layout, []):
+        records, step_counts = step(records)
+        counts.append(step_counts)
+    return records, counts
+
+
+def _as_jsonl(records: list[Record], out: Path) -> Path:
+    """Prepared rows as a path source in the Example columns (image as base64)."""
+    lines = []
+    for record in records:
+        assert record.error is None, f"{record.origin}: {record.error}"
+        lines.append(
+            json.dumps({**record.fields, "image": base64.b64encode(record.fields["image"]).decode()})
+        )
+    out.write_text("".join(line + "\n" for line in lines))
+    return out
+
+
+def curate_prepared(prepared: dict[str, list[Record]], folder: Path) -> CurationReport:
+    """Curate the prepared rows, one domain per dataset of :data:`PUBLISHED` (train and test splits)."""
+    sources_dir = folder / "prepared"
+    sources_dir.mkdir()
+    empty = sources_dir / "empty.jsonl"
+    empty.write_text("")  # a benchmark without a training split
+    specs = {}
+    for domain in sorted({p.domain for p in PUBLISHED}):
+        files = {
+            p.split: _as_jsonl(prepared[p.layout], sources_dir / f"{p.layout}.jsonl")
+            for p in PUBLISHED
+            if p.domain == domain
+        }
+        specs[domain] = SourceSpec("path", path=files.get("train", empty), test_path=files.get("test"))
+    return curate(specs, folder / "curated", seed=SEED)
+
+
+@pytest.fixture(scope="module")
+def fixtures(tmp_path_factory) -> dict[str, Path]:
+    return write_all(tmp_path_factory.mktemp("published"))
+
+
+@pytest.fixture(scope="module")
+def prepared(fixtures) -> dict[str, tuple[list[Record], list[StepCounts]]]:
+    return {p.layout: prepare(p, fixtures[p.layout]) for p in PUBLISHED}
+
+
+@pytest.fixture(scope="module")
+def curated(prepared, tmp_path_factory) -> tuple[CurationReport, CuratedData, Path]:
+    folder = tmp_path_factory.mktemp("curation")
+    report = curate_prepared({name: records for name, (records, _) in prepared.items()}, folder)
+    benchmarks = sorted({p.domain for p in PUBLISHED if p.split == "test"})
+    return report, load_curated(folder / "curated", benchmarks), folder / "curated"
+
+
+# --- reading and preprocessing ------------------------------------------------------------------
+
+
+def test_every_registered_layout_has_a_fixture():
+    from modomodo.data.layouts import LAYOUTS
+
+    assert {p.layout for p in PUBLISHED} == set(LAYOUTS)
+
+
+def _counts(counts: list[StepCounts]) -> list[dict]:
+    return [c.to_json() for c in counts]
+
+
+def test_each_preprocessing_step_counts_what_it_drops_and_changes(prepared, fixtures):
+    lisa, lisa_counts = prepared["lisa"]
+    # 3 image-box pairs with 2, 3 and 1 questions: 6 samples, each 800x600 shrunk to 640x480.
+    assert _counts(lisa_counts) == [
+        {
+            "step": "one_sample_per_question",
+            "rows_in": 3,
+            "rows_out": 6,
+            "dropped": {},
+            "changed": {"questions": 6, "rows_split": 3},
+            "errors": 0,
+        },
+        {
+            "step": "resize_long_side",
+            "rows_in": 6,
+            "rows_out": 6,
+            "dropped": {},
+            "changed": {"resized": 6},
+            "errors": 0,
+        },
+    ]
+    assert {r.fields["meta"]["resized_from"] for r in lisa} == {"800x600"}
+    geoqav, geoqav_counts = prepared["geoqav"]
+    assert geoqav_counts[0].dropped == {"not_multiple_choice": 2} and geoqav_counts[0].rows_out == 3
+    assert geoqav_counts[1].changed == {"resized": 1}, "only the 900x660 figure is above 640 px"
+    hub, hub_counts = prepared["scienceqa_hub"]
+    assert hub_counts[0].dropped == {"no_image": 2} and len(hub) == 3
+    sat, sat_counts = prepared["sat"]
+    assert sat_counts[0].dropped == {"not_sampled": 6 - SAT_SIZE} and len(sat) == SAT_SIZE
+    again, _ = prepare(next(p for p in PUBLISHED if p.layout == "sat"), fixtures["sat"])
+    assert [r.origin for r in again] == [r.origin for r in sat], "the seeded sample is reproducible"
+
+
+def test_every_fixture_row_is_read_without_error(prepared):
+    for layout, (records, _) in prepared.items():
+        assert records, layout
+        assert [r.error for r in records if r.error] == [], layout
+
+
+# --- curation -----------------------------------------------------------------------------------
+
+EXPECTED_ROWS = {  # domain -> (train, test), after the paper's preprocessing
+    "coco": (4, 0),
+    "lisa": (6, 3),
+    "geoqav": (3, 0),
+    "sat": (SAT_SIZE, 3),
+    "scienceqa": (4, 3),
+    "chartqa": (0, 3),
+    "chartqa_lmms": (0, 3),
+    "infovqa": (0, 3),
+    "docvqa": (0, 3),
+    "mathvista": (0, 4),
+    "mmmu": (0, 3),
+}
+
+
+def test_curation_keeps_every_prepared_row_and_quarantines_none(curated):
+    report, data, _ = curated
+    assert {d: (r["train"], r["test"]) for d, r in report.rows.items()} == EXPECTED_ROWS
+    assert all(not q for q in report.quarantined.values()), report.quarantined
+    assert sorted(data.train) == sorted(TRAINING)
+    assert data.splits == {b: "in" if b in IN_DOMAIN else "out" for b in data.benchmarks}
+
+
+def _pick(examples: list[Example], key: str) -> Example:
+    """The one example whose id is ``key`` or whose problem contains it."""
+    found = [e for e in examples if e.id == key or key in e.problem]
+    assert len(found) == 1, f"{key!r} matches {len(found)} examples"
+    return found[0]
+
+
+def test_curated_examples_hold_the_published_answers_in_the_schemas_forms(curated):
+    _, data, _ = curated
+    coco = _pick(data.train["coco"], "category 'car'")
+    assert coco.solution == (
+        "[{'Position': [10, 50, 70, 90], 'Confidence': 1}, {'Position': [120, 10, 190, 50], 'Confidence': 1}]"
+    ), "two boxes on the 0-1000 grid become pixels of the 200x100 image"
+    assert "in pixels of the image" in coco.problem
+    ball = _pick(data.train["lisa"], "the red ball")
+    assert ball.solution == "[{'Position': [64, 48, 256, 240], 'Confidence': 1}]", "(80,60,320,300) px at 0.8"
+    assert _pick(data.train["geoqav"], "angle A = 40°").solution == "C"
+    hub = _pick(data.benchmarks["scienceqa"], "Context: Two magnets")
+    assert (hub.solution, hub.options) == ("A", ("repel", "attract"))
+    assert _pick(data.benchmarks["mathvista"], "How many sides").solution == "B", (
+        "choice text 4 -> its letter"
+    )
+    bar = _pick(data.benchmarks["mathvista"], "How long is the blue bar")
+    assert (bar.solution, bar.meta["precision"], bar.meta["unit"]) == ("2.5", "1", "cm")
+    assert json.loads(_pick(data.benchmarks["infovqa"], "population").meta["answers"]) == [
+        "3.2 million",
+        "3.2m",
+    ]
+    dots = _pick(data.benchmarks["mmmu"], "How many dots")
+    assert dots.id == "mmmu-validation_Math_1" and dots.meta["images"] == "image_1,image_2"
+    assert _pick(data.benchmarks["mmmu"], "more sides").options == ("<image 1>", "<image 2>")
+
+
+def test_an_mmmu_item_with_two_images_is_stored_as_one_picture_side_by_side(curated, fixtures):
+    import io
+
+    from PIL import Image
+
+    _, data, _ = curated
+    with Image.open(io.BytesIO(_pick(data.benchmarks["mmmu"], "How many dots").image)) as picture:
+        assert picture.size == (160 + 8 + 160, 120), "two 160x120 images, 8 px apart"
+
+
+# --- scoring through the whole path --------------------------------------------------------------
+
+
+def think(answer: str) -> str:
+    return f"<think> I read it from the image. </think> <answer>{answer}</answer>"
+
+
+# layout -> (domain, split, example key, right completion, wrong completion, {metric: (completion, score)})
+HAND_WRITTEN: dict[str, tuple[str, str, str, str, str, dict[str, tuple[str, float]]]] = {
+    "visual_rft_coco": (
+        "coco",
+        "train",
+        "category 'dog'",
+        think("[{'Position': [20, 10, 80, 60], 'Confidence': 1}]"),
+        think("[{'Position': [120, 40, 180, 90], 'Confidence': 1}]"),
+        {},
+    ),
+    "lisa": (
+        "lisa",
+        "train",
+        "the red ball",
+        think("[{'Position': [64, 48, 256, 240], 'Confidence': 1}]"),
+        think("[{'Position': [320, 240, 576, 432], 'Confidence': 1}]"),
+        {},
+    ),
+    "lisa_test": (
+        "lisa",
+        "test",
+        "the yellow lamp",
+        think("[{'Position': [64, 32, 192, 288], 'Confidence': 1}]"),
+        think("[{'Position': [384, 128, 576, 256], 'Confidence': 1}]"),
+        {},
+    ),
+    "geoqav": ("geoqav", "train", "angle A = 40°", think("C"), think("A"), {}),
+    "sat": (
+        "sat",
+        "train",
+        "the blue box to the left or to the right of the yellow",
+        think("left"),
+        think("right"),
+        {},
+    ),
+    "sat_test": ("sat", "test", "sat-testrow000000", think("left"), think("right"), {}),
+    "scienceqa": ("scienceqa", "train", "scienceqa-row000000", think("B"), think("A"), {}),
+    "scienceqa_hub": ("scienceqa", "test", "Context: Two magnets", think("A"), think("B"), {}),
+    "chartqa": (
+        "chartqa",
+        "test",
+        "value of the blue bar",
+        think("52"),
+        think("80"),
+        {"relaxed_accuracy": (think("51"), 1.0), "exact_match": (think("51"), 0.0)},
+    ),
+    "chartqa_lmms": (
+        "chartqa_lmms",
+        "test",
+        "value of the blue bar",
+        think("12"),
+        think("30"),
+        {"relaxed_accuracy": (think("12.5"), 1.0), "exact_match": (think("12.5"), 0.0)},
+    ),
+    "infovqa": (
+        "infovqa",
+        "test",
+        "population",
+        think("3.2m"),
+        think("Parks"),
+        {"anls": (think("3.2 millon"), 1 - 1 / 11), "exact_match": (think("3.2 millon"), 0.0)},
+    ),
+    "docvqa": ("docvqa", "test", "invoice number", think("4711"), think("12 May 1998"), {}),
+    "mathvista": (
+        "mathvista",
+        "test",
+        "How long is the blue bar",
+        think("2.5"),
+        think("3.5"),
+        {"mathvista": (think("2.50 cm"), 1.0)},
+    ),
+    "mmmu": (
+        "mmmu",
+        "test",
+        "What colour is the shape",
+        think("(B)"),
+        think("(A)"),
+        {"mmmu": (think("The shape is green, so the answer is B."), 1.0)},
+    ),
+}
+"""A right and a wrong completion for one example of each layout (read from its drawn picture), and
+completions whose score depends on the metric (ChartQA's 5% tolerance, ANLS's partial credit)."""
+
+
+def _examples(data: CuratedData, domain: str, split: str) -> list[Example]:
+    return data.train[domain] if split == "train" else data.benchmarks[domain]
+
+
+@pytest.mark.parametrize("layout", sorted(HAND_WRITTEN))
+def test_hand_written_completions_score_through_the_whole_path(curated, layout):
+    _, data, _ = curated
+    domain, split, key, right, wrong, extra = HAND_WRITTEN[layout]
+    example = _pick(_examples(data, domain, split), key)
+    customary, paper = get_layout(layout).metric, default_metric(example.answer_kind)
+    benchmark_split = "in" if domain in IN_DOMAIN else "out"
+    for metric in (customary, paper, None):  # None: the paper's scoring as evaluation runs it by default
+        assert score_benchmark(domain, benchmark_split, [example], [right], metric)[0].score == 1.0, metric
+        assert score_benchmark(domain, benchmark_split, [example], [wrong], metric)[0].score == 0.0, metric
+    assert (
+        score_benchmark(domain, benchmark_split, [example], [reference_completion(example)], customary)[
+            0
+        ].score
+        == 1.0
+    )
+    for metric, (completion, expected) in extra.items():
+        score = score_benchmark(domain, benchmark_split, [example], [completion], metric)[0].score
+        assert score == pytest.approx(expected), (metric, completion)
+
+
+# --- GRPO on the five training sets, then evaluation ----------------------------------------------
+
+REWARDS = {
+    "coco": "[{name: format}, {name: iou_visual_rft, weight: 2}]",
+    "lisa": "[{name: format}, {name: iou_continuous, weight: 2}]",
+    **{d: "[{name: format}, {name: accuracy, weight: 2}]" for d in ("geoqav", "sat", "scienceqa")},
+}
+
+
+@pytest.fixture(scope="module")
+def trained(curated, fixtures, tmp_path_factory):
+    from modomodo.rewards.domains import reward_sets
+    from modomodo.rl.grpo import train_grpo, training_schedule
+
+    _, data, _ = curated
+    train_paths = {p.domain: fixtures[p.layout] for p in PUBLISHED if p.split == "train"}
+    domains = ", ".join(f"{d}: {{source: '{train_paths[d]}', rewards: {REWARDS[d]}}}" for d in TRAINING)
+    cfg = load_config(
+        "smoke",
+        [
+            f"data.domains={{{domains}}}",
+            "train.steps=3",  # 15 draws: the seeded uniform schedule reaches all five sets
+            "train.prompts_per_step=5",
+            "train.num_generations=2",
+            "train.max_completion_length=8",
+            "train.checkpoint_every=100",
+        ],
+    )
+    everything = [
+        e for split in (data.train, data.benchmarks) for examples in split.values() for e in examples
+    ]
+    model = build_test_model(tmp_path_factory.mktemp("tiny"), everything)
+    schedule = training_schedule(data.train, cfg.train, cfg.resolved_mixture())
+    out = tmp_path_factory.mktemp("grpo")
+    result = train_grpo(
+        cfg, data.train, model, out, schedule=schedule, run_id="published", reward_sets=reward_sets(cfg)
+    )
+    return cfg, result
+
+
+@pytest.mark.slow
+def test_grpo_trains_on_the_mixture_of_the_five_published_training_sets(curated, trained):
+    from modomodo.rewards import RewardContext
+    from modomodo.rewards.domains import reward_sets
+
+    _, data, _ = curated
+    cfg, result = trained
+    assert result.steps == 3 and Path(result.model_dir, "model.safetensors").is_file()
+    assert sum(result.realised_counts.values()) == 15 and set(result.realised_counts) == set(TRAINING)
+    logged = {k.split("/", 1)[1] for h in result.log_history for k in h if k.startswith("reward/")}
+    assert logged == set(TRAINING), "every published training set is rewarded by its own reward set"
+    # The reward sets the run used give a curated example's reference answer full marks (format 1 +
+    # accuracy or IoU 2) and a completion without the format nothing, on every training set.
+    sets = reward_sets(cfg)
+    for domain in TRAINING:
+        for ex in data.train[domain]:
+            ctx = RewardContext(ex.solution, ex.answer_kind, ex.options)
+            assert sets[domain].score(reference_completion(ex), ctx).total == pytest.approx(3.0), ex.id
+            assert sets[domain].score(ex.solution, ctx).total == 0.0, ex.id
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scoring", ["customary", "paper"])
+def test_the_trained_policy_is_evaluated_on_every_benchmark_with_each_metric(
+    curated, trained, tmp_path, scoring
+):
+    from modomodo.policy.load import load_policy
+
+    _, data, _ = curated
+    layouts = {p.domain: p.layout for p in PUBLISHED if p.split == "test"}
+    metrics = {b: get_layout(layouts[b]).metric for b in data.benchmarks} if scoring == "customary" else {}
+    cfg = EvalConfig(max_new_tokens=8, batch_size=16, metrics=metrics)
+    cfg.validate({b: {e.answer_kind for e in data.benchmarks[b]} for b in data.benchmarks})
+    model, processor = load_policy(trained[1].model_dir, "fp32")
+    evaluate_policy(model, processor, data.benchmarks, data.splits, cfg, tmp_path)
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    named = {s["benchmark"]: s["metric"] for s in scores["scores"]}
+    paper = {
+        b: "+".join(sorted({default_metric(e.answer_kind) for e in data.benchmarks[b]}))
+        for b in data.benchmarks
+    }
+    assert named == (metrics or paper)
+    assert {s["benchmark"]: s["n"] for s in scores["scores"]} == {
+        b: len(e) for b, e in data.benchmarks.items()
+    }
+    for s in scores["scores"]:
+        assert 0.0 <= s["score"] <= 1.0 and s["split"] == data.splits[s["benchmark"]]
+    assert 0.0 <= scores["in_score"] <= 1.0 and 0.0 <= scores["out_score"] <= 1.0
+    samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == sum(len(e) for e in data.benchmarks.values())
