@@ -10,13 +10,12 @@ functions are the only ones to switch.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from published_layouts import PUBLISHED, Published, write_all
+from published_layouts import PUBLISHED, Published, as_path_source, write_all
 from tiny import build_test_model
 
 from modomodo.config import EvalConfig, load_config
@@ -74,18 +73,6 @@ def prepare(published: Published, path: Path) -> tuple[list[Record], list[StepCo
     return records, counts
 
 
-def _as_jsonl(records: list[Record], out: Path) -> Path:
-    """Prepared rows as a path source in the Example columns (image as base64)."""
-    lines = []
-    for record in records:
-        assert record.error is None, f"{record.origin}: {record.error}"
-        lines.append(
-            json.dumps({**record.fields, "image": base64.b64encode(record.fields["image"]).decode()})
-        )
-    out.write_text("".join(line + "\n" for line in lines))
-    return out
-
-
 def curate_prepared(prepared: dict[str, list[Record]], folder: Path) -> CurationReport:
     """Curate the prepared rows, one domain per dataset of :data:`PUBLISHED` (train and test splits)."""
     sources_dir = folder / "prepared"
@@ -95,7 +82,7 @@ def curate_prepared(prepared: dict[str, list[Record]], folder: Path) -> Curation
     specs = {}
     for domain in sorted({p.domain for p in PUBLISHED}):
         files = {
-            p.split: _as_jsonl(prepared[p.layout], sources_dir / f"{p.layout}.jsonl")
+            p.split: as_path_source(prepared[p.layout], sources_dir / f"{p.layout}.jsonl")
             for p in PUBLISHED
             if p.domain == domain
         }
