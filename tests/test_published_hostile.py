@@ -17,6 +17,7 @@ from published_layouts import (
     as_path_source,
     objects_image,
     write_chartqa,
+    write_chartqa_lmms,
     write_lisa_test,
     write_mmmu,
     write_sat_test,
@@ -57,6 +58,18 @@ def test_a_saved_dataset_without_a_required_column_is_refused_before_any_row_is_
     datasets.load_from_disk(str(path)).remove_columns("options").save_to_disk(str(tmp_path / "no-options"))
     with pytest.raises(LayoutError, match=r"columns differ from layout 'mmmu': missing \['options'\]"):
         read_layout(tmp_path / "no-options", get_layout("mmmu"))
+
+
+def test_a_one_split_dataset_dict_with_another_layouts_columns_is_refused_too(tmp_path):
+    # load_dataset("lmms-lab/ChartQA", split=None).save_to_disk(...) writes a DatasetDict; read as the
+    # HuggingFaceM4 layout, every row used to become its own error record instead of one refusal.
+    split = datasets.load_from_disk(str(write_chartqa_lmms(tmp_path)))
+    datasets.DatasetDict({"test": split}).save_to_disk(str(tmp_path / "dict"))
+    assert [r.error for r in _read(tmp_path / "dict", "chartqa_lmms")] == [None] * 3
+    with pytest.raises(
+        LayoutError, match=r"missing \['label', 'query'\]; unexpected \['answer', 'question', 'type'\]"
+    ):
+        read_layout(tmp_path / "dict", get_layout("chartqa"))
 
 
 def test_a_jsonl_row_with_unexpected_columns_is_an_error_record_and_the_others_are_kept(tmp_path):

@@ -81,7 +81,10 @@ def _dataset_columns(path: Path) -> list[str] | None:
     except FileNotFoundError:
         return None  # read_raw_records raises the clear error for a folder that is no dataset
     if isinstance(loaded, datasets.DatasetDict):
-        return None  # likewise: it asks for one split's folder
+        if len(loaded) != 1:
+            return None  # likewise: it asks for one split's folder
+        # ``load_dataset(...).save_to_disk(...)`` of one split: read_raw_records reads that split.
+        loaded = next(iter(loaded.values()))
     return list(loaded.column_names)
 
 
