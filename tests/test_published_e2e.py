@@ -434,3 +434,23 @@ def test_the_trained_policy_is_evaluated_on_every_benchmark_with_each_metric(
     assert 0.0 <= scores["in_score"] <= 1.0 and 0.0 <= scores["out_score"] <= 1.0
     samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == sum(len(e) for e in data.benchmarks.values())
+
+
+def test_every_fixture_reads_the_same_after_the_store_round_trip_docs_datasets_describes(fixtures, tmp_path):
+    """docs/datasets.md: a prepared folder goes into the store with ``put_dir`` and a run reads it
+    back with ``fetch_dataset`` (checksums verified); a file is stored with its folder."""
+    from modomodo.data.layouts import fetch_dataset
+    from modomodo.store import ArtifactStore
+
+    store = ArtifactStore.from_uri(f"file://{tmp_path / 'store'}")
+    for p in PUBLISHED:
+        path = fixtures[p.layout]
+        folder = path if path.is_dir() else path.parent
+        store.put_dir(folder, f"datasets/{p.layout}")
+        fetched = fetch_dataset(store, f"datasets/{p.layout}", tmp_path / "cache")
+        local = fetched if path.is_dir() else fetched / path.name
+        here, there = (
+            list(read_layout(path, get_layout(p.layout))),
+            list(read_layout(local, get_layout(p.layout))),
+        )
+        assert [(r.fields, r.error) for r in there] == [(r.fields, r.error) for r in here], p.layout
