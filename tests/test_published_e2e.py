@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from published_layouts import PUBLISHED, Published, as_path_source, write_all
-from tiny import build_test_model
+from tiny import SPEC
 
 from modomodo.config import EvalConfig, load_config
 from modomodo.data.curate import CurationReport, curate
@@ -355,8 +355,10 @@ REWARDS = {
 
 @pytest.fixture(scope="module")
 def trained(curated, fixtures, tmp_path_factory):
+    from modomodo.policy.tiny import build_tiny_model
     from modomodo.rewards.domains import reward_sets
     from modomodo.rl.grpo import train_grpo, training_schedule
+    from modomodo.stages.base_policy import tokenizer_corpus
 
     _, data, _ = curated
     train_paths = {p.domain: fixtures[p.layout] for p in PUBLISHED if p.split == "train"}
@@ -372,10 +374,8 @@ def trained(curated, fixtures, tmp_path_factory):
             "train.checkpoint_every=100",
         ],
     )
-    everything = [
-        e for split in (data.train, data.benchmarks) for examples in split.values() for e in examples
-    ]
-    model = build_test_model(tmp_path_factory.mktemp("tiny"), everything)
+    # The tokenizer learns training prompts and answers and benchmark prompts, never benchmark answers.
+    model = build_tiny_model(tmp_path_factory.mktemp("tiny"), tokenizer_corpus(data), SPEC)
     schedule = training_schedule(data.train, cfg.train, cfg.resolved_mixture())
     out = tmp_path_factory.mktemp("grpo")
     result = train_grpo(
