@@ -344,6 +344,17 @@ def test_hand_written_completions_score_through_the_whole_path(curated, layout):
         assert score == pytest.approx(expected), (metric, completion)
 
 
+def test_the_default_score_accepts_every_reference_as_the_exact_match_it_is_named_by(curated):
+    # InfoVQA keeps all its answers in meta["answers"]; the default scoring compared against the
+    # first only, so "3.2m" scored 0 while scores.json named the metric exact_match, which gives 1.
+    _, data, _ = curated
+    example = _pick(data.benchmarks["infovqa"], "population")
+    for completion in (think("3.2 million"), think("3.2m"), think("140")):
+        default, _ = score_benchmark("infovqa", "out", [example], [completion], None)
+        named, _ = score_benchmark("infovqa", "out", [example], [completion], default.metric)
+        assert default.metric == "exact_match" and default.score == named.score, completion
+
+
 # --- GRPO on the five training sets, then evaluation ----------------------------------------------
 
 REWARDS = {
