@@ -465,3 +465,36 @@ def test_every_fixture_reads_the_same_after_the_store_round_trip_docs_datasets_d
             list(read_layout(local, get_layout(p.layout))),
         )
         assert [(r.fields, r.error) for r in there] == [(r.fields, r.error) for r in here], p.layout
+
+
+def _other_encoding(path: Path, out: Path) -> Path:
+    """The same rows in the other Hub encoding: a Parquet export of a saved dataset (images as
+    ``{bytes, path}`` structs), or a saved dataset (``Image`` features) of a Parquet file."""
+    import datasets
+
+    if path.is_dir():
+        out = out / "export.parquet"
+        datasets.load_from_disk(str(path)).to_parquet(str(out))
+        return out
+    loaded = datasets.Dataset.from_parquet(str(path))
+    for name, feature in loaded.features.items():
+        if isinstance(feature, dict) and set(feature) == {"bytes", "path"}:
+            loaded = loaded.cast_column(name, datasets.Image(decode=False))
+    loaded.save_to_disk(str(out / "saved"))
+    return out / "saved"
+
+
+JSONL_FIXTURES = ("lisa", "sat_test")
+"""The fixtures written as JSONL (no other Hub encoding to compare with)."""
+
+
+def test_the_jsonl_fixtures_are_the_ones_named(fixtures):
+    assert {layout for layout, path in fixtures.items() if path.suffix == ".jsonl"} == set(JSONL_FIXTURES)
+
+
+@pytest.mark.parametrize("layout", [p.layout for p in PUBLISHED if p.layout not in JSONL_FIXTURES])
+def test_a_saved_dataset_and_its_parquet_export_read_the_same(fixtures, tmp_path, layout):
+    path = fixtures[layout]
+    other = _other_encoding(path, tmp_path)
+    here, there = list(read_layout(path, get_layout(layout))), list(read_layout(other, get_layout(layout)))
+    assert [(r.fields, r.error) for r in there] == [(r.fields, r.error) for r in here]
