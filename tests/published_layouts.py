@@ -41,6 +41,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,7 @@ from typing import Any
 import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from modomodo.data.sources import Record
 
@@ -82,10 +83,18 @@ def canvas(width: int, height: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
     return image, ImageDraw.Draw(image)
 
 
+def font(size: int) -> ImageFont.FreeTypeFont:
+    """Pillow's built-in font at ``size`` px, so labels stay readable on large images."""
+    return ImageFont.load_default(size=max(10, size))
+
+
 def labelled_box(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], colour, label: str) -> None:
-    """A filled box with its name written inside: the object a detection or grounding asks for."""
-    draw.rectangle(box, fill=colour, outline=(0, 0, 0))
-    draw.text((box[0] + 3, box[1] + 3), label, fill=WHITE)
+    """The object a detection or grounding asks for, filling ``box`` (a ball is round), its name
+    written inside."""
+    shape = draw.ellipse if label == "ball" else draw.rectangle
+    shape(box, fill=colour, outline=(0, 0, 0))
+    size = min(box[2] - box[0], box[3] - box[1]) // 5
+    draw.text((box[0] + size // 2 + 2, box[1] + size // 2 + 2), label, fill=WHITE, font=font(size))
 
 
 def objects_image(
@@ -124,11 +133,12 @@ def bar_chart(bars: dict[str, int], size: tuple[int, int] = (240, 180)) -> bytes
 def triangle(angles: tuple[int, int], size: tuple[int, int] = (300, 220)) -> bytes:
     """Triangle ABC with the angles at A and B written next to their vertices."""
     image, draw = canvas(*size)
-    a, b, c = (20, size[1] - 20), (size[0] - 20, size[1] - 20), (size[0] // 3, 20)
-    draw.polygon([a, b, c], outline=(0, 0, 0))
-    draw.text((a[0], a[1] + 2), f"A {angles[0]}°", fill=(0, 0, 0))
-    draw.text((b[0] - 40, b[1] + 2), f"B {angles[1]}°", fill=(0, 0, 0))
-    draw.text((c[0], c[1] - 14), "C", fill=(0, 0, 0))
+    a, b, c = (20, size[1] * 4 // 5), (size[0] - 20, size[1] * 4 // 5), (size[0] // 3, size[1] // 8)
+    draw.polygon([a, b, c], outline=(0, 0, 0), width=max(1, size[1] // 150))
+    text = font(size[1] // 16)
+    draw.text((a[0], a[1] + 2), f"A {angles[0]}°", fill=(0, 0, 0), font=text)
+    draw.text((b[0] - size[0] // 6, b[1] + 2), f"B {angles[1]}°", fill=(0, 0, 0), font=text)
+    draw.text((c[0], 2), "C", fill=(0, 0, 0), font=text)
     return encode(image)
 
 
@@ -153,8 +163,6 @@ def dots(count: int, colour=RED, size: tuple[int, int] = (160, 120)) -> bytes:
 
 
 def polygon(sides: int, colour=GREEN) -> bytes:
-    import math
-
     image, draw = canvas(160, 160)
     points = [
         (80 + 60 * math.cos(2 * math.pi * k / sides), 80 + 60 * math.sin(2 * math.pi * k / sides))
