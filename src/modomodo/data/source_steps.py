@@ -45,7 +45,9 @@ def _at_most(records: Iterable[Record], *, size: int, seed: int) -> tuple[list[R
     rows = list(records)
     if len(rows) > size:
         out, counts = preprocess.sample(rows, size=size, seed=seed)
-        return out, StepCounts("at_most", counts.rows_in, counts.rows_out, counts.dropped, errors=counts.errors)
+        return out, StepCounts(
+            "at_most", counts.rows_in, counts.rows_out, counts.dropped, errors=counts.errors
+        )
     return rows, StepCounts("at_most", len(rows), len(rows), errors=sum(1 for r in rows if r.error))
 
 
@@ -55,7 +57,9 @@ STEPS: Mapping[str, StepInfo] = {
         "raw",
         {"seed": False},
     ),
-    "keep_multiple_choice": StepInfo(lambda records, p, seed: preprocess.keep_multiple_choice(records), "any", {}),
+    "keep_multiple_choice": StepInfo(
+        lambda records, p, seed: preprocess.keep_multiple_choice(records), "any", {}
+    ),
     "keep_with_image": StepInfo(lambda records, p, seed: preprocess.keep_with_image(records), "any", {}),
     "sample": StepInfo(
         lambda records, p, seed: preprocess.sample(records, size=p["size"], seed=p.get("seed", seed)),
@@ -91,7 +95,10 @@ def step_problem(steps: Steps) -> tuple[int, str] | None:
         info = STEPS[name]
         unknown = sorted(set(params) - set(info.params))
         if unknown:
-            return index, f"{name}: unknown parameter(s) {unknown}; its parameters: {sorted(info.params) or 'none'}"
+            return (
+                index,
+                f"{name}: unknown parameter(s) {unknown}; its parameters: {sorted(info.params) or 'none'}",
+            )
         missing = sorted(p for p, required in info.params.items() if required and p not in params)
         if missing:
             return index, f"{name}: parameter(s) {missing} required"
@@ -144,4 +151,3 @@ def _adapter(
         check_schema(path, chosen)  # before any row is read: a saved dataset or Parquet has a schema
         return lambda r: r if r.error else adapt_row(chosen, r.fields, r.origin, frame=frame)  # type: ignore[arg-type]
     return lambda r: r if r.error else Record(normalise_fields(r.fields, answer_kind), r.origin)  # type: ignore[arg-type]
-

@@ -102,7 +102,9 @@ class SourceSpec:
                 )
         elif self.kind == "path":
             if not self.path and not self.test_path:
-                raise SourceError("path source: 'path' is required (or 'test_path' alone, for a test-only source)")
+                raise SourceError(
+                    "path source: 'path' is required (or 'test_path' alone, for a test-only source)"
+                )
             if self.n_train or self.n_test:
                 raise SourceError("path source: n_train/n_test apply to synthetic sources only")
             if not 0.0 <= self.test_fraction < 1.0 or (self.test_fraction and self.test_path):
