@@ -161,17 +161,18 @@ class DataConfig:
             plain_name("data.domains", name)
         for name in self.benchmarks:
             plain_name("data.benchmarks", name)
+        for name, domain in self.domains.items():
+            domain.validate(name)
         suite = synthetic_benchmark_kinds()
+        for name, bench in self.benchmarks.items():
+            bench.validate(name, self.domains, suite)
         unknown = sorted(n for n, b in self.benchmarks.items() if b.synthetic and n not in suite)
         if unknown:
             raise ConfigError(
                 f"data.benchmarks: unknown benchmarks {unknown}; known: {sorted(suite)} (or give "
                 f"data.benchmarks.{unknown[0]}.path or .store with a layout)"
             )
-        for name, domain in self.domains.items():
-            domain.validate(name)
         for name, bench in self.benchmarks.items():
-            bench.validate(name, self.domains, suite)
             if bench.synthetic and name in self.domains and not self.domains[name].synthetic:
                 raise ConfigError(
                     f"data.benchmarks.{name}: the synthetic benchmark {name!r} is the test split of the "
