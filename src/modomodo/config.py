@@ -396,6 +396,7 @@ def load_config(preset: str = "smoke", overrides: list[str] | None = None) -> Ex
     if not isinstance(raw, dict):
         raise ConfigError(f"preset {preset!r}: the top level must be a mapping")
     for item in overrides or []:
+        normalise_raw(raw)  # so that data.benchmarks.chart.metric=... reaches a list's entry
         apply_override(raw, item)
     normalise_raw(raw)
     return from_dict(ExperimentConfig, raw).validate()
