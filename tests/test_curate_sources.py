@@ -208,3 +208,22 @@ def test_a_store_dataset_is_fetched_from_seaweedfs_and_curated(tmp_path, s3_serv
     assert report.rows["chartqa"] == {"train": 0, "test": 2}
     assert (tmp_path / "cache" / "datasets" / "chartqa" / "state.json").is_file()
     assert {e.solution for e in read_curated(tmp_path / "out", "chartqa", "test")} == {"7", "8"}
+
+
+def test_the_evaluate_stage_scores_each_benchmark_with_its_own_metric_and_role(tmp_path):
+    from tiny import build_test_model
+
+    from modomodo.stages.evaluate import evaluate_stage
+
+    chart = chartqa_parquet(tmp_path / "chartqa.parquet", 3)
+    cfg = config(
+        tmp_path,
+        {"chartqa": {"path": str(chart), "layout": "chartqa", "metric": "customary"}, "chart": {"size": 2}},
+        "eval.max_new_tokens=4",
+    )
+    curate_stage(cfg, tmp_path / "data")
+    data = load_curated(tmp_path / "data")
+    model = build_test_model(tmp_path / "tiny", [e for ex in data.benchmarks.values() for e in ex])
+    result = evaluate_stage(cfg, tmp_path / "data", model, tmp_path / "eval")
+    scores = {s.benchmark: (s.split, s.n, s.metric) for s in result.scores}
+    assert scores == {"chartqa": ("out", 3, "relaxed_accuracy"), "chart": ("out", 2, "exact_match")}
