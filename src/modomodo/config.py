@@ -33,6 +33,7 @@ from modomodo.config_sources import (
     normalise_raw,
     synthetic_benchmark_kinds,
     synthetic_domains,
+    unset_paths,
 )
 from modomodo.config_train import TrainConfig
 from modomodo.data.schema import ANSWER_KINDS
@@ -90,11 +91,6 @@ class DomainConfig:
     def validate(self, name: str) -> None:
         """Check the domain ``name`` (``data.domains.<name>``): its source and its rewards."""
         key = f"data.domains.{name}"
-        if self.synthetic and self.layout:
-            raise ConfigError(
-                f"{key}: set the path of domain {name!r} (--set {key}.source=FILE_OR_FOLDER, or "
-                f"{key}.store=KEY for a dataset in the artifact store)"
-            )
         if self.synthetic and (self.steps or self.frame):
             raise ConfigError(f"{key}: steps and frame apply to path or store sources only")
         if not self.synthetic:
@@ -161,6 +157,9 @@ class DataConfig:
             plain_name("data.domains", name)
         for name in self.benchmarks:
             plain_name("data.benchmarks", name)
+        unset = unset_paths(self.domains, self.benchmarks)
+        if unset:
+            raise ConfigError(unset)
         for name, domain in self.domains.items():
             domain.validate(name)
         suite = synthetic_benchmark_kinds()
@@ -172,13 +171,6 @@ class DataConfig:
                 f"data.benchmarks: unknown benchmarks {unknown}; known: {sorted(suite)} (or give "
                 f"data.benchmarks.{unknown[0]}.path or .store with a layout)"
             )
-        for name, bench in self.benchmarks.items():
-            if bench.synthetic and name in self.domains and not self.domains[name].synthetic:
-                raise ConfigError(
-                    f"data.benchmarks.{name}: the synthetic benchmark {name!r} is the test split of the "
-                    f"synthetic domain, but data.domains.{name} reads real data; give the benchmark a "
-                    "path or store key, or leave it out"
-                )
         if not 0 < self.benchmark_scale <= 100:
             raise ConfigError(f"data.benchmark_scale: must be in (0, 100], got {self.benchmark_scale}")
 

@@ -62,19 +62,20 @@ class BenchmarkConfig:
     def synthetic(self) -> bool:
         return not self.path and not self.store
 
-    def validate(self, name: str, domains: Iterable[str], synthetic_kinds: Mapping[str, str]) -> None:
-        """Check ``data.benchmarks.<name>`` against the training ``domains`` and the suite's
-        benchmarks (``synthetic_kinds``: name -> answer kind)."""
+    def validate(self, name: str, domains: Mapping[str, Any], synthetic_kinds: Mapping[str, str]) -> None:
+        """Check ``data.benchmarks.<name>`` against the training ``domains`` (name -> its
+        ``DomainConfig``) and the suite's benchmarks (``synthetic_kinds``: name -> answer kind)."""
         key = f"data.benchmarks.{name}"
         plain_name("data.benchmarks", name)
         if self.domain:
             plain_name(f"{key}.domain", self.domain)
-        if self.synthetic:
-            if self.layout:
-                raise ConfigError(
-                    f"{key}: set the path of benchmark {name!r} (--set {key}.path=FILE_OR_FOLDER, or "
-                    f"{key}.store=KEY for a dataset in the artifact store)"
-                )
+        if self.synthetic and name in domains and not domains[name].synthetic:
+            raise ConfigError(
+                f"{key}: the synthetic benchmark {name!r} is the test split of the synthetic domain, "
+                f"but data.domains.{name} reads real data; give the benchmark a path or store key, or "
+                "leave it out"
+            )
+        if self.synthetic:  # a layout without a location is refused before (unset_paths)
             if self.steps or self.frame or self.answer_kind or self.external_images:
                 raise ConfigError(
                     f"{key}: steps, frame, answer_kind and external_images apply to path or store benchmarks only"
@@ -149,6 +150,23 @@ def check_source(
     problem = step_problem([next(iter(step.items())) for step in steps])
     if problem is not None:
         raise ConfigError(f"{key}.steps[{problem[0]}]: {problem[1]}")
+
+
+def unset_paths(domains: Mapping[str, Any], benchmarks: Mapping[str, BenchmarkConfig]) -> str | None:
+    """What a preset with placeholders still needs: every source that names a layout but no path
+    or store key (the ``paper-real`` preset leaves them to the user), in one message."""
+    unset = [
+        f"data.domains.{name}: set the path of domain {name!r} (--set data.domains.{name}.source=PATH, "
+        f"or data.domains.{name}.store=KEY for a dataset in the artifact store)"
+        for name, d in domains.items()
+        if d.synthetic and d.layout
+    ] + [
+        f"data.benchmarks.{name}: set the path of benchmark {name!r} (--set data.benchmarks.{name}.path=PATH, "
+        f"or data.benchmarks.{name}.store=KEY)"
+        for name, b in benchmarks.items()
+        if b.synthetic and b.layout
+    ]
+    return "; ".join(unset) or None
 
 
 def step_tuples(steps: StepList) -> tuple[tuple[str, dict[str, int]], ...]:
