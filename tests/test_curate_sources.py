@@ -227,3 +227,26 @@ def test_the_evaluate_stage_scores_each_benchmark_with_its_own_metric_and_role(t
     result = evaluate_stage(cfg, tmp_path / "data", model, tmp_path / "eval")
     scores = {s.benchmark: (s.split, s.n, s.metric) for s in result.scores}
     assert scores == {"chartqa": ("out", 3, "relaxed_accuracy"), "chart": ("out", 2, "exact_match")}
+
+
+def test_the_cli_curates_configured_sources_and_prints_each_steps_rows(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from modomodo.cli import app
+    from modomodo.cli.common import console
+
+    monkeypatch.setattr(console, "width", 200)  # the table's cells unwrapped, whatever the terminal
+
+    chart = chartqa_parquet(tmp_path / "chartqa.parquet", 4)
+    lisa = lisa_jsonl(tmp_path / "lisa")
+    domains = {"ref": {"source": str(lisa), "layout": "lisa", "steps": ["one_sample_per_question"],
+                       "rewards": [{"name": "format"}, {"name": "iou_continuous"}]}}  # fmt: skip
+    benchmarks = {"chartqa": {"path": str(chart), "layout": "chartqa", "size": 2}}
+    result = CliRunner().invoke(
+        app,
+        ["data", "curate", "--out", str(tmp_path / "out"), "--set", f"data.domains={json.dumps(domains)}",
+         "--set", f"data.benchmarks={json.dumps(benchmarks)}"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "one_sample_per_question 3->4" in text and "at_most 4->2" in text

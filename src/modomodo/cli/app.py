@@ -220,14 +220,20 @@ def _fmt(value: float | None) -> str:
 
 
 def _print_curation(report) -> None:
-    """Kept rows per domain and split, and quarantined rows with their reasons."""
+    """Kept rows per domain and split, quarantined rows with their reasons, and the rows in and out
+    of each preprocessing step."""
     table = Table(title="curated data")
-    for col in ("domain", "train", "test", "quarantined"):
+    for col in ("domain", "train", "test", "quarantined", "steps"):
         table.add_column(col)
     for domain, rows in sorted(report.rows.items()):
         reasons = report.quarantined.get(domain, {})
         quarantined = ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())) or "0"
-        table.add_row(domain, str(rows.get("train", 0)), str(rows.get("test", 0)), quarantined)
+        steps = ", ".join(
+            f"{c['step']} {c['rows_in']}->{c['rows_out']}"
+            for split in report.steps.get(domain, {}).values()
+            for c in split
+        )
+        table.add_row(domain, str(rows.get("train", 0)), str(rows.get("test", 0)), quarantined, steps or "-")
     console.print(table)
 
 
