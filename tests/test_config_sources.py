@@ -186,6 +186,14 @@ def test_a_bad_path_domain_is_refused_at_load_naming_its_key(fields, message):
         load_config("smoke", [_domain(**fields), "data.benchmarks=[chart]"])
 
 
+def test_a_synthetic_benchmark_named_like_a_real_domain_is_refused_when_named():
+    domains = {"ref": {"source": "/d/lisa", "layout": "lisa", "rewards": [{"name": "format"}]}}
+    with pytest.raises(
+        ConfigError, match=r"data.benchmarks.ref: the synthetic benchmark 'ref' is the test split"
+    ):
+        load_config("smoke", [f"data.domains={json.dumps(domains)}", "data.benchmarks=[ref, chart]"])
+
+
 def test_a_store_domain_loads():
     cfg = load_config(
         "smoke", [_domain(store="datasets/geo", layout="geoqav", steps=["keep_multiple_choice"])]
