@@ -75,6 +75,11 @@ def test_with_paths_the_preset_is_the_papers_sources_sizes_and_search(tmp_path):
     )
     assert specs["chartqa"].test_path == str(tmp_path)
     assert specs["scienceqa"].steps == (("keep_with_image", {}), ("at_most", {"size": 2017}))
+    assert [name for name, _ in specs["lisa"].steps] == [
+        "one_sample_per_question",
+        "resize_long_side",
+        "at_most",
+    ]
     customary = load_config("paper-real", located(**{"data.benchmarks.chartqa.metric": "customary"}))
     assert customary.benchmark_metrics() == {"chartqa": "relaxed_accuracy"}
 
