@@ -18,12 +18,11 @@ def curate_data(config: dict, store_uri: str, pushgateway: str, data: Output[Dat
 
     cfg = runtime.experiment_config(config, pushgateway)
     folder = Path(data.path)
-    report = stages.curate_stage(cfg, folder, run_id=f"{cfg.name}-data")
+    store = runtime.open_store(store_uri, cfg)  # also where sources named by a store key are fetched from
+    report = stages.curate_stage(cfg, folder, run_id=f"{cfg.name}-data", store=store)
     # curation.json lists every shard's sha256, so its hash names the content.
     content = hashlib.sha256((folder / "curation.json").read_bytes()).hexdigest()[:16]
-    url = runtime.publish(
-        runtime.open_store(store_uri, cfg), folder, f"data/{content}", {"seed": cfg.data.seed}
-    )
+    url = runtime.publish(store, folder, f"data/{content}", {"seed": cfg.data.seed})
     runtime.annotate(
         data,
         cfg,

@@ -160,14 +160,35 @@ def rewards_score(
     preset: Preset = "smoke",
     overrides: Overrides = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
+    layout: Annotated[
+        str | None,
+        typer.Option(help="Rows in this published layout (chartqa, lisa, ...): adapted before scoring."),
+    ] = None,
+    frame: Annotated[str | None, typer.Option(help="With --layout: the frame of its boxes.")] = None,
 ) -> None:
-    """Score logged completions with a domain's configured rewards or with named registry rewards."""
-    from modomodo.rewards.audit import render_table, score_records
+    """Score logged completions with a domain's configured rewards or with named registry rewards.
+    With --layout, each row holds a published dataset's columns plus completion and domain or
+    rewards; the row is adapted first, so published solutions (0-1000 grid boxes, corner pairs)
+    are scored as curation stores them."""
+    from modomodo.rewards.audit import render_table, score_layout_records, score_records
     from modomodo.rewards.domains import reward_sets
 
     cfg = resolve_config(preset, overrides)
-    lines = input.read_bytes().splitlines()  # decoded line by line: a bad line spoils only itself
-    results = score_records(lines, reward_sets(cfg))
+    if layout:
+        from modomodo.data.layouts import FRAMES, LayoutError, get_layout
+        from modomodo.data.sources import SourceError, read_raw_records
+
+        try:
+            get_layout(layout)
+            if frame is not None and frame not in FRAMES:
+                raise LayoutError(f"--frame must be one of {sorted(FRAMES)}, got {frame!r}")
+            records = read_raw_records(input)
+        except (LayoutError, SourceError) as exc:
+            raise typer.BadParameter(str(exc)) from None
+        results = score_layout_records(records, layout, reward_sets(cfg), frame=frame)
+    else:
+        lines = input.read_bytes().splitlines()  # decoded line by line: a bad line spoils only itself
+        results = score_records(lines, reward_sets(cfg))
     if as_json:
         for r in results:
             typer.echo(json.dumps(r, sort_keys=True))
@@ -199,14 +220,20 @@ def _fmt(value: float | None) -> str:
 
 
 def _print_curation(report) -> None:
-    """Kept rows per domain and split, and quarantined rows with their reasons."""
+    """Kept rows per domain and split, quarantined rows with their reasons, and the rows in and out
+    of each preprocessing step."""
     table = Table(title="curated data")
-    for col in ("domain", "train", "test", "quarantined"):
+    for col in ("domain", "train", "test", "quarantined", "steps"):
         table.add_column(col)
     for domain, rows in sorted(report.rows.items()):
         reasons = report.quarantined.get(domain, {})
         quarantined = ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())) or "0"
-        table.add_row(domain, str(rows.get("train", 0)), str(rows.get("test", 0)), quarantined)
+        steps = ", ".join(
+            f"{c['step']} {c['rows_in']}->{c['rows_out']}"
+            for split in report.steps.get(domain, {}).values()
+            for c in split
+        )
+        table.add_row(domain, str(rows.get("train", 0)), str(rows.get("test", 0)), quarantined, steps or "-")
     console.print(table)
 
 

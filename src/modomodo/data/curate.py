@@ -6,7 +6,8 @@ Output folder (written once; it must be empty or absent)::
     <out>/quarantine.jsonl                 one line per rejected row: id, domain, split, reason,
                                            detail, origin and the row's non-image fields
     <out>/curation.json                    :class:`CurationReport`: kept rows, quarantine counts by
-                                           reason, every shard's SHA-256, seed, generator version
+                                           reason, every shard's SHA-256, seed, generator version,
+                                           each source's preprocessing step counts, benchmark roles
 
 A bad row never aborts the run and is never dropped silently: it goes to quarantine with one of the
 :data:`QUARANTINE_REASONS`. Only a source that cannot be read at all (a missing path, a Parquet file
@@ -26,7 +27,7 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -35,12 +36,15 @@ import pyarrow as pa
 from modomodo.data.record_checks import CurationError, CurationLimits, Rejected, _preview, validate_record
 from modomodo.data.schema import Example
 from modomodo.data.shards import WrittenShard, read_shard, sha256_file, write_shard
-from modomodo.data.sources import Record, SourceSpec, read_records
+from modomodo.data.source_steps import open_path
+from modomodo.data.sources import Record, SourceError, SourceSpec
 from modomodo.data.synthetic import GENERATOR_VERSION, SPLITS, UnknownTaskError, check_task, generate
 
 REPORT_FILE = "curation.json"
 QUARANTINE_FILE = "quarantine.jsonl"
-REPORT_FORMAT = "modomodo-curation/1"
+REPORT_FORMAT = "modomodo-curation/2"
+READABLE_FORMATS = ("modomodo-curation/1", REPORT_FORMAT)
+"""/1 reports (before ``steps`` and ``benchmarks``) still load, with those fields empty."""
 
 QUARANTINE_REASONS: dict[str, str] = {
     "unreadable_row": "the source could not parse the row at all",
@@ -91,6 +95,12 @@ class CurationReport:
     quarantined: dict[str, dict[str, int]]
     """Quarantined rows by domain and reason."""
     shards: tuple[ShardEntry, ...]
+    steps: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    """Each source's preprocessing steps by split (``train``/``test``), in order:
+    :meth:`StepCounts.to_json` of each (rows in and out, dropped by reason, changed, errors)."""
+    benchmarks: dict[str, str] | None = None
+    """The configured benchmarks and their role (``in``/``out``); None (a /1 report, or
+    :func:`curate` called without them): the synthetic suite's benchmarks that have a test split."""
     format: str = REPORT_FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -98,7 +108,7 @@ class CurationReport:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CurationReport:
-        if data.get("format") != REPORT_FORMAT:
+        if data.get("format") not in READABLE_FORMATS:
             raise CurationError(f"not a {REPORT_FORMAT} report (format {data.get('format')!r})")
         return cls(
             seed=data["seed"],
@@ -108,6 +118,8 @@ class CurationReport:
             rows=data["rows"],
             quarantined=data["quarantined"],
             shards=tuple(ShardEntry(**s) for s in data["shards"]),
+            steps=data.get("steps", {}),
+            benchmarks=data.get("benchmarks"),
         )
 
     @classmethod
@@ -128,8 +140,10 @@ def curate(
     seed: int,
     limits: CurationLimits = CurationLimits(),
     shard_rows: int = 10_000,
+    benchmarks: Mapping[str, str] | None = None,
 ) -> CurationReport:
-    """Curate every domain of ``sources`` (domain name -> where its rows come from) into ``out_dir``."""
+    """Curate every domain of ``sources`` (domain name -> where its rows come from) into ``out_dir``;
+    ``benchmarks`` (name -> ``in``/``out``) are recorded in the report for the stages that read it."""
     from modomodo.config_io import PLAIN_NAME
 
     out_dir = Path(out_dir)
@@ -140,7 +154,8 @@ def curate(
     for domain in sources:
         if not isinstance(domain, str) or not PLAIN_NAME.fullmatch(domain):
             raise CurationError(f"domain name {domain!r} is not a plain identifier; it names a folder")
-    streams = {domain: _open_source(domain, sources[domain], seed) for domain in sorted(sources)}
+    opened = {domain: _open_source(domain, sources[domain], seed) for domain in sorted(sources)}
+    streams = {domain: stream for domain, (stream, _) in opened.items()}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.curating-", dir=out_dir.parent))
     try:
@@ -155,7 +170,11 @@ def curate(
                         f"source {domain!r} ({sources[domain].path}) could not be read to the end: "
                         f"{type(exc).__name__}: {exc}; nothing was written"
                     ) from exc
-        report = run.finish(seed)
+        report = replace(
+            run.finish(seed),
+            steps={domain: steps for domain, (_, steps) in opened.items()},
+            benchmarks=dict(benchmarks) if benchmarks is not None else None,
+        )
         text = json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n"
         (building / REPORT_FILE).write_text(text)
         building.chmod(0o755)  # mkdtemp makes it private
@@ -183,10 +202,14 @@ def read_curated(out_dir: str | Path, domain: str, split: str, *, verify: bool =
 # --- the run ---------------------------------------------------------------------------------------
 
 
-def _open_source(domain: str, spec: SourceSpec, seed: int) -> Iterator[tuple[str | None, Record]]:
-    """A domain's rows as ``(split, record)``; split ``None`` means "decide by test_fraction".
+def _open_source(
+    domain: str, spec: SourceSpec, seed: int
+) -> tuple[Iterator[tuple[str | None, Record]], dict[str, list[dict[str, Any]]]]:
+    """A domain's rows as ``(split, record)`` (split ``None``: "decide by test_fraction"), and the
+    counts of its preprocessing steps by split.
 
-    Synthetic names and paths are checked here, before anything is written.
+    Synthetic names, paths, layouts and steps are checked (and the steps run) here, before
+    anything is written.
     """
     if spec.kind == "synthetic":
         counts = {split: n for split, n in (("train", spec.n_train), ("test", spec.n_test)) if n}
@@ -195,17 +218,38 @@ def _open_source(domain: str, spec: SourceSpec, seed: int) -> Iterator[tuple[str
                 check_task(domain, split)
             except UnknownTaskError as exc:
                 raise CurationError(f"source {domain!r}: {exc}") from exc
-        return (
+        stream = (
             (split, Record(_fields(ex), f"synthetic:{ex.id}"))
             for split, n in counts.items()
             for ex in generate(domain, split, n, seed)
         )
-    options = {"answer_kind": spec.answer_kind, "external_images": spec.external_images}
-    train = _with_ids(read_records(spec.path, **options), domain, "row")
-    if spec.test_path:
-        test = _with_ids(read_records(spec.test_path, **options), domain, "testrow")
-        return _chain(("train", train), ("test", test))
-    return _chain((None if spec.test_fraction else "train", train))
+        return stream, {}
+    parts: list[tuple[str | None, Iterator[Record]]] = []
+    steps: dict[str, list[dict[str, Any]]] = {}
+    for split, path, prefix in (("train", spec.path, "row"), ("test", spec.test_path, "testrow")):
+        if not path:
+            continue
+        try:
+            records, counts = open_path(path, **_path_options(spec), seed=seed)
+        except ValueError as exc:  # a step that cannot run; SourceError/LayoutError name the path
+            if isinstance(exc, SourceError):
+                raise
+            raise CurationError(f"source {domain!r} ({path}): {exc}; nothing was written") from exc
+        if counts:
+            steps[split] = [c.to_json() for c in counts]
+        by_fraction = split == "train" and not spec.test_path and spec.test_fraction
+        parts.append((None if by_fraction else split, _with_ids(records, domain, prefix)))
+    return _chain(*parts), steps
+
+
+def _path_options(spec: SourceSpec) -> dict[str, Any]:
+    return {
+        "layout": spec.layout,
+        "frame": spec.frame,
+        "steps": spec.steps,
+        "answer_kind": spec.answer_kind,
+        "external_images": spec.external_images,
+    }
 
 
 def _chain(*parts: tuple[str | None, Iterator[Record]]) -> Iterator[tuple[str | None, Record]]:

@@ -11,8 +11,9 @@ from modomodo.data.schema import Example
 def load_curated(data_dir: Path, benchmarks: list[str] | None = None) -> CuratedData:
     """Training splits of the training domains and test splits of the benchmarks, checksums verified.
 
-    A benchmark counts towards the In-Score when the data trains on its domain, and towards the
-    Out-Score otherwise: ``ref`` left out of ``data.domains`` is an out-of-domain test of the rest.
+    Each benchmark counts towards the In- or Out-Score as ``curation.json`` records its role (by
+    default: in when the data trains on its domain; ``ref`` left out of ``data.domains`` is an
+    out-of-domain test of the rest).
     """
     from modomodo.data.curate import CurationReport, read_curated
     from modomodo.data.synthetic import BENCHMARKS
@@ -21,11 +22,17 @@ def load_curated(data_dir: Path, benchmarks: list[str] | None = None) -> Curated
     train = {
         d: read_curated(data_dir, d, "train") for d in sorted(report.rows) if report.rows[d].get("train")
     }
-    names = benchmarks or [b for b in sorted(report.rows) if b in BENCHMARKS and report.rows[b].get("test")]
+    if report.benchmarks is not None:  # the roles the config gave
+        roles = {b: r for b, r in report.benchmarks.items() if not benchmarks or b in benchmarks}
+    else:  # a /1 report: the suite's benchmarks, in when trained on
+        names = benchmarks or [
+            b for b in sorted(report.rows) if b in BENCHMARKS and report.rows[b].get("test")
+        ]
+        roles = {b: "in" if b in train else "out" for b in names}
     return CuratedData(
         train=train,
-        benchmarks={b: read_curated(data_dir, b, "test") for b in names},
-        splits={b: "in" if b in train else "out" for b in names},
+        benchmarks={b: read_curated(data_dir, b, "test") for b in sorted(roles)},
+        splits=dict(sorted(roles.items())),
     )
 
 

@@ -68,6 +68,14 @@ class SourceSpec:
     """Path only: answer kind of rows that do not name one; inferred per row when unset."""
     external_images: bool = False
     """Path only: image files named by rows may lie outside the source's folder (absolute too)."""
+    layout: str | None = None
+    """Path only: the published layout its rows are in (``modomodo.data.layouts``); None reads
+    the Example columns or the paper's ``image, problem, solution``."""
+    frame: str | None = None
+    """Path only, with a layout: the frame its boxes are written in; None keeps the layout's."""
+    steps: tuple[tuple[str, Mapping[str, int]], ...] = ()
+    """Path only: preprocessing steps run on ``path`` and ``test_path`` alike, in order
+    (``modomodo.data.source_steps.STEPS``)."""
 
     def __post_init__(self) -> None:
         for name in ("path", "test_path"):  # accept Path objects, store text (reports are JSON)
@@ -78,14 +86,25 @@ class SourceSpec:
                 raise SourceError(
                     f"synthetic source: n_train, n_test must be >= 0 with a positive sum, got {self}"
                 )
-            if self.path or self.test_path or self.test_fraction or self.answer_kind or self.external_images:
+            if (
+                self.path
+                or self.test_path
+                or self.test_fraction
+                or self.answer_kind
+                or self.external_images
+                or self.layout
+                or self.frame
+                or self.steps
+            ):
                 raise SourceError(
-                    "synthetic source: path, test_path, test_fraction, answer_kind and external_images "
-                    "do not apply"
+                    "synthetic source: path, test_path, test_fraction, answer_kind, external_images, "
+                    "layout, frame and steps do not apply"
                 )
         elif self.kind == "path":
-            if not self.path:
-                raise SourceError("path source: 'path' is required")
+            if not self.path and not self.test_path:
+                raise SourceError(
+                    "path source: 'path' is required (or 'test_path' alone, for a test-only source)"
+                )
             if self.n_train or self.n_test:
                 raise SourceError("path source: n_train/n_test apply to synthetic sources only")
             if not 0.0 <= self.test_fraction < 1.0 or (self.test_fraction and self.test_path):
@@ -108,6 +127,9 @@ class SourceSpec:
             "test_fraction": self.test_fraction,
             "answer_kind": self.answer_kind,
             "external_images": self.external_images,
+            "layout": self.layout,
+            "frame": self.frame,
+            "steps": [[name, dict(params)] for name, params in self.steps],
         }
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from modomodo.data.sources import infer_answer_kind
+from modomodo.data.sources import Record, infer_answer_kind
 from modomodo.rewards.context import RewardContext
 from modomodo.rewards.errors import RewardConfigError
 from modomodo.rewards.parsing import MAX_SCAN_CHARS, extract_answer
@@ -90,6 +90,52 @@ def _score_line(
         "parts": breakdown.parts,
         "total": breakdown.total,
     }
+
+
+SCORING_KEYS = ("completion", "domain", "rewards")
+"""What a row in a published layout carries besides the layout's own columns."""
+
+
+def score_layout_records(
+    records: Iterable[Record],
+    layout: str,
+    domain_rewards: Mapping[str, RewardSet],
+    *,
+    frame: str | None = None,
+) -> list[dict[str, Any]]:
+    """Score rows in a published layout (``modomodo rewards score --layout``): each row holds the
+    layout's columns (read by :func:`~modomodo.data.sources.read_raw_records`, so a JSONL image is
+    base64 ``image`` or a file ``image_path``) plus ``completion`` and ``domain`` or ``rewards``.
+
+    The row goes through its layout and curation's checks first, so the reference is what training
+    would store: ``<answer>[{'Position': ...}]</answer>`` on the 0-1000 grid and ``(x1,y1),(x2,y2)``
+    become pixel boxes of the image, a MathVista choice text its letter. A row that cannot be read,
+    adapted or validated is an error entry naming its line (or row) and the problem.
+    """
+    from modomodo.data.layouts import adapt_row, get_layout
+    from modomodo.data.record_checks import CurationLimits, validate_record
+
+    chosen = get_layout(layout)
+    results: list[dict[str, Any]] = []
+    for number, record in enumerate(records, start=1):
+        tail = record.origin.rsplit(":", 1)[-1]
+        line = int(tail) if tail.isdigit() else number  # a JSONL origin ends in its line number
+        row = {k: v for k, v in record.fields.items() if k not in SCORING_KEYS}
+        adapted = record if record.error else adapt_row(chosen, row, record.origin, frame=frame)  # type: ignore[arg-type]
+        try:
+            if adapted.error:
+                raise RewardConfigError(adapted.error)
+            fields = {"id": f"line-{line}", **adapted.fields}
+            example = validate_record(
+                fields, domain="score", known_domains={"score"}, limits=CurationLimits()
+            )
+            scoring = {k: record.fields[k] for k in SCORING_KEYS if k in record.fields}
+            entry = {**scoring, "solution": example.solution, "answer_kind": example.answer_kind,
+                     "options": list(example.options)}  # fmt: skip
+            results.append({"line": line, **_score_line(entry, domain_rewards)})
+        except ValueError as exc:  # the adapter's error, curation's Rejected, RewardConfigError
+            results.append({"line": line, "error": f"line {line}: {exc}"})
+    return results
 
 
 def _printable(text: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 from modomodo.config import ExperimentConfig
@@ -11,58 +13,115 @@ from modomodo.stages.common import stage_metrics
 
 logger = logging.getLogger(__name__)
 
+DATASET_CACHE_ENV = "MODOMODO_DATASET_CACHE"
+"""Folder where datasets named by a store key are fetched (default ``~/.cache/modomodo/datasets``)."""
+
 
 def benchmark_names(cfg: ExperimentConfig) -> list[str]:
-    from modomodo.data.synthetic import BENCHMARKS
-
-    names = cfg.data.benchmarks or sorted(BENCHMARKS)
-    unknown = sorted(set(names) - set(BENCHMARKS))
-    if unknown:
-        raise ValueError(f"data.benchmarks: unknown benchmarks {unknown}; known: {sorted(BENCHMARKS)}")
-    return names
+    """Every benchmark evaluated on (``data.benchmarks``, or the synthetic suite's)."""
+    return sorted(cfg.data.resolved_benchmarks())
 
 
-def source_specs(cfg: ExperimentConfig) -> dict:
-    """The curate stage's inputs: every training domain (with its test split when it is also an
-    in-domain benchmark), and every out-of-domain benchmark as a test-only source."""
+def source_specs(cfg: ExperimentConfig, fetch: Callable[[str], Path] | None = None) -> dict:
+    """The curate stage's inputs: every training domain (a synthetic one with its test split when
+    it is also an in-domain benchmark), and every other benchmark as a test-only source.
+
+    ``fetch`` turns a store key into a local folder (:func:`store_fetcher`); without it a source
+    that names one is an error.
+    """
     from modomodo.data.sources import SourceSpec
-    from modomodo.data.synthetic import BENCHMARKS
 
-    n_test = {b: max(1, round(BENCHMARKS[b].size * cfg.data.benchmark_scale)) for b in benchmark_names(cfg)}
+    benchmarks = cfg.data.resolved_benchmarks()
     specs = {}
     for name, dom in cfg.data.domains.items():
-        if dom.source == "synthetic":
-            specs[name] = SourceSpec("synthetic", n_train=dom.n_train, n_test=n_test.get(name, 0))
+        if dom.synthetic:
+            bench = benchmarks.get(name)
+            n_test = _synthetic_size(cfg, name, bench.size) if bench is not None else 0
+            specs[name] = SourceSpec("synthetic", n_train=dom.n_train, n_test=n_test)
         else:
-            specs[name] = SourceSpec(
-                "path",
-                path=dom.source,
-                answer_kind=dom.answer_kind or None,
-                external_images=dom.external_images,
-            )
-            if name in n_test:  # the synthetic test split of another dataset would be meaningless
-                logger.warning(
-                    "data.domains.%s reads %s: the built-in benchmark %r is not curated (a path domain "
-                    "has no test split here)",
-                    name,
-                    dom.source,
-                    name,
-                )
-    for name, n in n_test.items():
-        if name not in specs:
-            specs[name] = SourceSpec("synthetic", n_test=n)
+            path = _located(dom.source if not dom.store else "", dom.store, fetch, f"data.domains.{name}")
+            specs[name] = _path_spec(dom, path=path)
+    for name, bench in benchmarks.items():
+        if name in specs:
+            continue
+        if bench.synthetic:
+            specs[name] = SourceSpec("synthetic", n_test=_synthetic_size(cfg, name, bench.size))
+            continue
+        test_path = _located(bench.path, bench.store, fetch, f"data.benchmarks.{name}")
+        steps = [*bench.steps, *([{"at_most": {"size": bench.size}}] if bench.size else [])]
+        specs[name] = _path_spec(bench, test_path=test_path, steps=steps)
     return specs
 
 
-def curate_stage(cfg: ExperimentConfig, out_dir: Path, *, run_id: str = "data"):
-    """Curate every source into ``out_dir`` (shards, quarantine, ``curation.json``)."""
+def _synthetic_size(cfg: ExperimentConfig, name: str, size: int) -> int:
+    from modomodo.data.synthetic import BENCHMARKS
+
+    return size or max(1, round(BENCHMARKS[name].size * cfg.data.benchmark_scale))
+
+
+def _path_spec(source, *, steps=None, **where):
+    from modomodo.config_sources import step_tuples
+    from modomodo.data.sources import SourceSpec
+
+    return SourceSpec(
+        "path",
+        answer_kind=source.answer_kind or None,
+        external_images=source.external_images,
+        layout=source.layout or None,
+        frame=source.frame or None,
+        steps=step_tuples(source.steps if steps is None else steps),
+        **where,
+    )
+
+
+def _located(path: str, store: str, fetch: Callable[[str], Path] | None, key: str) -> str:
+    """A source's local path: its own, or its store artifact fetched (a folder holding one
+    Parquet or JSONL file, and no saved dataset, reads as that file)."""
+    if not store:
+        return path
+    if fetch is None:
+        raise ValueError(f"{key}.store: {store!r} names a store artifact, but no store was given to fetch it")
+    folder = Path(fetch(store))
+    files = [p for p in folder.iterdir() if p.suffix in (".parquet", ".jsonl")]
+    if len(files) == 1 and not (folder / "state.json").is_file():
+        return str(files[0])
+    return str(folder)
+
+
+def store_fetcher(store, cache_dir: str | Path | None = None) -> Callable[[str], Path]:
+    """Fetch store keys with :func:`~modomodo.data.layouts.fetch_dataset` into ``cache_dir``
+    (default: env ``MODOMODO_DATASET_CACHE``, else ``~/.cache/modomodo/datasets``)."""
+    from modomodo.data.layouts import fetch_dataset
+
+    cache = Path(cache_dir or os.environ.get(DATASET_CACHE_ENV) or Path.home() / ".cache/modomodo/datasets")
+    return lambda key: fetch_dataset(store, key, cache)
+
+
+def curate_stage(cfg: ExperimentConfig, out_dir: Path, *, run_id: str = "data", store=None, cache_dir=None):
+    """Curate every source into ``out_dir`` (shards, quarantine, ``curation.json``). Sources that
+    name a store key are fetched from ``store`` (default: the configured ``store``) first."""
     from modomodo.data.curate import curate
 
     metrics = stage_metrics(cfg, run_id, "curate")
     with metrics.stage_timer():
-        report = curate(source_specs(cfg), out_dir, seed=cfg.data.seed)
+        fetch = store_fetcher(store or _configured_store(cfg), cache_dir) if _needs_store(cfg) else None
+        specs = source_specs(cfg, fetch)
+        report = curate(specs, out_dir, seed=cfg.data.seed, benchmarks=cfg.data.benchmark_roles())
         metrics.record_data(report.rows, {d: sum(r.values()) for d, r in report.quarantined.items()})
     return report
+
+
+def _needs_store(cfg: ExperimentConfig) -> bool:
+    sources = [*cfg.data.domains.values(), *cfg.data.resolved_benchmarks().values()]
+    return any(s.store for s in sources)
+
+
+def _configured_store(cfg: ExperimentConfig):
+    from modomodo.store import ArtifactStore
+
+    if not cfg.store:
+        raise ValueError("a source names a store key, but the config sets no store (set store=URI)")
+    return ArtifactStore.from_uri(cfg.store)
 
 
 def generate_synthetic(cfg: ExperimentConfig, out_dir: Path, console=None) -> list[Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from modomodo.config import ExperimentConfig
@@ -37,7 +38,7 @@ def evaluate_stage(
             processor,
             data.benchmarks,
             data.splits,
-            cfg.eval,
+            replace(cfg.eval, metrics=cfg.benchmark_metrics()),
             Path(out_dir),
             on_benchmark=(lambda name, score: console.print(f"  {name}: {score:.3f}")) if console else None,
         )

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from modomodo.config import ExperimentConfig
 from modomodo.stages.common import stage_metrics
-from modomodo.stages.curate import benchmark_names
 from modomodo.versions import versions
 
 
@@ -28,7 +27,6 @@ def report_stage(
     """Write ``report.html`` and ``report.json`` into ``out_dir``: base against the final run
     (``final_run`` as the RL update reports it) and, after a search, against the uniform and best
     pilots, with the surrogate's quality, the proposals and the plots."""
-    from modomodo.data.synthetic import BENCHMARKS
     from modomodo.mixture.evidence import seed_noise
     from modomodo.mixture.records import load_run_records
     from modomodo.report import Contender, ReportData, compare
@@ -42,7 +40,7 @@ def report_stage(
         experiment=cfg.name,
         target=cfg.search.target,
         domains=tuple(cfg.data.domains),
-        splits={b: BENCHMARKS[b].split for b in benchmark_names(cfg)},
+        splits=cfg.data.benchmark_roles(),
         contenders=compare(cfg.search.target, base_scores, final, records),
         pilots=records,
         surrogate=json.loads((Path(surrogate_dir) / "surrogate.json").read_text()) if surrogate_dir else None,

@@ -9,7 +9,7 @@ from modomodo.config import ExperimentConfig
 from modomodo.config_search import SearchConfig
 from modomodo.mixture.search import SEARCH_BOOTSTRAP, UCB_KAPPA
 from modomodo.stages.common import stage_metrics
-from modomodo.stages.surrogate import loo_validation
+from modomodo.stages.surrogate import loo_validation, surrogate_options
 
 
 def section_search(
@@ -32,6 +32,7 @@ def section_search(
     from modomodo.mixture.study import StudySettings, resolve_storage
 
     distance = {} if min_distance is None else {"min_distance": min_distance}
+    model_options = {**surrogate_options(search, search.surrogate), **(model_options or {})}
     study = StudySettings(
         n_trials=search.trials,
         seed=search.seed,
@@ -49,7 +50,8 @@ def search_stage(
     """Optuna over the simplex on the configured surrogate: ``best`` mixtures to train, or the next
     pilots to ``explore``. The study lives in ``storage`` (an RDB URL), else in ``out_dir/study.db``.
     In ``best`` mode the surrogate must first rank the pilots better than chance (leave-one-out,
-    ``search.trust_alpha``); when it does not, the best pilots are proposed instead and
+    ``search.trust_alpha``; also with ``search.candidates: paper``, where ``best`` samples as the
+    paper does); when it does not, the best pilots are proposed instead and
     ``decision`` says why. Writes ``proposals.json`` and ``simplex.png`` (the fitted surface around
     the top proposal)."""
     from modomodo.mixture.plots import plot_simplex_slices
@@ -59,6 +61,8 @@ def search_stage(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = stage_metrics(cfg, run_id, "search")
+    if mode == "best" and cfg.search.candidates == "paper":
+        mode = "paper"  # the final search, with the paper's candidate sampling
     with metrics.stage_timer():
         found = section_search(cfg.search, records, mode=mode, k=k, storage=storage or out_dir / STUDY_FILE)
         if not found.proposals:
@@ -66,7 +70,7 @@ def search_stage(
             raise ValueError(
                 f"the {mode} search proposed no mixture (min_distance {min_distance} rules all out)"
             )
-        if mode == "best":
+        if mode in ("best", "paper"):
             found = _trusted_or_best_pilots(cfg, records, found, k)
         metrics.record_search(found.proposals[0].mean, cfg.search.trials)
     plot_simplex_slices(

@@ -18,7 +18,15 @@ def section_surrogate(search: SearchConfig, name: str = "", **options):
     what the pipeline fits and ``modomodo mixture fit`` too."""
     from modomodo.mixture.surrogates import make_surrogate
 
-    return make_surrogate(name or search.surrogate, seed=search.seed, **options)
+    name = name or search.surrogate
+    return make_surrogate(name, seed=search.seed, **surrogate_options(search, name), **options)
+
+
+def surrogate_options(search: SearchConfig, name: str) -> dict[str, object]:
+    """What the section says about surrogate ``name`` beyond its seed."""
+    return (
+        {"allow_underdetermined": True} if name == "quadratic-paper" and search.paper_underdetermined else {}
+    )
 
 
 def section_cross_validation(
