@@ -420,6 +420,40 @@ def test_every_fixture_reads_the_same_after_the_store_round_trip_docs_datasets_d
         assert [(r.fields, r.error) for r in there] == [(r.fields, r.error) for r in here], p.layout
 
 
+def _docs_example() -> dict:
+    """The YAML block of docs/datasets.md's "In a config" section."""
+    import yaml
+
+    text = (Path(__file__).parents[1] / "docs" / "datasets.md").read_text()
+    section = text[text.index("## In a config") :]
+    start = section.index("```yaml\n") + len("```yaml\n")
+    return yaml.safe_load(section[start : section.index("```", start)])
+
+
+def test_the_config_example_of_docs_datasets_curates_from_the_store(fixtures, tmp_path):
+    from modomodo.store import ArtifactStore
+
+    example = _docs_example()
+    assert example["store"].startswith("s3://"), "the example is the cluster's; here a file:// store"
+    uri = f"file://{tmp_path / 'store'}"
+    store = ArtifactStore.from_uri(uri)
+    store.put_dir(fixtures["lisa"].parent, "datasets/lisa")  # the JSONL with its image folder
+    store.put_dir(fixtures["chartqa_lmms"], "datasets/chartqa")  # a saved dataset
+    data = example["data"]
+    sections = [f"data.{k}={json.dumps(data[k])}" for k in ("domains", "benchmarks")]
+    cfg = load_config("smoke", [f"store={uri}", *sections])
+    report = curate_stage(cfg, tmp_path / "curated", cache_dir=tmp_path / "cache")
+    assert report.rows == {"ref": {"train": 6, "test": 0}, "chartqa": {"train": 0, "test": 3}}
+    steps = json.loads((tmp_path / "curated" / REPORT_FILE).read_text())["steps"]
+    assert [(s["step"], s["rows_out"]) for s in steps["ref"]["train"]] == [
+        ("one_sample_per_question", 6),
+        ("resize_long_side", 6),
+    ]
+    assert steps["chartqa"]["test"] == [step("at_most", 3, 3)], "3 rows: fewer than the paper's 2500"
+    assert load_curated(tmp_path / "curated").splits == {"chartqa": "out"}
+    assert cfg.benchmark_metrics() == {"chartqa": "relaxed_accuracy"}
+
+
 def _other_encoding(path: Path, out: Path) -> Path:
     """The same rows in the other Hub encoding: a Parquet export of a saved dataset (images as
     ``{bytes, path}`` structs), or a saved dataset (``Image`` features) of a Parquet file."""
