@@ -52,8 +52,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, ImageDraw, ImageFont
 
-from modomodo.data.sources import Record
-
 WHITE = (255, 255, 255)
 RED, GREEN, BLUE, YELLOW, GREY = (220, 30, 30), (30, 170, 60), (40, 70, 220), (240, 200, 20), (90, 90, 90)
 COLOURS = {"red": RED, "green": GREEN, "blue": BLUE, "yellow": YELLOW}
@@ -761,21 +759,6 @@ def write_mmmu(folder: Path) -> Path:
     }
     features.update({f"image_{n}": datasets.Image() for n in range(1, 8)})
     return save_hf(rows, features, folder / "mmmu-val")
-
-
-def as_path_source(records: list[Record], out: Path) -> Path:
-    """Adapted rows as a path source in the Example columns (image as base64), for curation.
-
-    The tests drive curation at the library level through this file until a path source can name
-    its layout; a row with an error has nothing to be written as, so there must be none."""
-    lines = []
-    for record in records:
-        assert record.error is None, f"{record.origin}: {record.error}"
-        lines.append(
-            json.dumps({**record.fields, "image": base64.b64encode(record.fields["image"]).decode()})
-        )
-    out.write_text("".join(line + "\n" for line in lines))
-    return out
 
 
 # --- the table ------------------------------------------------------------------------------------

@@ -1,93 +1,89 @@
-"""Every published layout end to end: fixture files (``published_layouts``) -> ``read_layout`` -> the
-paper's preprocessing -> curation -> a few GRPO steps of the tiny model on the five training sets ->
-evaluation with each benchmark's customary metric and with the paper's default.
-
-Curation is driven at the library level: :func:`prepare` runs a layout and its preprocessing, and
-:func:`curate_prepared` hands the prepared rows to :func:`modomodo.data.curate.curate` as path
-sources in the Example columns. When a path source can name its ``layout`` and steps, those two
-functions are the only ones to switch.
+"""Every published layout end to end, the way a user runs it: fixture files (``published_layouts``)
+named in an experiment config (``data.domains`` and ``data.benchmarks`` with their ``layout`` and
+the paper's ``steps``) -> ``curate_stage`` (each step counted in ``curation.json``) -> a few GRPO
+steps of the tiny model on the five training sets (``rl_stage``) -> ``evaluate_stage`` with each
+benchmark's customary metric and with the paper's default.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from published_layouts import PUBLISHED, Published, as_path_source, write_all
+from published_layouts import PUBLISHED, Published, write_all
 from tiny import SPEC
 
-from modomodo.config import EvalConfig, load_config
-from modomodo.data.curate import CurationReport, curate
+from modomodo.config import ExperimentConfig, load_config
+from modomodo.data.curate import REPORT_FILE, CurationReport, read_curated
 from modomodo.data.curated import CuratedData, load_curated
-from modomodo.data.layouts import adapt_row, check_schema, get_layout, read_layout
-from modomodo.data.preprocess import (
-    StepCounts,
-    keep_multiple_choice,
-    keep_with_image,
-    one_sample_per_question,
-    resize_long_side,
-    sample,
-)
+from modomodo.data.layouts import get_layout, read_layout
 from modomodo.data.prompts import reference_completion
 from modomodo.data.schema import Example
-from modomodo.data.sources import Record, SourceSpec, read_raw_records
-from modomodo.evaluation.evaluate import evaluate_policy, score_benchmark
+from modomodo.evaluation.evaluate import score_benchmark
 from modomodo.evaluation.metrics import default_metric
+from modomodo.stages.curate import curate_stage
 
 SEED = 7
 SAT_SIZE = 4
 """SAT is sampled (the paper: 15,000 of the train split) to this many of its 6 fixture rows."""
-
-Step = Callable[[list[Record]], tuple[list[Record], StepCounts]]
-RAW_STEPS: dict[str, list[Step]] = {
-    "lisa": [lambda rs: one_sample_per_question(rs, seed=SEED)],
-    "geoqav": [keep_multiple_choice],
-    "scienceqa_hub": [keep_with_image],
-    "sat": [lambda rs: sample(rs, size=SAT_SIZE, seed=SEED)],
-}
-"""The paper's steps that read raw published rows (digest 2.1)."""
-ADAPTED_STEPS: dict[str, list[Step]] = {name: [resize_long_side] for name in ("lisa", "lisa_test", "geoqav")}
-"""The steps that read adapted fields: LISA and GeoQAV images shrunk to 640 px, boxes with them."""
 TRAINING = ("coco", "lisa", "geoqav", "sat", "scienceqa")
-IN_DOMAIN = ("lisa", "sat", "scienceqa")
+STEPS: dict[str, list] = {
+    "lisa": [{"one_sample_per_question": {"seed": SEED}}, "resize_long_side"],
+    "lisa_test": ["resize_long_side"],
+    "geoqav": ["keep_multiple_choice", "resize_long_side"],
+    "scienceqa_hub": ["keep_with_image"],
+    "sat": [{"sample": {"size": SAT_SIZE, "seed": SEED}}],
+}
+"""The paper's preprocessing (digest 2.1) by layout, as a config lists it: LISA one sample per
+question, LISA and GeoQAV shrunk to 640 px, GeoQAV multiple choice only, ScienceQA with an image,
+SAT sampled."""
+REWARDS = {
+    "coco": [{"name": "format"}, {"name": "iou_visual_rft", "weight": 2}],
+    "lisa": [{"name": "format"}, {"name": "iou_continuous", "weight": 2}],
+    **{d: [{"name": "format"}, {"name": "accuracy", "weight": 2}] for d in ("geoqav", "sat", "scienceqa")},
+}
+TRAIN = [
+    "train.steps=3",  # 15 draws: the seeded uniform schedule reaches all five sets
+    "train.prompts_per_step=5",
+    "train.num_generations=2",
+    "train.max_completion_length=8",
+    "train.checkpoint_every=100",
+    "eval.max_new_tokens=8",
+    "eval.batch_size=16",
+]
 
 
-def prepare(published: Published, path: Path) -> tuple[list[Record], list[StepCounts]]:
-    """One published dataset read through its layout and the paper's preprocessing."""
-    layout = get_layout(published.layout)
-    counts: list[StepCounts] = []
-    if published.layout in RAW_STEPS:
-        check_schema(path, layout)
-        records = list(read_raw_records(path))
-        for step in RAW_STEPS[published.layout]:
-            records, step_counts = step(records)
-            counts.append(step_counts)
-        records = [r if r.error else adapt_row(layout, r.fields, r.origin) for r in records]
-    else:
-        records = list(read_layout(path, layout))
-    for step in ADAPTED_STEPS.get(published.layout, []):
-        records, step_counts = step(records)
-        counts.append(step_counts)
-    return records, counts
+def source_name(published: Published) -> str:
+    """The config's name for a fixture: a training set by its domain, the test split of a training
+    set as ``<domain>_test`` (a benchmark may not share a domain's name), other benchmarks by theirs."""
+    if published.split == "train":
+        return published.domain
+    return f"{published.domain}_test" if published.domain in TRAINING else published.domain
 
 
-def curate_prepared(prepared: dict[str, list[Record]], folder: Path) -> CurationReport:
-    """Curate the prepared rows, one domain per dataset of :data:`PUBLISHED` (train and test splits)."""
-    sources_dir = folder / "prepared"
-    sources_dir.mkdir()
-    empty = sources_dir / "empty.jsonl"
-    empty.write_text("")  # a benchmark without a training split
-    specs = {}
-    for domain in sorted({p.domain for p in PUBLISHED}):
-        files = {
-            p.split: as_path_source(prepared[p.layout], sources_dir / f"{p.layout}.jsonl")
-            for p in PUBLISHED
-            if p.domain == domain
-        }
-        specs[domain] = SourceSpec("path", path=files.get("train", empty), test_path=files.get("test"))
-    return curate(specs, folder / "curated", seed=SEED)
+BENCHMARKS = {source_name(p): p for p in PUBLISHED if p.split == "test"}
+IN_DOMAIN = ("lisa_test", "sat_test", "scienceqa_test")
+
+
+def experiment(fixtures: dict[str, Path], *, metric: str = "") -> ExperimentConfig:
+    """The config a user writes for the fixtures: every training set and benchmark a path with its
+    layout and steps, the In benchmarks tied to their training domain; ``metric`` for every
+    benchmark (``customary``: the layout's; empty: the paper's)."""
+    domains = {
+        p.domain: {"source": str(fixtures[p.layout]), "layout": p.layout, "steps": STEPS.get(p.layout, []),
+                   "rewards": REWARDS[p.domain]}
+        for p in PUBLISHED
+        if p.split == "train"
+    }  # fmt: skip
+    benchmarks = {
+        name: {"path": str(fixtures[p.layout]), "layout": p.layout, "steps": STEPS.get(p.layout, []),
+               **({"domain": p.domain} if p.domain in TRAINING else {}),
+               **({"metric": metric} if metric else {})}
+        for name, p in BENCHMARKS.items()
+    }  # fmt: skip
+    overrides = [f"data.domains={json.dumps(domains)}", f"data.benchmarks={json.dumps(benchmarks)}"]
+    return load_config("smoke", [*overrides, f"data.seed={SEED}", *TRAIN])
 
 
 @pytest.fixture(scope="module")
@@ -96,19 +92,10 @@ def fixtures(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def prepared(fixtures) -> dict[str, tuple[list[Record], list[StepCounts]]]:
-    return {p.layout: prepare(p, fixtures[p.layout]) for p in PUBLISHED}
-
-
-@pytest.fixture(scope="module")
-def curated(prepared, tmp_path_factory) -> tuple[CurationReport, CuratedData, Path]:
-    folder = tmp_path_factory.mktemp("curation")
-    report = curate_prepared({name: records for name, (records, _) in prepared.items()}, folder)
-    benchmarks = sorted({p.domain for p in PUBLISHED if p.split == "test"})
-    return report, load_curated(folder / "curated", benchmarks), folder / "curated"
-
-
-# --- reading and preprocessing ------------------------------------------------------------------
+def curated(fixtures, tmp_path_factory) -> tuple[CurationReport, CuratedData, Path]:
+    out = tmp_path_factory.mktemp("curation") / "curated"
+    report = curate_stage(experiment(fixtures), out)
+    return report, load_curated(out), out
 
 
 def test_every_registered_layout_has_a_fixture():
@@ -117,57 +104,54 @@ def test_every_registered_layout_has_a_fixture():
     assert {p.layout for p in PUBLISHED} == set(LAYOUTS)
 
 
-def _counts(counts: list[StepCounts]) -> list[dict]:
-    return [c.to_json() for c in counts]
+# --- curation through the config ---------------------------------------------------------------
 
 
-def test_each_preprocessing_step_counts_what_it_drops_and_changes(prepared, fixtures):
-    lisa, lisa_counts = prepared["lisa"]
-    # 3 image-box pairs with 2, 3 and 1 questions: 6 samples, each 800x600 shrunk to 640x480.
-    assert _counts(lisa_counts) == [
-        {
-            "step": "one_sample_per_question",
-            "rows_in": 3,
-            "rows_out": 6,
-            "dropped": {},
-            "changed": {"questions": 6, "rows_split": 3},
-            "errors": 0,
-        },
-        {
-            "step": "resize_long_side",
-            "rows_in": 6,
-            "rows_out": 6,
-            "dropped": {},
-            "changed": {"resized": 6},
-            "errors": 0,
-        },
-    ]
-    assert {r.fields["meta"]["resized_from"] for r in lisa} == {"800x600"}
-    geoqav, geoqav_counts = prepared["geoqav"]
-    assert geoqav_counts[0].dropped == {"not_multiple_choice": 2} and geoqav_counts[0].rows_out == 3
-    assert geoqav_counts[1].changed == {"resized": 1}, "only the 900x660 figure is above 640 px"
-    hub, hub_counts = prepared["scienceqa_hub"]
-    assert hub_counts[0].dropped == {"no_image": 2} and len(hub) == 3
-    sat, sat_counts = prepared["sat"]
-    assert sat_counts[0].dropped == {"not_sampled": 6 - SAT_SIZE} and len(sat) == SAT_SIZE
-    again, _ = prepare(next(p for p in PUBLISHED if p.layout == "sat"), fixtures["sat"])
-    assert [r.origin for r in again] == [r.origin for r in sat], "the seeded sample is reproducible"
+def step(name: str, rows_in: int, rows_out: int, dropped=None, changed=None) -> dict:
+    return {"step": name, "rows_in": rows_in, "rows_out": rows_out, "dropped": dropped or {},
+            "changed": changed or {}, "errors": 0}  # fmt: skip
 
 
-def test_every_fixture_row_is_read_without_error(prepared):
-    for layout, (records, _) in prepared.items():
-        assert records, layout
-        assert [r.error for r in records if r.error] == [], layout
+def test_each_preprocessing_step_is_counted_in_the_curation_report(curated):
+    _, data, out = curated
+    saved = json.loads((out / REPORT_FILE).read_text())
+    assert saved["format"] == "modomodo-curation/2"
+    assert saved["steps"] == {
+        # 3 image-box pairs with 2, 3 and 1 questions: 6 samples, each 800x600 shrunk to 640x480
+        "lisa": {"train": [step("one_sample_per_question", 3, 6, changed={"questions": 6, "rows_split": 3}),
+                           step("resize_long_side", 6, 6, changed={"resized": 6})]},
+        "lisa_test": {"test": [step("resize_long_side", 3, 3, changed={"resized": 3})]},  # 1000x500
+        # 3 multiple choice, 2 free form; only the 900x660 figure is above 640 px
+        "geoqav": {"train": [step("keep_multiple_choice", 5, 3, dropped={"not_multiple_choice": 2}),
+                             step("resize_long_side", 3, 3, changed={"resized": 1})]},
+        "scienceqa_test": {"test": [step("keep_with_image", 5, 3, dropped={"no_image": 2})]},
+        "sat": {"train": [step("sample", 6, SAT_SIZE, dropped={"not_sampled": 6 - SAT_SIZE})]},
+        **{name: {} for name in ("coco", "scienceqa", "sat_test", "chartqa", "chartqa_lmms", "infovqa",
+                                 "docvqa", "mathvista", "mmmu")},
+    }  # fmt: skip
+    assert {e.meta["resized_from"] for e in data.train["lisa"]} == {"800x600"}
+    assert {e.meta["resized_from"] for e in data.benchmarks["lisa_test"]} == {"1000x500"}
 
 
-# --- curation -----------------------------------------------------------------------------------
+def test_the_same_config_curates_the_same_rows_again(curated, fixtures, tmp_path):
+    _, _, out = curated
+    curate_stage(experiment(fixtures), tmp_path / "again")
+    for name in ("sat", "lisa"):  # the seeded sample, the seeded question order
+        first, again = read_curated(out, name, "train"), read_curated(tmp_path / "again", name, "train")
+        assert [e.id for e in again] == [e.id for e in first] and len(first) > 1, name
+    shards = [json.loads((d / REPORT_FILE).read_text())["shards"] for d in (out, tmp_path / "again")]
+    assert shards[0] == shards[1], "byte-identical shards"
 
-EXPECTED_ROWS = {  # domain -> (train, test), after the paper's preprocessing
+
+EXPECTED_ROWS = {  # source -> (train, test), after the paper's preprocessing
     "coco": (4, 0),
-    "lisa": (6, 3),
+    "lisa": (6, 0),
+    "lisa_test": (0, 3),
     "geoqav": (3, 0),
-    "sat": (SAT_SIZE, 3),
-    "scienceqa": (4, 3),
+    "sat": (SAT_SIZE, 0),
+    "sat_test": (0, 3),
+    "scienceqa": (4, 0),
+    "scienceqa_test": (0, 3),
     "chartqa": (0, 3),
     "chartqa_lmms": (0, 3),
     "infovqa": (0, 3),
@@ -177,12 +161,13 @@ EXPECTED_ROWS = {  # domain -> (train, test), after the paper's preprocessing
 }
 
 
-def test_curation_keeps_every_prepared_row_and_quarantines_none(curated):
-    report, data, _ = curated
+def test_curation_keeps_every_prepared_row_with_its_configured_role(curated):
+    report, data, out = curated
     assert {d: (r["train"], r["test"]) for d, r in report.rows.items()} == EXPECTED_ROWS
     assert all(not q for q in report.quarantined.values()), report.quarantined
-    assert sorted(data.train) == sorted(TRAINING)
-    assert data.splits == {b: "in" if b in IN_DOMAIN else "out" for b in data.benchmarks}
+    assert sorted(data.train) == sorted(TRAINING) and sorted(data.benchmarks) == sorted(BENCHMARKS)
+    roles = {b: "in" if b in IN_DOMAIN else "out" for b in BENCHMARKS}
+    assert data.splits == roles and CurationReport.load(out).benchmarks == roles
 
 
 def _pick(examples: list[Example], key: str) -> Example:
@@ -202,7 +187,7 @@ def test_curated_examples_hold_the_published_answers_in_the_schemas_forms(curate
     ball = _pick(data.train["lisa"], "the red ball")
     assert ball.solution == "[{'Position': [64, 48, 256, 240], 'Confidence': 1}]", "(80,60,320,300) px at 0.8"
     assert _pick(data.train["geoqav"], "angle A = 40°").solution == "C"
-    hub = _pick(data.benchmarks["scienceqa"], "Context: Two magnets")
+    hub = _pick(data.benchmarks["scienceqa_test"], "Context: Two magnets")
     assert (hub.solution, hub.options) == ("A", ("repel", "attract"))
     assert _pick(data.benchmarks["mathvista"], "How many sides").solution == "B", (
         "choice text 4 -> its letter"
@@ -218,7 +203,7 @@ def test_curated_examples_hold_the_published_answers_in_the_schemas_forms(curate
     assert _pick(data.benchmarks["mmmu"], "more sides").options == ("<image 1>", "<image 2>")
 
 
-def test_an_mmmu_item_with_two_images_is_stored_as_one_picture_side_by_side(curated, fixtures):
+def test_an_mmmu_item_with_two_images_is_stored_as_one_picture_side_by_side(curated):
     import io
 
     from PIL import Image
@@ -235,7 +220,7 @@ def think(answer: str) -> str:
     return f"<think> I read it from the image. </think> <answer>{answer}</answer>"
 
 
-# layout -> (domain, split, example key, right completion, wrong completion, {metric: (completion, score)})
+# layout -> (source, split, example key, right completion, wrong completion, {metric: (completion, score)})
 HAND_WRITTEN: dict[str, tuple[str, str, str, str, str, dict[str, tuple[str, float]]]] = {
     "visual_rft_coco": (
         "coco",
@@ -254,7 +239,7 @@ HAND_WRITTEN: dict[str, tuple[str, str, str, str, str, dict[str, tuple[str, floa
         {},
     ),
     "lisa_test": (
-        "lisa",
+        "lisa_test",
         "test",
         "the yellow lamp",
         think("[{'Position': [64, 32, 192, 288], 'Confidence': 1}]"),
@@ -270,9 +255,9 @@ HAND_WRITTEN: dict[str, tuple[str, str, str, str, str, dict[str, tuple[str, floa
         think("right"),
         {},
     ),
-    "sat_test": ("sat", "test", "sat-testrow000000", think("left"), think("right"), {}),
+    "sat_test": ("sat_test", "test", "sat_test-testrow000000", think("left"), think("right"), {}),
     "scienceqa": ("scienceqa", "train", "scienceqa-row000000", think("B"), think("A"), {}),
-    "scienceqa_hub": ("scienceqa", "test", "Context: Two magnets", think("A"), think("B"), {}),
+    "scienceqa_hub": ("scienceqa_test", "test", "Context: Two magnets", think("A"), think("B"), {}),
     "chartqa": (
         "chartqa",
         "test",
@@ -319,28 +304,24 @@ HAND_WRITTEN: dict[str, tuple[str, str, str, str, str, dict[str, tuple[str, floa
 completions whose score depends on the metric (ChartQA's 5% tolerance, ANLS's partial credit)."""
 
 
-def _examples(data: CuratedData, domain: str, split: str) -> list[Example]:
-    return data.train[domain] if split == "train" else data.benchmarks[domain]
+def _examples(data: CuratedData, source: str, split: str) -> list[Example]:
+    return data.train[source] if split == "train" else data.benchmarks[source]
 
 
 @pytest.mark.parametrize("layout", sorted(HAND_WRITTEN))
 def test_hand_written_completions_score_through_the_whole_path(curated, layout):
     _, data, _ = curated
-    domain, split, key, right, wrong, extra = HAND_WRITTEN[layout]
-    example = _pick(_examples(data, domain, split), key)
+    source, split, key, right, wrong, extra = HAND_WRITTEN[layout]
+    example = _pick(_examples(data, source, split), key)
     customary, paper = get_layout(layout).metric, default_metric(example.answer_kind)
-    benchmark_split = "in" if domain in IN_DOMAIN else "out"
+    role = data.splits.get(source, "in")
     for metric in (customary, paper, None):  # None: the paper's scoring as evaluation runs it by default
-        assert score_benchmark(domain, benchmark_split, [example], [right], metric)[0].score == 1.0, metric
-        assert score_benchmark(domain, benchmark_split, [example], [wrong], metric)[0].score == 0.0, metric
-    assert (
-        score_benchmark(domain, benchmark_split, [example], [reference_completion(example)], customary)[
-            0
-        ].score
-        == 1.0
-    )
+        assert score_benchmark(source, role, [example], [right], metric)[0].score == 1.0, metric
+        assert score_benchmark(source, role, [example], [wrong], metric)[0].score == 0.0, metric
+    reference = reference_completion(example)
+    assert score_benchmark(source, role, [example], [reference], customary)[0].score == 1.0
     for metric, (completion, expected) in extra.items():
-        score = score_benchmark(domain, benchmark_split, [example], [completion], metric)[0].score
+        score = score_benchmark(source, role, [example], [completion], metric)[0].score
         assert score == pytest.approx(expected), (metric, completion)
 
 
@@ -357,41 +338,18 @@ def test_the_default_score_accepts_every_reference_as_the_exact_match_it_is_name
 
 # --- GRPO on the five training sets, then evaluation ----------------------------------------------
 
-REWARDS = {
-    "coco": "[{name: format}, {name: iou_visual_rft, weight: 2}]",
-    "lisa": "[{name: format}, {name: iou_continuous, weight: 2}]",
-    **{d: "[{name: format}, {name: accuracy, weight: 2}]" for d in ("geoqav", "sat", "scienceqa")},
-}
-
 
 @pytest.fixture(scope="module")
 def trained(curated, fixtures, tmp_path_factory):
     from modomodo.policy.tiny import build_tiny_model
-    from modomodo.rewards.domains import reward_sets
-    from modomodo.rl.grpo import train_grpo, training_schedule
     from modomodo.stages.base_policy import tokenizer_corpus
+    from modomodo.stages.rl import rl_stage
 
-    _, data, _ = curated
-    train_paths = {p.domain: fixtures[p.layout] for p in PUBLISHED if p.split == "train"}
-    domains = ", ".join(f"{d}: {{source: '{train_paths[d]}', rewards: {REWARDS[d]}}}" for d in TRAINING)
-    cfg = load_config(
-        "smoke",
-        [
-            f"data.domains={{{domains}}}",
-            "train.steps=3",  # 15 draws: the seeded uniform schedule reaches all five sets
-            "train.prompts_per_step=5",
-            "train.num_generations=2",
-            "train.max_completion_length=8",
-            "train.checkpoint_every=100",
-        ],
-    )
+    _, data, out = curated
+    cfg = experiment(fixtures)
     # The tokenizer learns training prompts and answers and benchmark prompts, never benchmark answers.
     model = build_tiny_model(tmp_path_factory.mktemp("tiny"), tokenizer_corpus(data), SPEC)
-    schedule = training_schedule(data.train, cfg.train, cfg.resolved_mixture())
-    out = tmp_path_factory.mktemp("grpo")
-    result = train_grpo(
-        cfg, data.train, model, out, schedule=schedule, run_id="published", reward_sets=reward_sets(cfg)
-    )
+    result = rl_stage(cfg, out, model, tmp_path_factory.mktemp("grpo") / "published", run_id="published")
     return cfg, result
 
 
@@ -417,29 +375,24 @@ def test_grpo_trains_on_the_mixture_of_the_five_published_training_sets(curated,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scoring", ["customary", "paper"])
-def test_the_trained_policy_is_evaluated_on_every_benchmark_with_each_metric(
-    curated, trained, tmp_path, scoring
+@pytest.mark.parametrize("metric", ["customary", ""], ids=["customary", "paper"])
+def test_the_trained_policy_is_evaluated_on_every_benchmark_with_the_configured_metric(
+    curated, trained, fixtures, tmp_path, metric
 ):
-    from modomodo.policy.load import load_policy
+    from modomodo.stages.evaluate import evaluate_stage
 
-    _, data, _ = curated
-    layouts = {p.domain: p.layout for p in PUBLISHED if p.split == "test"}
-    metrics = {b: get_layout(layouts[b]).metric for b in data.benchmarks} if scoring == "customary" else {}
-    cfg = EvalConfig(max_new_tokens=8, batch_size=16, metrics=metrics)
-    cfg.validate({b: {e.answer_kind for e in data.benchmarks[b]} for b in data.benchmarks})
-    model, processor = load_policy(trained[1].model_dir, "fp32")
-    evaluate_policy(model, processor, data.benchmarks, data.splits, cfg, tmp_path)
+    _, data, out = curated
+    evaluate_stage(experiment(fixtures, metric=metric), out, trained[1].model_dir, tmp_path)
     scores = json.loads((tmp_path / "scores.json").read_text())
     named = {s["benchmark"]: s["metric"] for s in scores["scores"]}
-    paper = {
-        b: "+".join(sorted({default_metric(e.answer_kind) for e in data.benchmarks[b]}))
-        for b in data.benchmarks
-    }
-    assert named == (metrics or paper)
-    assert {s["benchmark"]: s["n"] for s in scores["scores"]} == {
-        b: len(e) for b, e in data.benchmarks.items()
-    }
+    if metric:
+        assert named == {b: get_layout(p.layout).metric for b, p in BENCHMARKS.items()}
+        assert (named["chartqa"], named["infovqa"], named["mmmu"]) == ("relaxed_accuracy", "anls", "mmmu")
+    else:
+        paper = {b: "+".join(sorted({default_metric(e.answer_kind) for e in data.benchmarks[b]}))
+                 for b in data.benchmarks}  # fmt: skip
+        assert named == paper and (named["chartqa"], named["lisa_test"]) == ("exact_match", "mean_iou")
+    assert {s["benchmark"]: s["n"] for s in scores["scores"]} == {b: EXPECTED_ROWS[b][1] for b in BENCHMARKS}
     for s in scores["scores"]:
         assert 0.0 <= s["score"] <= 1.0 and s["split"] == data.splits[s["benchmark"]]
     assert 0.0 <= scores["in_score"] <= 1.0 and 0.0 <= scores["out_score"] <= 1.0
@@ -465,6 +418,40 @@ def test_every_fixture_reads_the_same_after_the_store_round_trip_docs_datasets_d
             list(read_layout(local, get_layout(p.layout))),
         )
         assert [(r.fields, r.error) for r in there] == [(r.fields, r.error) for r in here], p.layout
+
+
+def _docs_example() -> dict:
+    """The YAML block of docs/datasets.md's "In a config" section."""
+    import yaml
+
+    text = (Path(__file__).parents[1] / "docs" / "datasets.md").read_text()
+    section = text[text.index("## In a config") :]
+    start = section.index("```yaml\n") + len("```yaml\n")
+    return yaml.safe_load(section[start : section.index("```", start)])
+
+
+def test_the_config_example_of_docs_datasets_curates_from_the_store(fixtures, tmp_path):
+    from modomodo.store import ArtifactStore
+
+    example = _docs_example()
+    assert example["store"].startswith("s3://"), "the example is the cluster's; here a file:// store"
+    uri = f"file://{tmp_path / 'store'}"
+    store = ArtifactStore.from_uri(uri)
+    store.put_dir(fixtures["lisa"].parent, "datasets/lisa")  # the JSONL with its image folder
+    store.put_dir(fixtures["chartqa_lmms"], "datasets/chartqa")  # a saved dataset
+    data = example["data"]
+    sections = [f"data.{k}={json.dumps(data[k])}" for k in ("domains", "benchmarks")]
+    cfg = load_config("smoke", [f"store={uri}", *sections])
+    report = curate_stage(cfg, tmp_path / "curated", cache_dir=tmp_path / "cache")
+    assert report.rows == {"ref": {"train": 6, "test": 0}, "chartqa": {"train": 0, "test": 3}}
+    steps = json.loads((tmp_path / "curated" / REPORT_FILE).read_text())["steps"]
+    assert [(s["step"], s["rows_out"]) for s in steps["ref"]["train"]] == [
+        ("one_sample_per_question", 6),
+        ("resize_long_side", 6),
+    ]
+    assert steps["chartqa"]["test"] == [step("at_most", 3, 3)], "3 rows: fewer than the paper's 2500"
+    assert load_curated(tmp_path / "curated").splits == {"chartqa": "out"}
+    assert cfg.benchmark_metrics() == {"chartqa": "relaxed_accuracy"}
 
 
 def _other_encoding(path: Path, out: Path) -> Path:

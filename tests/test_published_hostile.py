@@ -1,7 +1,8 @@
 """Hostile published files: wrong columns, a corrupt image, a box outside the declared frame, a
 truncated Parquet file. Each is refused before any row is read (a file whose schema is wrong or
-unreadable) or becomes an error record / a quarantined row whose message names the problem; the
-good rows of the same file are kept."""
+unreadable), or its row is quarantined by the curate stage, run on a config that names the file
+with its layout (and frame), with a reason and a detail naming the problem; the good rows of the
+same file are kept."""
 
 from __future__ import annotations
 
@@ -14,23 +15,41 @@ import pyarrow.parquet as pq
 import pytest
 from published_layouts import (
     LISA_TEST_SIZE,
-    as_path_source,
     objects_image,
     write_chartqa,
     write_chartqa_lmms,
     write_lisa_test,
     write_mmmu,
+    write_sat,
     write_sat_test,
     write_visual_rft_coco,
 )
 
-from modomodo.data.curate import QUARANTINE_FILE, curate
+from modomodo.config import load_config
+from modomodo.data.curate import QUARANTINE_FILE, CurationReport
 from modomodo.data.layouts import LayoutError, get_layout, read_layout
-from modomodo.data.sources import SourceError, SourceSpec
+from modomodo.data.sources import SourceError
+from modomodo.stages.curate import curate_stage
+
+ACCURACY = [{"name": "format"}, {"name": "accuracy"}]
 
 
 def _read(path: Path, layout: str, **kwargs):
     return list(read_layout(path, get_layout(layout), **kwargs))
+
+
+def _curate(tmp_path: Path, *, domains=None, benchmarks=None) -> tuple[CurationReport, list[dict]]:
+    """The curate stage on a config naming the hostile file (a clean SAT training set or ChartQA
+    benchmark fills the other section), and the lines of its quarantine file."""
+    clean = tmp_path / "clean"
+    domains = domains or {"sat": {"source": str(write_sat(clean)), "layout": "sat", "rewards": ACCURACY}}
+    benchmarks = benchmarks or {"chartqa": {"path": str(write_chartqa(clean)), "layout": "chartqa"}}
+    cfg = load_config(
+        "smoke", [f"data.domains={json.dumps(domains)}", f"data.benchmarks={json.dumps(benchmarks)}"]
+    )
+    report = curate_stage(cfg, tmp_path / "curated")
+    lines = (tmp_path / "curated" / QUARANTINE_FILE).read_text().splitlines()
+    return report, [json.loads(line) for line in lines]
 
 
 def _rewrite_dataset(path: Path, change) -> Path:
@@ -72,18 +91,21 @@ def test_a_one_split_dataset_dict_with_another_layouts_columns_is_refused_too(tm
         read_layout(tmp_path / "dict", get_layout("chartqa"))
 
 
-def test_a_jsonl_row_with_unexpected_columns_is_an_error_record_and_the_others_are_kept(tmp_path):
+def test_a_jsonl_row_with_unexpected_columns_is_quarantined_and_the_others_are_kept(tmp_path):
     path = write_sat_test(tmp_path)
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     rows[1]["answer"] = "left"  # a ChartQA-style column in a SAT file
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    records = _read(path, "sat_test")
-    assert [r.error is None for r in records] == [True, False, True]
-    assert records[1].error == "columns differ from layout 'sat_test': unexpected ['answer']"
-    assert records[1].fields["problem"] == rows[1]["problem"], "the row's text is kept for quarantine"
+    report, (line,) = _curate(tmp_path, benchmarks={"sat_val": {"path": str(path), "layout": "sat_test"}})
+    assert report.rows["sat_val"] == {"train": 0, "test": 2}
+    assert report.quarantined["sat_val"] == {"unreadable_row": 1}
+    assert (line["reason"], line["split"]) == ("unreadable_row", "test")
+    assert line["detail"] == "columns differ from layout 'sat_test': unexpected ['answer']"
+    assert line["fields"]["problem"] == rows[1]["problem"], "the row's text is kept in the quarantine"
 
 
-def test_a_corrupt_image_in_a_box_layout_is_an_error_record_naming_the_decode_failure(tmp_path):
+def test_a_corrupt_image_in_a_box_layout_is_quarantined_naming_the_decode_failure(tmp_path):
+    # A box layout decodes the image to convert its 0-1000 boxes to pixels: the row fails there.
     path = _rewrite_dataset(
         write_visual_rft_coco(tmp_path),
         lambda rows: [
@@ -91,13 +113,16 @@ def test_a_corrupt_image_in_a_box_layout_is_an_error_record_naming_the_decode_fa
             for i, r in enumerate(rows)
         ],
     )
-    records = _read(path, "visual_rft_coco")
-    assert [r.error is None for r in records] == [True, True, False, True]
-    assert records[2].error.startswith("visual_rft_coco: the image does not decode")
-    assert "category 'car'" in records[2].fields["problem"] and "image" not in records[2].fields
+    coco = {"source": str(path), "layout": "visual_rft_coco",
+            "rewards": [{"name": "format"}, {"name": "iou_visual_rft"}]}  # fmt: skip
+    report, (line,) = _curate(tmp_path, domains={"coco": coco})
+    assert report.rows["coco"] == {"train": 3, "test": 0}
+    assert report.quarantined["coco"] == {"unreadable_row": 1}
+    assert line["detail"].startswith("visual_rft_coco: the image does not decode")
+    assert "category 'car'" in line["fields"]["problem"] and line["split"] == "train"
 
 
-def test_a_corrupt_second_mmmu_image_is_an_error_record(tmp_path):
+def test_a_corrupt_second_mmmu_image_is_quarantined(tmp_path):
     path = _rewrite_dataset(
         write_mmmu(tmp_path),
         lambda rows: [
@@ -105,9 +130,10 @@ def test_a_corrupt_second_mmmu_image_is_an_error_record(tmp_path):
             for i, r in enumerate(rows)
         ],
     )
-    records = _read(path, "mmmu")
-    assert records[0].error.startswith("mmmu: an image does not decode")
-    assert [r.error for r in records[1:]] == [None, None]
+    report, (line,) = _curate(tmp_path, benchmarks={"mmmu": {"path": str(path), "layout": "mmmu"}})
+    assert report.rows["mmmu"]["test"] == 2 and report.quarantined["mmmu"] == {"unreadable_row": 1}
+    assert line["detail"].startswith("mmmu: an image does not decode")
+    assert line["fields"]["question"].startswith("How many dots")
 
 
 def test_a_corrupt_image_the_adapter_passes_is_quarantined_by_curation_as_bad_image(tmp_path):
@@ -115,16 +141,15 @@ def test_a_corrupt_image_the_adapter_passes_is_quarantined_by_curation_as_bad_im
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     rows[0]["image"] = base64.b64encode(b"GIF89a truncated").decode()
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    records = _read(path, "sat_test")
-    assert all(r.error is None for r in records), "SAT's adapter does not decode images; curation does"
-    source = as_path_source(records, tmp_path / "prepared.jsonl")
-    report = curate({"sat": SourceSpec("path", path=source)}, tmp_path / "curated", seed=0)
-    assert report.rows["sat"]["train"] == 2 and report.quarantined["sat"] == {"bad_image": 1}
-    (line,) = [json.loads(x) for x in (tmp_path / "curated" / QUARANTINE_FILE).read_text().splitlines()]
+    assert all(r.error is None for r in _read(path, "sat_test")), (
+        "SAT's adapter does not decode images; curation does"
+    )
+    report, (line,) = _curate(tmp_path, benchmarks={"sat_val": {"path": str(path), "layout": "sat_test"}})
+    assert report.rows["sat_val"]["test"] == 2 and report.quarantined["sat_val"] == {"bad_image": 1}
     assert line["reason"] == "bad_image" and "Is the red box" in line["fields"]["problem"]
 
 
-def test_a_box_outside_the_declared_frame_is_an_error_record_naming_the_frame(tmp_path):
+def test_a_box_outside_the_declared_frame_is_quarantined_naming_the_frame(tmp_path):
     path = _rewrite_dataset(
         write_lisa_test(tmp_path),
         lambda rows: [
@@ -132,9 +157,10 @@ def test_a_box_outside_the_declared_frame_is_an_error_record_naming_the_frame(tm
             for i, r in enumerate(rows)
         ],
     )
-    records = _read(path, "lisa_test")
-    assert [r.error is None for r in records] == [True, False, True]
-    assert "box [100.0, 100.0, 1200.0, 900.0] lies outside the qwen1000 frame (0-1000)" in records[1].error
+    report, (line,) = _curate(tmp_path, benchmarks={"lisa": {"path": str(path), "layout": "lisa_test"}})
+    assert report.rows["lisa"]["test"] == 2 and report.quarantined["lisa"] == {"unreadable_row": 1}
+    assert "box [100.0, 100.0, 1200.0, 900.0] lies outside the qwen1000 frame (0-1000)" in line["detail"]
+    assert line["fields"]["problem"] == "the red ball"
 
 
 def test_a_pixel_box_outside_its_image_is_quarantined_as_bad_box(tmp_path):
@@ -146,12 +172,9 @@ def test_a_pixel_box_outside_its_image_is_quarantined_as_bad_box(tmp_path):
             {**r, "solution": f"<answer> {box} </answer>"} for r, box in zip(rows, pixels, strict=True)
         ],
     )
-    records = _read(path, "lisa_test", frame="pixel")
-    assert all(r.error is None for r in records)
-    source = as_path_source(records, tmp_path / "prepared.jsonl")
-    report = curate({"lisa": SourceSpec("path", path=source)}, tmp_path / "curated", seed=0)
-    assert report.quarantined["lisa"] == {"bad_box": 1} and report.rows["lisa"]["train"] == 2
-    (line,) = [json.loads(x) for x in (tmp_path / "curated" / QUARANTINE_FILE).read_text().splitlines()]
+    lisa = {"path": str(path), "layout": "lisa_test", "frame": "pixel"}
+    report, (line,) = _curate(tmp_path, benchmarks={"lisa": lisa})
+    assert report.quarantined["lisa"] == {"bad_box": 1} and report.rows["lisa"]["test"] == 2
     width, height = LISA_TEST_SIZE
     assert (
         line["detail"] == f"box [600.0, 200.0, 900.0, 700.0] is empty or outside the {width}x{height} image"
