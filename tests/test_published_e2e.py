@@ -438,7 +438,7 @@ def test_the_config_example_of_docs_datasets_curates_from_the_store(fixtures, tm
     uri = f"file://{tmp_path / 'store'}"
     store = ArtifactStore.from_uri(uri)
     store.put_dir(fixtures["lisa"].parent, "datasets/lisa")  # the JSONL with its image folder
-    store.put_dir(fixtures["chartqa_lmms"], "datasets/chartqa")  # a saved dataset
+    store.put_dir(fixtures["chartqa_lmms"], "datasets/chartqa_lmms")  # a saved dataset
     data = example["data"]
     sections = [f"data.{k}={json.dumps(data[k])}" for k in ("domains", "benchmarks")]
     cfg = load_config("smoke", [f"store={uri}", *sections])
