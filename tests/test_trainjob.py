@@ -459,7 +459,17 @@ def test_a_failed_job_fails_the_step_with_its_reason_and_the_pods(cluster, run):
     assert not (run.out / "model").exists()
 
 
-def test_keyboard_interrupt_deletes_the_job(cluster, run):
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own SIGINT handler for the test: a process started in the background of a
+    non-interactive shell (``cmd &``, as CI runners and nohup do) inherits SIGINT ignored, and
+    Python then installs no handler, so a simulated Ctrl-C would be dropped and the test hang."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_keyboard_interrupt_deletes_the_job(cluster, run, ctrl_c_raises):
     def controller():
         cluster.wait_for_job(run.name)
         cluster.set_status(run.name, RUNNING)
