@@ -1,4 +1,5 @@
-"""The ``train`` pipeline: one mixture, curate -> base policy -> RL update -> evaluate -> report.
+"""The ``train`` pipeline: one mixture, curate -> base policy (evaluated) -> RL update and
+evaluation of the trained model (one step) -> report.
 
 What scheduled or CI-triggered retraining submits: the mixture is ``train.mixture`` of the
 ``config`` parameter (uniform when empty), e.g. the one a ``mixture-search`` run chose.

@@ -102,6 +102,10 @@ def train(
     processes: Annotated[
         int, typer.Option(min=1, help="Training processes on this machine, one per GPU (torchrun).")
     ] = 1,
+    evaluate_out: Annotated[
+        Path | None,
+        typer.Option(help="Then evaluate the trained model into this folder (as `modomodo evaluate`)."),
+    ] = None,
 ) -> None:
     """RL update: GRPO on the configured mixture."""
     from modomodo import stages
@@ -125,6 +129,7 @@ def train(
             console=console,
             metrics_port=metrics_port,
             processes=processes,
+            evaluate_to=evaluate_out,
         )
     table = Table(title=f"GRPO run {result.run_id}")
     for col in ("domain", "weight", "prompts drawn"):
