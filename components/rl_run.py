@@ -112,15 +112,16 @@ def train_and_evaluate_run(
     """:func:`rl_update_run` (``update``: its other arguments) whose training process then
     evaluates the model into the ``samples`` artifact; returns the run, its score columns (logged
     on ``metrics`` too) and its run record. A failed pilot has no scores; its record says why."""
+    from modomodo.components.model_steps import record_scores
     from modomodo.evaluation.evaluate import EvalResult
 
     run = rl_update_run(
         config, pushgateway=pushgateway, model=model, evaluate_to=Path(samples.path), **update
     )
     cfg = runtime.experiment_config(config, pushgateway)
-    scores = {} if run.get("failed") else pilots.score_columns(EvalResult.read(Path(samples.path)))
-    runtime.log_metrics(metrics, scores)
-    runtime.annotate(
-        samples, cfg, run_id=run["run_id"], mixture=run["mixture"], max_new_tokens=cfg.eval.max_new_tokens
-    )
+    if run.get("failed"):  # nothing was evaluated
+        result = EvalResult([], None, None, cfg.eval.max_new_tokens)
+    else:
+        result = EvalResult.read(Path(samples.path))
+    scores = record_scores(cfg, run, result, metrics, samples)
     return run, scores, pilots.run_record(run, scores)

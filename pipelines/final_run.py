@@ -28,7 +28,6 @@ def final_run_and_report(
     *,
     store_uri,
     base,
-    base_eval,
     mixture,
     run_name: str,
     label: str,
@@ -36,11 +35,11 @@ def final_run_and_report(
     trainer_runtime="torch-distributed",
     **report_inputs,
 ) -> Outputs:
-    """Inside a pipeline function: GRPO from ``base`` on ``mixture`` (the final model) and its
-    evaluation in one step, and the report comparing it with ``base_eval``; ``report_inputs`` are
-    the report's optional search artifacts. ``common`` holds config, pushgateway, gpus and data.
-    ``nodes`` > 1 trains the final model through a Kubeflow Trainer TrainJob on
-    ``trainer_runtime`` (the step's pod then evaluates it)."""
+    """Inside a pipeline function: GRPO from ``base`` (a ``base_policy_and_evaluate`` task) on
+    ``mixture`` (the final model) and its evaluation in one step, and the report comparing it with
+    the base's scores; ``report_inputs`` are the report's optional search artifacts. ``common``
+    holds config, pushgateway, gpus and data. ``nodes`` > 1 trains the final model through a
+    Kubeflow Trainer TrainJob on ``trainer_runtime`` (the step's pod then evaluates it)."""
     trained = place(
         train_and_evaluate(
             mixture=mixture,
@@ -61,7 +60,7 @@ def final_run_and_report(
             store_uri=store_uri,
             pushgateway=common["pushgateway"],
             pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-            base_scores=base_eval.outputs["scores"],
+            base_scores=base.outputs["scores"],
             final_run=trained.outputs["run"],
             final_scores=trained.outputs["scores"],
             final_label=label,

@@ -106,6 +106,8 @@ STEPS: dict[str, Step] = {
     # deterministic synthetic generator (decided per config when compiling).
     "curate-data": Step(gpu=False, retries=2, cache=True, s3=True),
     "base-policy": Step(gpu=True, retries=2, cache=True),
+    # What the pipelines run: the base policy, evaluated in the process that built it.
+    "base-policy-and-evaluate": Step(gpu=True, retries=2, cache=True),
     "rollout-reward": Step(gpu=True, retries=2, cache=True),
     # Resumes from its own checkpoints in the store (run id = hash of the inputs), so a retry
     # continues; GPU nodes are where preemptions and evictions happen.

@@ -369,8 +369,9 @@ def images_by_step(package: Path) -> dict[str, str]:
     return {step: image.pop() for step, image in images.items()}
 
 
-NOT_IN_PIPELINES = {"rl-update"}
-"""Steps for pipelines of one's own: the pipelines run ``train-and-evaluate`` instead."""
+NOT_IN_PIPELINES = {"base-policy", "rl-update", "evaluate"}
+"""Steps for pipelines of one's own: the pipelines run ``base-policy-and-evaluate`` and
+``train-and-evaluate`` instead."""
 
 
 def expected_images(cpu: str, gpu: str) -> dict[str, str]:

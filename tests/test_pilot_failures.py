@@ -72,8 +72,9 @@ def test_a_crashed_and_a_diverged_pilot_are_recorded_and_skipped(tmp_path):
     _the_console_shows_a_line_a_task_and_the_log_holds_the_rest(result.output, output, document)
 
 
-TASKS = 5 + 7 + 4
-"""Tasks of the one-wave run: curate, base policy, its evaluation and profile, the seed planner;
+TASKS = 4 + 7 + 4
+"""Tasks of the one-wave run: curate, base policy and its evaluation (one step), its profile, the
+seed planner;
 one train-and-evaluate step (RL update, evaluation, run record) for each of the 7 pilots; fit,
 search, the final run's train-and-evaluate, the report (a retried step is one task)."""
 

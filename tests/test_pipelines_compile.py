@@ -35,6 +35,7 @@ class Expect:
 EXPECTED: dict[str, Expect] = {
     "curate-data": Expect(gpu=False, retries=2, cache=True, s3=True),
     "base-policy": Expect(gpu=True, retries=2, cache=True),
+    "base-policy-and-evaluate": Expect(gpu=True, retries=2, cache=True),
     "rollout-reward": Expect(gpu=True, retries=2, cache=True),
     "rl-update": Expect(gpu=True, retries=3, cache=True, s3=True, metrics=True),
     "evaluate": Expect(gpu=True, retries=2, cache=True, s3=True),  # reads the model from the store
@@ -53,12 +54,15 @@ GPU_POD, CPU_POD = ("8", "64Gi"), ("2", "8Gi")
 GPU_STEPS = {name for name, step in EXPECTED.items() if step.gpu}
 PIPELINE_STEPS = {
     "mixture-search": {
-        "curate-data", "base-policy", "evaluate", "rollout-reward", "plan-seed-pilots",
+        "curate-data", "base-policy-and-evaluate", "rollout-reward", "plan-seed-pilots",
         "train-and-evaluate", "fit-surrogate", "search-mixture", "report",
     },
-    "train": {"curate-data", "base-policy", "evaluate", "train-and-evaluate", "report"},
+    "train": {"curate-data", "base-policy-and-evaluate", "train-and-evaluate", "report"},
 }  # fmt: skip
-"""The steps each pipeline runs on the smoke preset (no heuristic wave: no heuristic planner)."""
+"""The steps each pipeline runs on the smoke preset (no heuristic wave: no heuristic planner).
+A step that makes a model evaluates it in the same process and pod (``base-policy-and-evaluate``,
+``train-and-evaluate``): the separate ``base-policy``, ``rl-update`` and ``evaluate`` are for
+pipelines of one's own."""
 
 
 class IR:
@@ -85,7 +89,7 @@ class IR:
                 yield dag, name, task, ref.removeprefix("comp-"), executor
 
     def step_tasks(self, step: str):
-        """Tasks of component ``step`` (``evaluate`` matches ``evaluate-2`` too)."""
+        """Tasks of component ``step`` (``train-and-evaluate`` matches ``train-and-evaluate-2`` too)."""
         return [t for t in self.tasks() if t[4] is not None and _step_of(t[3]) == step]
 
 
@@ -305,7 +309,10 @@ def test_the_final_run_trains_the_best_mixture_and_the_report_compares(search_ir
     }
     assert root["search-mixture"]["inputs"]["parameters"]["mode"]["runtimeValue"]["constant"] == "best"
     report = root["report"]["inputs"]
-    assert report["parameters"]["base_scores"]["taskOutputParameter"]["producerTask"] == "evaluate"
+    assert report["parameters"]["base_scores"]["taskOutputParameter"] == {
+        "producerTask": "base-policy-and-evaluate",
+        "outputParameterKey": "scores",
+    }
     assert report["parameters"]["final_run"]["taskOutputParameter"]["producerTask"] == final
     assert report["parameters"]["final_scores"]["taskOutputParameter"] == {
         "producerTask": final,
@@ -358,7 +365,7 @@ def test_train_pipeline_is_one_mixture_without_pilots(train_ir):
     root = train_ir.spec["root"]["dag"]["tasks"]
     assert not any(task.get("parameterIterator") for task in root.values())
     assert {_step_of(n) for n in root} == {
-        "curate-data", "base-policy", "evaluate", "train-and-evaluate", "report"
+        "curate-data", "base-policy-and-evaluate", "train-and-evaluate", "report"
     }  # fmt: skip
     (rl,) = [n for n in root if _step_of(n) == "train-and-evaluate"]
     assert root[rl]["inputs"]["parameters"]["mixture"]["runtimeValue"]["constant"] == {}
@@ -494,7 +501,7 @@ def test_metrics_port_zero_turns_the_server_off(tmp_path):
 def test_gpus_zero_compiles_the_gpu_steps_for_cpu_nodes(tmp_path, name):
     ir = compiled(tmp_path, name, cluster=ClusterSettings(gpus=0))
     gpu_tasks = [t for t in ir.tasks() if t[4] and _step_of(t[3]) in GPU_STEPS]
-    assert {_step_of(t[3]) for t in gpu_tasks} >= {"base-policy", "train-and-evaluate", "evaluate"}
+    assert {_step_of(t[3]) for t in gpu_tasks} >= {"base-policy-and-evaluate", "train-and-evaluate"}
     for _, task_name, task, _, executor in gpu_tasks:
         resources = ir.executors[executor]["container"]["resources"]
         assert "accelerator" not in resources, task_name
