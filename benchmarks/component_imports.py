@@ -1,10 +1,10 @@
 """What a light pipeline step costs before its work: kfp's local runner (and a cluster) starts a
-fresh Python for each of the ~28 tasks of the mixture search, which imports kfp's executor and
+fresh Python for each of the ~16 tasks of the mixture search, which imports kfp's executor and
 then whatever the component's body imports.
 
     python benchmarks/component_imports.py [--repeats 5]
 
-For each light component (plan-seed-pilots, run-record, fit-surrogate, search-mixture) a fresh
+For each light component (plan-seed-pilots, fit-surrogate, search-mixture) a fresh
 interpreter does what its task's process does: import kfp's executor entry
 (``kfp.dsl.executor_main``), then run the component's body on small real inputs (the smoke
 preset's config with 20 search trials, seven seed pilots' records). Shown per component, median
@@ -70,13 +70,13 @@ print(json.dumps({{"executor": executor - start, "imports": imports, "body": don
 
 def inputs(work: Path) -> dict[str, dict]:
     """Small real inputs of each component: the smoke config, seven seed pilots' records."""
-    from modomodo import stages
     from modomodo.cli.common import resolve_config
     from modomodo.components.surrogate import fit_surrogate
+    from modomodo.mixture import pilots as plans
 
     cfg = resolve_config("smoke", ["search.seeds=[single, exclude_one, uniform]", "search.trials=20"])
     config = cfg.to_dict()
-    pilots = stages.seed_pilots(cfg)
+    pilots = plans.seed_pilots(cfg)
     rows = []
     for i, pilot in enumerate(pilots):
         run = {
@@ -86,7 +86,7 @@ def inputs(work: Path) -> dict[str, dict]:
             "seed": 42,
             "steps": 2,
         }
-        rows.append(stages.run_record(run, {"out_score": 0.1 + 0.02 * i, "in_score": 0.2 - 0.01 * i}))
+        rows.append(plans.run_record(run, {"out_score": 0.1 + 0.02 * i, "in_score": 0.2 - 0.01 * i}))
     fitted = {name: str(work / "fit" / name) for name in ("records", "surrogate", "quality")}
     fit = {"config": config, "pushgateway": "", "rows": rows}
     from kfp import dsl
@@ -98,16 +98,8 @@ def inputs(work: Path) -> dict[str, dict]:
         surrogate=dsl.Model(name="surrogate", uri=fitted["surrogate"]),
         quality=dsl.Metrics(name="quality", uri=fitted["quality"]),
     )
-    run = {
-        "run_id": "bench-uniform",
-        "mixture": pilots[-1]["mixture"],
-        "kind": "seed",
-        "seed": 42,
-        "steps": 2,
-    }
     return {
         "pilots:plan_seed_pilots": {"config": config},
-        "pilots:run_record": {"run": run, "scores": {"out_score": 0.3, "in_score": 0.2}},
         "surrogate:fit_surrogate": {
             **fit,
             **{name: str(work / "fit-again" / name) for name in ("records", "surrogate", "quality")},

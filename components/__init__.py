@@ -26,5 +26,5 @@ RUNTIME_IMAGE = os.environ.get("MODOMODO_IMAGE", f"{REGISTRY}/modomodo:{__versio
 ``MODOMODO_IMAGE`` or use ``modomodo compile --image`` to compile against another tag)."""
 
 GPU_IMAGE = os.environ.get("MODOMODO_GPU_IMAGE", f"{REGISTRY}/modomodo-gpu:{__version__}")
-"""The CUDA image of the GPU steps (base-policy, rollout-reward, rl-update, evaluate); set
-``MODOMODO_GPU_IMAGE`` or use ``modomodo compile --gpu-image``."""
+"""The CUDA image of the GPU steps (base-policy, base-policy-and-evaluate, rollout-reward,
+rl-update, evaluate, train-and-evaluate); set ``MODOMODO_GPU_IMAGE`` or use ``modomodo compile --gpu-image``."""

@@ -3,7 +3,7 @@
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Model, Output
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 from modomodo.components import GPU_IMAGE
 
@@ -15,28 +15,32 @@ def base_policy(
     """Build the tiny model and warm-start it, or save the configured pretrained model
     (``stages.base_policy_stage``). Returns the run that made it (``run_id``, ``kind`` base, no
     mixture), which labels the base policy's evaluation."""
-    import shutil
-    import tempfile
+    from collections import namedtuple
+
+    from modomodo.components.model_steps import base_policy_run
+
+    return namedtuple("BasePolicy", ["run"])(base_policy_run(config, pushgateway, gpus, data, model))
+
+
+@dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
+def base_policy_and_evaluate(
+    config: dict,
+    pushgateway: str,
+    gpus: int,
+    data: Input[Dataset],
+    model: Output[Model],
+    metrics: Output[Metrics],
+    samples: Output[Dataset],
+) -> NamedTuple("BasePolicyAndEvaluate", [("run", dict), ("scores", dict)]):
+    """``base_policy``, then ``evaluate`` of the model it built, in the same process (the ML stack
+    and the model loaded once, one pod): the base's scores in ``metrics``, returned as ``scores``,
+    its per-sample outputs in ``samples``."""
     from collections import namedtuple
     from pathlib import Path
 
-    from modomodo import stages
-    from modomodo.components import runtime
-    from modomodo.stages.common import stage_metrics
+    from modomodo.components import model_steps, runtime
 
+    run = model_steps.base_policy_run(config, pushgateway, gpus, data, model)
     cfg = runtime.experiment_config(config, pushgateway)
-    runtime.check_gpus(gpus)
-    run = {
-        "run_id": f"{cfg.name}-base-{runtime.fingerprint(config, data.uri)}",
-        "kind": "base",
-        "mixture": {},
-    }
-    with tempfile.TemporaryDirectory() as scratch:
-        metrics = stage_metrics(cfg, run["run_id"], "warmstart")
-        with metrics.stage_timer():
-            built = stages.base_policy_stage(cfg, Path(data.path), Path(scratch))
-        shutil.move(str(built), model.path)  # the model only; the tiny model's init stays behind
-    runtime.annotate(
-        model, cfg, **run, source=cfg.policy.model, sft_steps=cfg.sft.steps if cfg.sft.enabled else 0
-    )
-    return namedtuple("BasePolicy", ["run"])(run)
+    scores = model_steps.evaluate_run(cfg, run, data, Path(model.path), metrics, samples)
+    return namedtuple("BasePolicyAndEvaluate", ["run", "scores"])(run, scores)

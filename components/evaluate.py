@@ -27,28 +27,11 @@ def evaluate(
     from collections import namedtuple
     from pathlib import Path
 
-    from modomodo import stages
     from modomodo.components import runtime
-    from modomodo.mixture import pilots
+    from modomodo.components.model_steps import evaluate_run
 
     cfg = runtime.experiment_config(config, pushgateway)
     runtime.check_gpus(gpus)
     with tempfile.TemporaryDirectory() as scratch:  # a trained model comes from the store
-        result = stages.evaluate_stage(
-            cfg,
-            Path(data.path),
-            runtime.local_copy(model, Path(scratch)),
-            Path(samples.path),
-            run_id=run["run_id"],
-            mixture=run.get("mixture"),
-        )
-    columns = pilots.score_columns(result)
-    runtime.log_metrics(metrics, columns)
-    runtime.annotate(
-        samples,
-        cfg,
-        run_id=run["run_id"],
-        mixture=run.get("mixture", {}),
-        max_new_tokens=result.max_new_tokens,
-    )
+        columns = evaluate_run(cfg, run, data, runtime.local_copy(model, Path(scratch)), metrics, samples)
     return namedtuple("Evaluation", ["scores"])(columns)

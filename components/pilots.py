@@ -1,6 +1,4 @@
-"""Components that plan pilot runs and turn a finished pilot into a run record."""
-
-from typing import NamedTuple
+"""Components that plan pilot runs (``train_and_evaluate`` turns a finished pilot into its run record)."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input
@@ -27,15 +25,3 @@ def plan_heuristic_pilots(config: dict, records: Input[Dataset]) -> list:
 
     cfg = runtime.experiment_config(config)
     return pilots.heuristic_pilots(cfg, pilots.load_records(cfg, [], Path(records.path) / "records.csv"))
-
-
-@dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
-def run_record(run: dict, scores: dict) -> NamedTuple("RunRecord", [("record", dict)]):
-    """One row of the run-records table: the RL update's run and its evaluation's scores."""
-    from collections import namedtuple
-
-    from modomodo.components import runtime
-    from modomodo.mixture import pilots
-
-    record = pilots.run_record(runtime.integral_floats_to_int(run), scores)
-    return namedtuple("RunRecord", ["record"])(record)

@@ -1,8 +1,9 @@
-"""The body of the ``rl_update`` component: GRPO on one mixture, with the run's identity, its
-placement (one pod or a TrainJob on several nodes) and the recording of a failed pilot.
+"""The bodies of the ``rl_update`` and ``train_and_evaluate`` components: GRPO on one mixture,
+with the run's identity, its placement (one pod or a TrainJob on several nodes) and the recording
+of a failed pilot; ``train_and_evaluate`` also scores the model and makes its run record.
 
-Kept out of ``components/rl_update.py`` so that the compiled component stays a thin wrapper and
-this code is one module the pod-entry and pipeline tests exercise."""
+Kept out of the component modules so that the compiled components stay thin wrappers and this
+code is one module the pod-entry and pipeline tests exercise."""
 
 from __future__ import annotations
 
@@ -62,10 +63,12 @@ def rl_update_run(
     trainer_runtime: str,
     s3_secret: str,
     node_settings: dict | None,
+    evaluate_to: Path | None = None,
 ) -> dict:
     """Train, store the model once (``runs/<run id>/model``; the ``model`` artifact refers to it)
     and return the run (``run_id``, ``mixture``, ``kind``, ``seed``, ``steps``); a pilot that
-    crashes, diverges or keeps losing its pod returns its failed run instead (``failed.json``)."""  # fmt: skip
+    crashes, diverges or keeps losing its pod returns its failed run instead (``failed.json``).
+    ``evaluate_to``: the training process then evaluates the model into that folder."""  # fmt: skip
     cfg = runtime.with_mixture(runtime.experiment_config(config, pushgateway), mixture)
     cfg = runtime.with_replicate_seed(cfg, replicate)
     runtime.check_gpus(gpus)
@@ -77,7 +80,7 @@ def rl_update_run(
             pilots.give_up_on_lost_pilot(cfg, store, run_id, kind)
             result = rl_stage(
                 cfg, Path(data.path), Path(base_model.path), Path(scratch), run_id=run_id, resume=True,
-                store=store, metrics_port=runtime.metrics_port(),
+                store=store, metrics_port=runtime.metrics_port(), evaluate_to=evaluate_to,
                 # A TrainJob runs torchrun itself; a pilot trains in a child process, so that an
                 # out-of-memory kill of the training is a failed pilot, not a failed pipeline.
                 **({} if nodes > 1 else {"processes": max(gpus, 1), "isolate": pilots.pilot_may_fail(kind)}),
@@ -101,3 +104,24 @@ def rl_update_run(
         url = runtime.store_by_reference(store, out, f"runs/{run_id}/model", run, model, keep=small)
     runtime.annotate(model, cfg, **run, store_url=url, resumed_from_step=result.resumed_from_step)
     return run
+
+
+def train_and_evaluate_run(
+    config: dict, pushgateway: str, model, metrics, samples, **update: Any
+) -> tuple[dict, dict[str, float], dict]:
+    """:func:`rl_update_run` (``update``: its other arguments) whose training process then
+    evaluates the model into the ``samples`` artifact; returns the run, its score columns (logged
+    on ``metrics`` too) and its run record. A failed pilot has no scores; its record says why."""
+    from modomodo.components.model_steps import record_scores
+    from modomodo.evaluation.evaluate import EvalResult
+
+    run = rl_update_run(
+        config, pushgateway=pushgateway, model=model, evaluate_to=Path(samples.path), **update
+    )
+    cfg = runtime.experiment_config(config, pushgateway)
+    if run.get("failed"):  # nothing was evaluated
+        result = EvalResult([], None, None, cfg.eval.max_new_tokens)
+    else:
+        result = EvalResult.read(Path(samples.path))
+    scores = record_scores(cfg, run, result, metrics, samples)
+    return run, scores, pilots.run_record(run, scores)

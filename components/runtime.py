@@ -22,7 +22,7 @@ from modomodo.versions import versions
 
 if TYPE_CHECKING:
     # Imported where a store is opened: the store's S3 client (boto3) costs ~0.15 s in each
-    # step's fresh process, and the planning, run-record, fit and search steps open none.
+    # step's fresh process, and the planning, fit and search steps open none.
     from modomodo.store import ArtifactStore
 
 

@@ -512,8 +512,10 @@ def stage_on_nodes(
         store: ArtifactStore,
         resume: bool = True,
         metrics_port: int = 0,
+        evaluate_to: Path | None = None,
     ) -> TrainResult:
         # resume and metrics_port: the nodes always resume and serve on settings.metrics_port.
+        # evaluate_to: this pod, which waited for the nodes, evaluates the model they stored.
         nonlocal launcher
         launcher = launcher or connect()
         launcher.check_runtime(runtime)
@@ -535,6 +537,10 @@ def stage_on_nodes(
         for name in SUMMARY_FILES:
             shutil.copy(model_dir / name, Path(out_dir) / name)
         summary = json.loads((model_dir / "train_summary.json").read_text())
+        if evaluate_to is not None:
+            from modomodo.stages.evaluate import evaluate_stage
+
+            evaluate_stage(cfg, data_dir, model_dir, evaluate_to, run_id=run_id, mixture=summary["mixture"])
         return TrainResult(**{**summary, "model_dir": str(model_dir)})
 
     return rl_stage

@@ -1,4 +1,5 @@
-"""The tail both pipelines end with: RL update of the final model -> evaluate -> report."""
+"""The tail both pipelines end with: RL update of the final model and its evaluation (one
+``train_and_evaluate`` step) -> report."""
 
 # No `from __future__ import annotations`: kfp reads the pipelines' return annotation (Outputs) as a type.
 from typing import NamedTuple
@@ -6,12 +7,11 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import HTML, Artifact
 
-from modomodo.components.evaluate import evaluate
 from modomodo.components.report import report
-from modomodo.components.rl_update import rl_update
+from modomodo.components.train_and_evaluate import train_and_evaluate
 from modomodo.components.trainjob import NodeSettings
 
-NODE_IMAGE = rl_update.component_spec.implementation.container.image
+NODE_IMAGE = train_and_evaluate.component_spec.implementation.container.image
 """The image of a multi-node RL update's TrainJob nodes: the step's own."""
 
 
@@ -28,7 +28,6 @@ def final_run_and_report(
     *,
     store_uri,
     base,
-    base_eval,
     mixture,
     run_name: str,
     label: str,
@@ -36,12 +35,13 @@ def final_run_and_report(
     trainer_runtime="torch-distributed",
     **report_inputs,
 ) -> Outputs:
-    """Inside a pipeline function: GRPO from ``base`` on ``mixture`` (the final model), its
-    evaluation, and the report comparing it with ``base_eval``; ``report_inputs`` are the report's
-    optional search artifacts. ``common`` holds config, pushgateway, gpus and data. ``nodes`` > 1
-    trains the final model through a Kubeflow Trainer TrainJob on ``trainer_runtime``."""
+    """Inside a pipeline function: GRPO from ``base`` (a ``base_policy_and_evaluate`` task) on
+    ``mixture`` (the final model) and its evaluation in one step, and the report comparing it with
+    the base's scores; ``report_inputs`` are the report's optional search artifacts. ``common``
+    holds config, pushgateway, gpus and data. ``nodes`` > 1 trains the final model through a
+    Kubeflow Trainer TrainJob on ``trainer_runtime`` (the step's pod then evaluates it)."""
     trained = place(
-        rl_update(
+        train_and_evaluate(
             mixture=mixture,
             run_name=run_name,
             kind="model",
@@ -54,16 +54,15 @@ def final_run_and_report(
             **common,
         )
     )
-    trained_eval = place(evaluate(run=trained.outputs["run"], model=trained.outputs["model"], **common))
     summary = place(
         report(
             config=common["config"],
             store_uri=store_uri,
             pushgateway=common["pushgateway"],
             pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-            base_scores=base_eval.outputs["scores"],
+            base_scores=base.outputs["scores"],
             final_run=trained.outputs["run"],
-            final_scores=trained_eval.outputs["scores"],
+            final_scores=trained.outputs["scores"],
             final_label=label,
             **report_inputs,
         )

@@ -1,9 +1,10 @@
 """The ``mixture-search`` pipeline: pilots -> surrogate -> search -> final training -> report.
 
-curate -> base policy (evaluated, and its pass rates profiled) -> seed pilots in a ``ParallelFor``
-(each: RL update -> evaluate -> run record) -> ``dsl.Collected`` records -> fit surrogate
-[-> heuristic pilots -> fit] [-> rounds of: propose -> pilots -> fit] -> search -> RL update on
-the best mixture -> evaluate -> report comparing base, uniform, best pilot and the chosen mixture.
+curate -> base policy and its evaluation (one step) -> its pass rates profiled -> seed pilots in
+a ``ParallelFor`` (each one ``train_and_evaluate`` step: RL update, evaluation and run record in
+one pod) -> ``dsl.Collected`` records -> fit surrogate [-> heuristic pilots -> fit] [-> rounds of:
+propose -> pilots -> fit] -> search -> RL update on the best mixture and its evaluation (one step)
+-> report comparing base, uniform, best pilot and the chosen mixture.
 
 KFP has no loops over a data-dependent number of waves, so the waves are fixed when the pipeline
 is built: a heuristic wave when ``search.heuristics`` is set, and ``search.rounds`` active rounds.
@@ -16,14 +17,13 @@ import functools
 
 from kfp import dsl
 
-from modomodo.components.base_policy import base_policy
+from modomodo.components.base_policy import base_policy_and_evaluate
 from modomodo.components.curate import curate_data
-from modomodo.components.evaluate import evaluate
-from modomodo.components.pilots import plan_heuristic_pilots, plan_seed_pilots, run_record
-from modomodo.components.rl_update import rl_update
+from modomodo.components.pilots import plan_heuristic_pilots, plan_seed_pilots
 from modomodo.components.rollout import rollout_reward
 from modomodo.components.search import search_mixture
 from modomodo.components.surrogate import fit_surrogate
+from modomodo.components.train_and_evaluate import train_and_evaluate
 from modomodo.config import ExperimentConfig
 from modomodo.pipelines.final_run import Outputs, final_run_and_report
 from modomodo.pipelines.settings import ClusterSettings, Placement
@@ -32,11 +32,12 @@ NAME = "mixture-search"
 
 
 def pilot_wave(place, common: dict, search, store_uri, base, pilots, previous) -> dsl.PipelineTask:
-    """Train and evaluate every pilot of the list ``pilots``, at most ``search.parallelism`` at
-    once; then fit the wave's records appended to the table ``previous`` (None for the first wave)."""
+    """Train and evaluate every pilot of the list ``pilots`` (one step each), at most
+    ``search.parallelism`` at once; then fit the wave's records appended to the table ``previous``
+    (None for the first wave)."""
     with dsl.ParallelFor(pilots, parallelism=search.parallelism) as pilot:
-        trained = place(
-            rl_update(
+        record = place(
+            train_and_evaluate(
                 mixture=pilot.mixture,
                 run_name=pilot.run,
                 kind=pilot.kind,
@@ -47,10 +48,6 @@ def pilot_wave(place, common: dict, search, store_uri, base, pilots, previous) -
             ),
             in_loop=True,
         )
-        scored = place(
-            evaluate(run=trained.outputs["run"], model=trained.outputs["model"], **common), in_loop=True
-        )
-        record = place(run_record(run=trained.outputs["run"], scores=scored.outputs["scores"]), in_loop=True)
     earlier = {"previous": previous} if previous is not None else {}
     rows = dsl.Collected(record.outputs["record"])
     config, pushgateway = common["config"], common["pushgateway"]
@@ -99,9 +96,8 @@ def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
     ) -> Outputs:
         place = Placement(s3_secret=s3_secret, cluster=cluster, cache_data=cache_data)
         data = place(curate_data(config=config, store_uri=store_uri, pushgateway=pushgateway)).outputs["data"]
-        base = place(base_policy(config=config, pushgateway=pushgateway, gpus=cluster.gpus, data=data))
         common = {"config": config, "pushgateway": pushgateway, "gpus": cluster.gpus, "data": data}
-        base_eval = place(evaluate(run=base.outputs["run"], model=base.outputs["model"], **common))
+        base = place(base_policy_and_evaluate(**common))
         profile = place(
             rollout_reward(prompts_per_domain=profile_prompts, model=base.outputs["model"], **common)
         )
@@ -121,7 +117,6 @@ def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
             common,
             store_uri=store_uri,
             base=base,
-            base_eval=base_eval,
             mixture=best.outputs["best"],
             run_name="chosen",
             label="chosen",

@@ -106,16 +106,22 @@ STEPS: dict[str, Step] = {
     # deterministic synthetic generator (decided per config when compiling).
     "curate-data": Step(gpu=False, retries=2, cache=True, s3=True),
     "base-policy": Step(gpu=True, retries=2, cache=True),
+    # What the pipelines run: the base policy, evaluated in the process that built it.
+    "base-policy-and-evaluate": Step(gpu=True, retries=2, cache=True),
     "rollout-reward": Step(gpu=True, retries=2, cache=True),
     # Resumes from its own checkpoints in the store (run id = hash of the inputs), so a retry
     # continues; GPU nodes are where preemptions and evictions happen.
     "rl-update": Step(gpu=True, retries=3, cache=True, s3=True, serves_metrics=True, process_per_gpu=True),
     # Reads the trained model from the store (the model artifact only refers to it).
     "evaluate": Step(gpu=True, retries=2, cache=True, s3=True),
+    # The RL update and the evaluation of its model in one pod (what the pipelines run): the RL
+    # update's settings, as its training resumes and evaluation is idempotent.
+    "train-and-evaluate": Step(
+        gpu=True, retries=3, cache=True, s3=True, serves_metrics=True, process_per_gpu=True
+    ),
     # Pure computations on small inputs: a failure is deterministic, retrying only delays it.
     "plan-seed-pilots": Step(gpu=False, retries=0, cache=True),
     "plan-heuristic-pilots": Step(gpu=False, retries=0, cache=True),
-    "run-record": Step(gpu=False, retries=0, cache=True),
     "fit-surrogate": Step(gpu=False, retries=0, cache=True),
     # Talks to the study database; its study name derives from the inputs, so a retry resumes it.
     "search-mixture": Step(gpu=False, retries=2, cache=True, study=True),

@@ -1,4 +1,5 @@
-"""The ``train`` pipeline: one mixture, curate -> base policy -> RL update -> evaluate -> report.
+"""The ``train`` pipeline: one mixture, curate -> base policy and its evaluation (one step) -> RL
+update and evaluation of the trained model (one step) -> report.
 
 What scheduled or CI-triggered retraining submits: the mixture is ``train.mixture`` of the
 ``config`` parameter (uniform when empty), e.g. the one a ``mixture-search`` run chose.
@@ -8,9 +9,8 @@ What scheduled or CI-triggered retraining submits: the mixture is ``train.mixtur
 
 from kfp import dsl
 
-from modomodo.components.base_policy import base_policy
+from modomodo.components.base_policy import base_policy_and_evaluate
 from modomodo.components.curate import curate_data
-from modomodo.components.evaluate import evaluate
 from modomodo.config import ExperimentConfig
 from modomodo.pipelines.final_run import Outputs, final_run_and_report
 from modomodo.pipelines.settings import ClusterSettings, Placement
@@ -35,14 +35,12 @@ def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
         place = Placement(s3_secret=s3_secret, cluster=cluster, cache_data=cache_data)
         data = place(curate_data(config=config, store_uri=store_uri, pushgateway=pushgateway)).outputs["data"]
         common = {"config": config, "pushgateway": pushgateway, "gpus": cluster.gpus, "data": data}
-        base = place(base_policy(config=config, pushgateway=pushgateway, gpus=cluster.gpus, data=data))
-        base_eval = place(evaluate(run=base.outputs["run"], model=base.outputs["model"], **common))
+        base = place(base_policy_and_evaluate(**common))
         return final_run_and_report(
             place,
             common,
             store_uri=store_uri,
             base=base,
-            base_eval=base_eval,
             mixture={},
             run_name="train",
             label="trained",

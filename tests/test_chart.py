@@ -496,5 +496,5 @@ def test_the_podmonitor_selects_the_pods_the_pipelines_label(rendered, tmp_path)
     monitor = one(documents(rendered["default"]), "PodMonitor")
     package = compile_pipeline("train", load_config("smoke"), tmp_path / "train.yaml")
     executors = list(yaml.safe_load_all(package.read_text()))[1]["platforms"]["kubernetes"]["deploymentSpec"]
-    labels = executors["executors"]["exec-rl-update"].get("podMetadata", {}).get("labels", {})
+    labels = executors["executors"]["exec-train-and-evaluate"].get("podMetadata", {}).get("labels", {})
     assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()

@@ -72,10 +72,11 @@ def test_a_crashed_and_a_diverged_pilot_are_recorded_and_skipped(tmp_path):
     _the_console_shows_a_line_a_task_and_the_log_holds_the_rest(result.output, output, document)
 
 
-TASKS = 5 + 3 * 7 + 5
-"""Tasks of the one-wave run: curate, base policy, its evaluation and profile, the seed planner;
-RL update, evaluation and run record of each of the 7 pilots; fit, search, the final RL update,
-its evaluation, the report (a retried step is one task)."""
+TASKS = 4 + 7 + 4
+"""Tasks of the one-wave run: curate, base policy and its evaluation (one step), its profile, the
+seed planner;
+one train-and-evaluate step (RL update, evaluation, run record) for each of the 7 pilots; fit,
+search, the final run's train-and-evaluate, the report (a retried step is one task)."""
 
 
 def _the_console_shows_a_line_a_task_and_the_log_holds_the_rest(cli: str, output, document) -> None:
@@ -91,11 +92,11 @@ def _the_console_shows_a_line_a_task_and_the_log_holds_the_rest(cli: str, output
     for line in lines:
         if line.startswith("done "):
             by_task.setdefault(line.split()[1], []).append(line)
-    # a failed pilot's evaluation has no scores
-    assert (
-        len(by_task["evaluate-2"]) == 7 and sum("Out-Score " in line for line in by_task["evaluate-2"]) == 4
-    )
-    assert sum("pilot failed, left out: " in line for line in by_task["rl-update"]) == 3
+    # a pilot's line shows its Out-Score, a failed pilot's why it failed
+    pilots = by_task["train-and-evaluate"]
+    assert len(pilots) == 7 and sum("Out-Score " in line for line in pilots) == 4
+    assert sum("pilot failed, left out: " in line for line in pilots) == 3
+    assert "Out-Score " in by_task["train-and-evaluate-2"][0]  # the final run
     assert "CV R² " in by_task["fit-surrogate"][0] and "(quadratic, 4 runs)" in by_task["fit-surrogate"][0]
     chosen = mixture_label(document["summary"]["chosen"]["mixture"])
     assert by_task["search-mixture"][0].endswith(f"chosen mixture {chosen}")

@@ -35,12 +35,14 @@ class Expect:
 EXPECTED: dict[str, Expect] = {
     "curate-data": Expect(gpu=False, retries=2, cache=True, s3=True),
     "base-policy": Expect(gpu=True, retries=2, cache=True),
+    "base-policy-and-evaluate": Expect(gpu=True, retries=2, cache=True),
     "rollout-reward": Expect(gpu=True, retries=2, cache=True),
     "rl-update": Expect(gpu=True, retries=3, cache=True, s3=True, metrics=True),
     "evaluate": Expect(gpu=True, retries=2, cache=True, s3=True),  # reads the model from the store
+    # the RL update's settings: its training resumes, its evaluation is idempotent
+    "train-and-evaluate": Expect(gpu=True, retries=3, cache=True, s3=True, metrics=True),
     "plan-seed-pilots": Expect(gpu=False, retries=0, cache=True),
     "plan-heuristic-pilots": Expect(gpu=False, retries=0, cache=True),
-    "run-record": Expect(gpu=False, retries=0, cache=True),
     "fit-surrogate": Expect(gpu=False, retries=0, cache=True),
     "search-mixture": Expect(gpu=False, retries=2, cache=True, study=True),
     "report": Expect(gpu=False, retries=2, cache=False, s3=True),
@@ -52,12 +54,15 @@ GPU_POD, CPU_POD = ("8", "64Gi"), ("2", "8Gi")
 GPU_STEPS = {name for name, step in EXPECTED.items() if step.gpu}
 PIPELINE_STEPS = {
     "mixture-search": {
-        "curate-data", "base-policy", "evaluate", "rollout-reward", "plan-seed-pilots", "rl-update",
-        "run-record", "fit-surrogate", "search-mixture", "report",
+        "curate-data", "base-policy-and-evaluate", "rollout-reward", "plan-seed-pilots",
+        "train-and-evaluate", "fit-surrogate", "search-mixture", "report",
     },
-    "train": {"curate-data", "base-policy", "evaluate", "rl-update", "report"},
+    "train": {"curate-data", "base-policy-and-evaluate", "train-and-evaluate", "report"},
 }  # fmt: skip
-"""The steps each pipeline runs on the smoke preset (no heuristic wave: no heuristic planner)."""
+"""The steps each pipeline runs on the smoke preset (no heuristic wave: no heuristic planner).
+A step that makes a model evaluates it in the same process and pod (``base-policy-and-evaluate``,
+``train-and-evaluate``): the separate ``base-policy``, ``rl-update`` and ``evaluate`` are for
+pipelines of one's own."""
 
 
 class IR:
@@ -84,7 +89,7 @@ class IR:
                 yield dag, name, task, ref.removeprefix("comp-"), executor
 
     def step_tasks(self, step: str):
-        """Tasks of component ``step`` (``rl-update`` matches ``rl-update-2`` too)."""
+        """Tasks of component ``step`` (``train-and-evaluate`` matches ``train-and-evaluate-2`` too)."""
         return [t for t in self.tasks() if t[4] is not None and _step_of(t[3]) == step]
 
 
@@ -247,7 +252,7 @@ def test_curation_of_sources_outside_the_generator_is_never_cached(tmp_path):
         ir = compiled(tmp_path, name, cfg)
         ((_, _, task, _, _),) = ir.step_tasks("curate-data")
         assert task["cachingOptions"].get("enableCache", False) is False
-        assert all(t[2]["cachingOptions"]["enableCache"] for t in ir.step_tasks("rl-update"))
+        assert all(t[2]["cachingOptions"]["enableCache"] for t in ir.step_tasks("train-and-evaluate"))
 
 
 def test_seed_pilots_fan_out_in_a_parallel_for_and_fan_in_with_collected(search_ir):
@@ -264,9 +269,11 @@ def test_seed_pilots_fan_out_in_a_parallel_for_and_fan_in_with_collected(search_
         "outputParameterKey": "Output",
     }
     body = search_ir.spec["components"][loop["componentRef"]["name"]]["dag"]
-    assert set(body["tasks"]) == {"rl-update", "evaluate-2", "run-record"}
+    # One step a pilot: its RL update, evaluation and run record in one process (one load of the
+    # ML stack and of the model, one pod to schedule).
+    assert set(body["tasks"]) == {"train-and-evaluate"}
     # Each iteration trains the item's mixture under the item's run name.
-    rl_inputs = body["tasks"]["rl-update"]["inputs"]["parameters"]
+    rl_inputs = body["tasks"]["train-and-evaluate"]["inputs"]["parameters"]
     item = "pipelinechannel--plan-seed-pilots-Output-loop-item"
     assert rl_inputs["mixture"] == {
         "componentInputParameter": item,
@@ -274,14 +281,16 @@ def test_seed_pilots_fan_out_in_a_parallel_for_and_fan_in_with_collected(search_
     }
     assert rl_inputs["run_name"]["parameterExpressionSelector"] == 'parseJson(string_value)["run"]'
     # Fan-in: the loop exposes every iteration's run record, fit-surrogate takes the list.
-    assert body["outputs"]["parameters"]["pipelinechannel--run-record-record"]["valueFromParameter"] == {
-        "producerSubtask": "run-record",
+    assert body["outputs"]["parameters"]["pipelinechannel--train-and-evaluate-record"][
+        "valueFromParameter"
+    ] == {
+        "producerSubtask": "train-and-evaluate",
         "outputParameterKey": "record",
     }
     rows = root["fit-surrogate"]["inputs"]["parameters"]["rows"]
     assert rows["taskOutputParameter"] == {
         "producerTask": "for-loop-1",
-        "outputParameterKey": "pipelinechannel--run-record-record",
+        "outputParameterKey": "pipelinechannel--train-and-evaluate-record",
     }
     assert (
         search_ir.spec["components"]["comp-fit-surrogate"]["inputDefinitions"]["parameters"]["rows"][
@@ -293,15 +302,22 @@ def test_seed_pilots_fan_out_in_a_parallel_for_and_fan_in_with_collected(search_
 
 def test_the_final_run_trains_the_best_mixture_and_the_report_compares(search_ir):
     root = search_ir.spec["root"]["dag"]["tasks"]
-    (final,) = [name for name in root if _step_of(name) == "rl-update"]
+    (final,) = [name for name in root if _step_of(name) == "train-and-evaluate"]
     assert root[final]["inputs"]["parameters"]["mixture"]["taskOutputParameter"] == {
         "producerTask": "search-mixture",
         "outputParameterKey": "best",
     }
     assert root["search-mixture"]["inputs"]["parameters"]["mode"]["runtimeValue"]["constant"] == "best"
     report = root["report"]["inputs"]
-    assert report["parameters"]["base_scores"]["taskOutputParameter"]["producerTask"] == "evaluate"
+    assert report["parameters"]["base_scores"]["taskOutputParameter"] == {
+        "producerTask": "base-policy-and-evaluate",
+        "outputParameterKey": "scores",
+    }
     assert report["parameters"]["final_run"]["taskOutputParameter"]["producerTask"] == final
+    assert report["parameters"]["final_scores"]["taskOutputParameter"] == {
+        "producerTask": final,
+        "outputParameterKey": "scores",
+    }
     assert report["artifacts"]["records"]["taskOutputArtifact"]["producerTask"] == "fit-surrogate"
     assert report["artifacts"]["proposals"]["taskOutputArtifact"]["producerTask"] == "search-mixture"
 
@@ -336,7 +352,7 @@ def test_heuristics_and_rounds_add_waves(tmp_path):
         if _step_of(name) == "search-mixture"
     }
     assert sorted(modes.values()) == ["best", "explore", "explore"]
-    assert len(ir.step_tasks("plan-heuristic-pilots")) == 1 and len(ir.step_tasks("rl-update")) == 5
+    assert len(ir.step_tasks("plan-heuristic-pilots")) == 1 and len(ir.step_tasks("train-and-evaluate")) == 5
     _assert_gpu_retries_and_caching(ir)
     # Each wave's fit appends to the previous wave's table.
     fits = [name for name in root if _step_of(name) == "fit-surrogate"]
@@ -348,8 +364,10 @@ def test_heuristics_and_rounds_add_waves(tmp_path):
 def test_train_pipeline_is_one_mixture_without_pilots(train_ir):
     root = train_ir.spec["root"]["dag"]["tasks"]
     assert not any(task.get("parameterIterator") for task in root.values())
-    assert {_step_of(n) for n in root} == {"curate-data", "base-policy", "evaluate", "rl-update", "report"}
-    (rl,) = [n for n in root if _step_of(n) == "rl-update"]
+    assert {_step_of(n) for n in root} == {
+        "curate-data", "base-policy-and-evaluate", "train-and-evaluate", "report"
+    }  # fmt: skip
+    (rl,) = [n for n in root if _step_of(n) == "train-and-evaluate"]
     assert root[rl]["inputs"]["parameters"]["mixture"]["runtimeValue"]["constant"] == {}
 
 
@@ -469,12 +487,12 @@ def test_the_rl_update_serves_metrics_for_a_scraping_prometheus(ir):
         else:
             assert "MODOMODO_METRICS_PORT" not in env and not annotations, name
             assert not _pod_labels(ir, executor), name
-    assert [s for s, step in STEPS.items() if step.serves_metrics] == ["rl-update"]
+    assert [s for s, step in STEPS.items() if step.serves_metrics] == ["rl-update", "train-and-evaluate"]
 
 
 def test_metrics_port_zero_turns_the_server_off(tmp_path):
     ir = compiled(tmp_path, "train", cluster=ClusterSettings(metrics_port=0))
-    for _, name, _, _, executor in ir.step_tasks("rl-update"):
+    for _, name, _, _, executor in ir.step_tasks("train-and-evaluate"):
         assert "MODOMODO_METRICS_PORT" not in _env(ir, executor) and not _pod_annotations(ir, executor), name
         assert not _pod_labels(ir, executor), name
 
@@ -483,7 +501,7 @@ def test_metrics_port_zero_turns_the_server_off(tmp_path):
 def test_gpus_zero_compiles_the_gpu_steps_for_cpu_nodes(tmp_path, name):
     ir = compiled(tmp_path, name, cluster=ClusterSettings(gpus=0))
     gpu_tasks = [t for t in ir.tasks() if t[4] and _step_of(t[3]) in GPU_STEPS]
-    assert {_step_of(t[3]) for t in gpu_tasks} >= {"base-policy", "rl-update", "evaluate"}
+    assert {_step_of(t[3]) for t in gpu_tasks} >= {"base-policy-and-evaluate", "train-and-evaluate"}
     for _, task_name, task, _, executor in gpu_tasks:
         resources = ir.executors[executor]["container"]["resources"]
         assert "accelerator" not in resources, task_name
@@ -502,7 +520,11 @@ def test_several_gpus_split_the_rl_updates_threads_between_its_processes(tmp_pat
         if executor and _step_of(component) in GPU_STEPS:
             resources = ir.executors[executor]["container"]["resources"]
             assert resources["accelerator"]["resourceCount"] == "4", task_name
-            expected = per_process if _step_of(component) == "rl-update" else str(cpu_threads("8"))
+            expected = (
+                per_process
+                if _step_of(component) in ("rl-update", "train-and-evaluate")
+                else str(cpu_threads("8"))
+            )
             assert _threads(ir, executor) == expected, task_name
 
 

@@ -159,11 +159,11 @@ def test_checkpoints_models_shards_and_the_report_are_in_s3(main_job):
     # A model in the store says which run and mixture made it.
     chosen = document["summary"]["chosen"]
     assert manifests[f"runs/{chosen['run_id']}/model"].metadata["mixture"] == pytest.approx(chosen["mixture"])
-    # Stored once: the RL updates' model artifacts in the pipeline root only refer to the store.
+    # Stored once: the trained models' artifacts in the pipeline root only refer to the store.
     root = main_job["output"] / "pipeline-root"
     references = [json.loads(p.read_text()) for p in root.rglob(STORE_REFERENCE)]
     assert sorted(r["key"] for r in references) == sorted(f"runs/{run}/model" for run in runs)
-    assert not [p for p in root.rglob("model.safetensors") if "rl-update" in str(p)]
+    assert not [p for p in root.rglob("model.safetensors") if "train-and-evaluate" in str(p)]
 
 
 def test_every_step_pushed_metrics_that_prometheus_can_query(main_job, prometheus):

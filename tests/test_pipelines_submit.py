@@ -308,7 +308,7 @@ def test_submit_command_compiles_the_resolved_config_and_prints_the_run_link(kfp
     assert (parameters["store_uri"], parameters["s3_secret"]) == ("s3://modomodo/x", "team-s3")
     assert "gpus" not in parameters  # compiled into the package
     spec, _ = yaml.safe_load_all(kfp_server.uploads[-1])
-    resources = spec["deploymentSpec"]["executors"]["exec-rl-update"]["container"]["resources"]
+    resources = spec["deploymentSpec"]["executors"]["exec-train-and-evaluate"]["container"]["resources"]
     assert resources["accelerator"]["resourceCount"] == "4"
     assert run["display_name"] == "smoke-train"
 

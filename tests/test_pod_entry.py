@@ -1,10 +1,11 @@
 """The RL update as a pod runs it, on CPU with DeepSpeed ZeRO-2.
 
 ``test_the_compiled_rl_update_runs_as_a_pod_and_a_killed_attempt_counts_as_a_failure`` runs the
-command line that the compiled IR gives the ``rl-update`` container, with the IR's environment and
+command line that the compiled IR gives the ``train-and-evaluate`` container (the pipelines' RL
+update, which then evaluates the model in its training process), with the IR's environment and
 nothing else (no ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``...: what a pod has), against an
 executor input such as KFP's launcher writes. Its first attempt is SIGKILLed the way the kernel
-kills an OOM pod; the retry trains, and counts the lost attempt as a stage failure.
+kills an OOM pod; the retry trains, evaluates, and counts the lost attempt as a stage failure.
 ``test_several_processes_train_as_ranks_of_one_job`` trains as 2 ranks over gloo through torchrun,
 the path of a pod with 2 GPUs.
 """
@@ -84,7 +85,7 @@ def pod_environment(ir_env: list[dict]) -> dict[str, str]:
 
 def executor_input(parameters: dict, inputs: dict[str, tuple[str, Path]], outputs: Path) -> dict:
     """What KFP's launcher hands the executor: parameter values, input artifacts (type, local
-    path), the output artifact ``model`` and where the outputs go."""
+    path), the output artifacts of ``train-and-evaluate`` and where the outputs go."""
 
     def artifact(name: str, schema: str, uri: Path) -> dict:
         artifact = {"name": name, "type": {"schemaTitle": schema}, "uri": str(uri), "metadata": {}}
@@ -96,8 +97,13 @@ def executor_input(parameters: dict, inputs: dict[str, tuple[str, Path]], output
             "artifacts": {name: artifact(name, schema, path) for name, (schema, path) in inputs.items()},
         },
         "outputs": {
-            "artifacts": {"model": artifact("model", "system.Model", outputs / "model")},
-            "parameters": {"run": {"outputFile": str(outputs / "run")}},  # values go to outputFile
+            "artifacts": {
+                "model": artifact("model", "system.Model", outputs / "model"),
+                "metrics": artifact("metrics", "system.Metrics", outputs / "metrics"),
+                "samples": artifact("samples", "system.Dataset", outputs / "samples"),
+            },
+            # values go to outputFile
+            "parameters": {name: {"outputFile": str(outputs / name)} for name in ("run", "scores", "record")},
             "outputFile": str(outputs / "executor_output.json"),
         },
     }
@@ -123,7 +129,7 @@ def test_the_compiled_rl_update_runs_as_a_pod_and_a_killed_attempt_counts_as_a_f
     cfg, data, base = inputs
     cluster = ClusterSettings(gpus=0, threads=2, metrics_port=free_port())
     spec, _ = yaml.safe_load_all(compile_pipeline("train", cfg, tmp_path / "train.yaml", cluster).read_text())
-    container = spec["deploymentSpec"]["executors"]["exec-rl-update"]["container"]
+    container = spec["deploymentSpec"]["executors"]["exec-train-and-evaluate"]["container"]
     store_uri = (tmp_path / "store").as_uri()
     store = ArtifactStore.from_uri(store_uri)
     parameters = {
@@ -193,6 +199,14 @@ def test_the_compiled_rl_update_runs_as_a_pod_and_a_killed_attempt_counts_as_a_f
     assert json.loads((artifact / "run.json").read_text()) == run
     (metadata,) = [a["metadata"] for a in executor_output["artifacts"]["model"]["artifacts"]]
     assert metadata["store_url"] == store.url_for(model_key) and metadata["run_id"] == run_id
+    # The training process evaluated the model it trained: scores, samples, the run record.
+    scores = executor_output["parameterValues"]["scores"]
+    assert 0.0 <= scores["out_score"] <= 1.0
+    assert (outputs / "samples" / "samples.jsonl").read_text().count("\n") > 0
+    record = executor_output["parameterValues"]["record"]
+    assert record["run_id"] == run_id and record["out_score"] == scores["out_score"]
+    (metrics,) = [a["metadata"] for a in executor_output["artifacts"]["metrics"]["artifacts"]]
+    assert metrics["out_score"] == pytest.approx(scores["out_score"])
 
 
 def test_several_processes_train_as_ranks_of_one_job(inputs, tmp_path, monkeypatch):

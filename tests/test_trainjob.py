@@ -31,7 +31,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from modomodo.components import trainjob
-from modomodo.components.rl_update import rl_update
+from modomodo.components.train_and_evaluate import train_and_evaluate
 from modomodo.config import load_config
 from modomodo.pipelines import compile_pipeline
 from modomodo.pipelines.settings import ClusterSettings
@@ -646,17 +646,17 @@ def test_the_final_rl_update_takes_the_nodes_parameter_and_pilots_stay_single_no
     assert parameters["nodes"] == {"defaultValue": 1.0, "isOptional": True, "parameterType": "NUMBER_INTEGER"}
     assert parameters["trainer_runtime"]["defaultValue"] == "torch-distributed"
     root = ir["root"]["dag"]["tasks"]
-    (final,) = [name for name in root if name.startswith("rl-update")]
+    (final,) = [name for name in root if name.startswith("train-and-evaluate")]
     inputs = root[final]["inputs"]["parameters"]
     assert inputs["nodes"] == {"componentInputParameter": "nodes"}
     assert inputs["trainer_runtime"] == {"componentInputParameter": "trainer_runtime"}
     assert inputs["s3_secret"] == {"componentInputParameter": "s3_secret"}
     settings = inputs["node_settings"]["runtimeValue"]["constant"]
-    image = rl_update.component_spec.implementation.container.image  # the step's own
+    image = train_and_evaluate.component_spec.implementation.container.image  # the step's own
     expected = trainjob.NodeSettings.from_cluster(ClusterSettings(), image)
     assert trainjob.NodeSettings.from_dict(settings) == expected
     loops = [c["dag"]["tasks"] for c in ir["components"].values() if "dag" in c]
-    pilots = [t for tasks in loops for name, t in tasks.items() if name.startswith("rl-update")]
+    pilots = [t for tasks in loops for name, t in tasks.items() if name.startswith("train-and-evaluate")]
     assert all("nodes" not in t["inputs"]["parameters"] for t in pilots)
     assert bool(pilots) == (pipeline == "mixture-search")
 
@@ -811,7 +811,7 @@ def test_the_train_pipeline_trains_its_model_on_two_nodes(cluster, s3_server, tm
     summary = json.loads(store.get_bytes(f"runs/{run_id}/model/train_summary.json"))
     assert summary["steps"] == 2 and summary["run_id"] == run_id
     assert store.read_manifest(f"runs/{run_id}/model").metadata["run_id"] == run_id
-    # The pipeline went on to evaluate and report the model the nodes trained.
+    # The step's pod evaluated the model the nodes trained, and the pipeline reported it.
     chosen = local.summary()["chosen"]
     assert (chosen["label"], chosen["run_id"]) == ("trained", run_id)
     assert "out_score" in chosen["scores"]

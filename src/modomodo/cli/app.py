@@ -20,6 +20,9 @@ from modomodo.cli.common import Overrides, Preset, console, resolve_config
 from modomodo.cli.mixture import app as mixture_app
 from modomodo.cli.pipelines import register as register_pipeline_commands
 
+CuratedData = Annotated[Path, typer.Option("--data", help="Curated dataset folder.")]
+"""The curated dataset a stage reads (``modomodo data curate`` writes it)."""
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Generate and curate training and benchmark data.")
 rewards_app = typer.Typer(no_args_is_help=True, help="Audit verifiable rewards on logged completions.")
@@ -70,7 +73,7 @@ def data_curate(
 
 @app.command("warmstart")
 def warmstart(
-    data: Annotated[Path, typer.Option(help="Curated dataset folder.")],
+    data: CuratedData,
     out: Annotated[Path, typer.Option(help="Folder for the base policy.")],
     preset: Preset = "smoke",
     overrides: Overrides = None,
@@ -85,7 +88,7 @@ def warmstart(
 
 @app.command("train")
 def train(
-    data: Annotated[Path, typer.Option(help="Curated dataset folder.")],
+    data: CuratedData,
     base: Annotated[Path, typer.Option(help="Base policy folder (from `modomodo warmstart`) or model id.")],
     out: Annotated[Path, typer.Option(help="Run folder: trainer checkpoints, final model, summary.")],
     preset: Preset = "smoke",
@@ -102,6 +105,10 @@ def train(
     processes: Annotated[
         int, typer.Option(min=1, help="Training processes on this machine, one per GPU (torchrun).")
     ] = 1,
+    evaluate_out: Annotated[
+        Path | None,
+        typer.Option(help="Then evaluate the trained model into this folder (as `modomodo evaluate`)."),
+    ] = None,
 ) -> None:
     """RL update: GRPO on the configured mixture."""
     from modomodo import stages
@@ -125,6 +132,7 @@ def train(
             console=console,
             metrics_port=metrics_port,
             processes=processes,
+            evaluate_to=evaluate_out,
         )
     table = Table(title=f"GRPO run {result.run_id}")
     for col in ("domain", "weight", "prompts drawn"):
@@ -138,7 +146,7 @@ def train(
 
 @app.command("evaluate")
 def evaluate(
-    data: Annotated[Path, typer.Option(help="Curated dataset folder.")],
+    data: CuratedData,
     model: Annotated[Path, typer.Option(help="Policy folder to evaluate.")],
     out: Annotated[Path, typer.Option(help="Folder for scores.json and samples.jsonl.")],
     preset: Preset = "smoke",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import typer
 
@@ -20,6 +20,9 @@ from modomodo.cli.pipelines import (
     _pushgateway,
     _use_images,
 )
+
+if TYPE_CHECKING:
+    from modomodo.config import ExperimentConfig
 
 Token = Annotated[
     str,
@@ -130,25 +133,21 @@ def submit(
     named after the package's content, start a run, print its link; with --wait, follow it."""
     from modomodo.pipelines.submit import submit as submit_package
 
-    images = (image, gpu_image)
-    with _prepared(preset, overrides, pipeline, package, images, store_uri, gpus, s3_secret, pushgateway) as (
-        package,
-        pipeline,
-        arguments,
-        cfg,
-    ):
-        with _kfp_errors(host):
-            client = _client(host, namespace, token, token_file, ca_cert)
-            result = submit_package(
-                package,
-                host=host,
-                arguments=arguments,
-                experiment=experiment,
-                run_name=run_name or (f"{cfg.name}-{pipeline}" if cfg else pipeline),
-                namespace=namespace or None,
-                service_account=service_account or None,
-                client=client,
-            )
+    prepared = _prepared(
+        preset, overrides, pipeline, package, (image, gpu_image), store_uri, gpus, s3_secret, pushgateway
+    )
+    with prepared as job, _kfp_errors(host):
+        client = _client(host, namespace, token, token_file, ca_cert)
+        result = submit_package(
+            job.package,
+            host=host,
+            arguments=job.arguments,
+            experiment=experiment,
+            run_name=run_name or (f"{job.cfg.name}-{job.pipeline}" if job.cfg else job.pipeline),
+            namespace=namespace or None,
+            service_account=service_account or None,
+            client=client,
+        )
     reused = "new" if result.version_created else "reused"
     console.print(f"pipeline version {result.version_name} ({reused})")
     typer.echo(result.url)
@@ -219,35 +218,43 @@ def schedule(
     except ValueError as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(2) from None
-    images = (image, gpu_image)
-    with _prepared(preset, overrides, pipeline, package, images, store_uri, gpus, s3_secret, pushgateway) as (
-        package,
-        pipeline,
-        arguments,
-        cfg,
-    ):
-        with _kfp_errors(host):
-            result = schedule_package(
-                package,
-                host=host,
-                name=name or (f"{cfg.name}-retrain" if cfg else f"{pipeline}-retrain"),
-                cron=cron,
-                arguments=arguments,
-                experiment=experiment,
-                namespace=namespace or None,
-                client=_client(host, namespace, token, token_file, ca_cert),
-            )
+    prepared = _prepared(
+        preset, overrides, pipeline, package, (image, gpu_image), store_uri, gpus, s3_secret, pushgateway
+    )
+    with prepared as job, _kfp_errors(host):
+        result = schedule_package(
+            job.package,
+            host=host,
+            name=name or (f"{job.cfg.name}-retrain" if job.cfg else f"{job.pipeline}-retrain"),
+            cron=cron,
+            arguments=job.arguments,
+            experiment=experiment,
+            namespace=namespace or None,
+            client=_client(host, namespace, token, token_file, ca_cert),
+        )
     console.print(f"recurring run {result.action}: pipeline version {result.version_name}", soft_wrap=True)
     typer.echo(result.recurring_run_id)
+
+
+class Prepared(NamedTuple):
+    """What ``submit`` and ``schedule`` send."""
+
+    package: Path
+    """The package: compiled now, or the one given."""
+    pipeline: str
+    """The pipeline's name."""
+    arguments: dict
+    """The run's parameters."""
+    cfg: ExperimentConfig | None
+    """The config the arguments carry; None: the package's compiled config runs."""
 
 
 @contextmanager
 def _prepared(
     preset, overrides, pipeline, package, images, store_uri, gpus, s3_secret, pushgateway
-) -> Iterator[tuple[Path, str, dict, object]]:
+) -> Iterator[Prepared]:
     """The package to send (compiled now, on ``images`` = (CPU image, GPU image), unless given),
-    the pipeline's name, its run arguments and the config they carry (None: the package's compiled
-    config runs)."""
+    with its run arguments; the package compiled now lives while inside."""
     import tempfile
 
     # A package runs the config compiled into it, unless the command names one: then that config
@@ -274,7 +281,7 @@ def _prepared(
             (package,) = _compile(cfg, Path(scratch), [pipeline], cluster)
         else:
             pipeline = package_name(package)
-        yield package, pipeline, arguments, cfg
+        yield Prepared(package, pipeline, arguments, cfg)
 
 
 def _client(host: str, namespace: str, token: str, token_file: Path | None, ca_cert: Path | None):

@@ -15,12 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import torch
-
 from modomodo.config import EvalConfig
 from modomodo.data.schema import Example
 from modomodo.evaluation.metrics import MetricError, check_metric, default_metric, get_metric, references
-from modomodo.policy.inputs import generation_batch
 from modomodo.rewards import RewardContext, RewardSet, RewardSpec, extract_answer, format_reward
 
 SPLITS = ("in", "out")
@@ -47,6 +44,13 @@ class EvalResult:
 
     def by_benchmark(self) -> dict[str, float]:
         return {s.benchmark: s.score for s in self.scores}
+
+    @classmethod
+    def read(cls, out_dir: Path) -> EvalResult:
+        """The result :func:`evaluate_policy` saved in ``out_dir`` (read without torch: a
+        pipeline step whose training process evaluated its model only reads the scores)."""
+        saved = json.loads((Path(out_dir) / "scores.json").read_text())
+        return cls(**{**saved, "scores": [BenchmarkScore(**s) for s in saved["scores"]]})
 
 
 def scoring_rewards(answer_kind: str) -> RewardSet:
@@ -110,17 +114,24 @@ def aggregate(scores: Sequence[BenchmarkScore], split: str) -> float | None:
     return sum(s.score * s.n for s in chosen) / total if total else None
 
 
-@torch.no_grad()
 def generate(
     model, processor, examples: Sequence[Example], max_new_tokens: int, batch_size: int
 ) -> list[str]:
     """Greedy completions, in the order of ``examples``."""
+    # imported here: reading saved scores (EvalResult.read) needs no torch
+    import torch
+
+    from modomodo.policy.inputs import generation_batch
+
     model.eval()
     out: list[str] = []
-    for i in range(0, len(examples), batch_size):
-        batch = generation_batch(processor, examples[i : i + batch_size], model.device)
-        ids = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
-        out.extend(processor.batch_decode(ids[:, batch["input_ids"].shape[1] :], skip_special_tokens=True))
+    with torch.no_grad():
+        for i in range(0, len(examples), batch_size):
+            batch = generation_batch(processor, examples[i : i + batch_size], model.device)
+            ids = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
+            out.extend(
+                processor.batch_decode(ids[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+            )
     return out
 
 

@@ -123,10 +123,12 @@ def train_processes(
     store_uri: str = "",
     resume: bool = False,
     metrics_port: int = 0,
+    evaluate_to: Path | None = None,
 ):
     """The RL update as ``processes`` ranks on this node (one per GPU), each running ``modomodo
     train`` on ``cfg`` (written to ``out_dir/config.yaml`` with the store ``store_uri``); rank 0
-    writes the outputs to ``out_dir`` as a single process would. Returns its ``TrainResult``."""
+    writes the outputs to ``out_dir`` as a single process would, and with ``evaluate_to`` then
+    evaluates the model into that folder. Returns its ``TrainResult``."""
     from modomodo.rl.grpo import TrainResult
 
     if any(os.environ.get(name) for name in RANK_VARS):
@@ -144,6 +146,8 @@ def train_processes(
     argv += ["--out", str(out_dir), "--run-id", run_id, "--metrics-port", str(metrics_port)]
     if resume:
         argv.append("--resume")
+    if evaluate_to is not None:
+        argv += ["--evaluate-out", str(evaluate_to)]
     failure = out_dir / "failure.txt"
     failure.unlink(missing_ok=True)
     env = {**os.environ, FAILURE_FILE_ENV: str(failure)}

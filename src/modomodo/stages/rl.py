@@ -28,8 +28,15 @@ def rl_stage(
     metrics_port: int = 0,
     processes: int = 1,
     isolate: bool = False,
+    evaluate_to: Path | None = None,
 ):
     """GRPO on the configured mixture; checkpoints go to the store so a restarted pod resumes.
+
+    With ``evaluate_to`` the process that trained the model (rank 0) then evaluates it
+    (:func:`~modomodo.stages.evaluate.evaluate_stage`, its ``scores.json`` and ``samples.jsonl`` in
+    that folder): a pipeline's pilot needs no second process that imports the ML stack again and
+    loads the model from the store. A failed evaluation fails the training process, so an isolated
+    pilot whose evaluation crashes is a failed pilot too.
 
     ``isolate`` trains in a child process even with one process: when the kernel's out-of-memory
     killer (or anything else) kills the training, this process lives on to say so
@@ -42,7 +49,7 @@ def rl_stage(
     rank 0 writes the outputs, serves and pushes the metrics and keeps the attempt log
     (``rl.attempts``: the failures of earlier attempts, lost pods included, continue the counter).
     """
-    from modomodo.rl.distributed import train_processes
+    from modomodo.rl.distributed import is_main_process, train_processes
     from modomodo.store import validate_run_id
 
     validate_run_id(run_id)  # names the store keys of every checkpoint: fail before any work
@@ -50,8 +57,17 @@ def rl_stage(
     store = store if store is not None else local_store(cfg, out_dir.parent)
     if processes > 1 or isolate:
         return train_processes(cfg, data_dir, base_model, out_dir, run_id=run_id, processes=processes,
-                               store_uri=store.uri, resume=resume, metrics_port=metrics_port)  # fmt: skip
-    return _train_here(cfg, data_dir, Path(base_model), out_dir, run_id, store, resume, console, metrics_port)
+                               store_uri=store.uri, resume=resume, metrics_port=metrics_port,
+                               evaluate_to=evaluate_to)  # fmt: skip
+    result = _train_here(
+        cfg, data_dir, Path(base_model), out_dir, run_id, store, resume, console, metrics_port
+    )
+    if evaluate_to is not None and is_main_process():
+        from modomodo.stages.evaluate import evaluate_stage
+
+        evaluate_stage(cfg, data_dir, Path(result.model_dir), Path(evaluate_to), run_id=run_id,
+                       mixture=result.mixture, console=console)  # fmt: skip
+    return result
 
 
 def _train_here(cfg, data_dir, base_model, out_dir, run_id, store, resume, console, metrics_port):
