@@ -5,6 +5,7 @@ same rows and counts as the list ones."""
 from __future__ import annotations
 
 import io
+import pickle
 import threading
 import time
 
@@ -207,6 +208,7 @@ def test_shard_rows_reads_any_row_by_index_holding_a_few_row_groups(tmp_path):
         assert rows[index] == examples[index]
         assert len(rows._cache) <= 4
     assert rows[10:13] == examples[10:13]
+    assert list(pickle.loads(pickle.dumps(rows))) == examples  # pickled as its paths
     with pytest.raises(IndexError):
         rows[50]
 

@@ -184,7 +184,8 @@ class ShardRows(Sequence[Example]):
     """
 
     def __init__(self, paths: Sequence[str | Path], cached_groups: int = 4) -> None:
-        self._files = [_open_shard(Path(p)) for p in paths]
+        self._paths = [Path(p) for p in paths]
+        self._files = [_open_shard(p) for p in self._paths]
         self._groups: list[tuple[int, int]] = []  # (file, row group) in row order
         starts = [0]
         for f, parquet in enumerate(self._files):
@@ -197,6 +198,11 @@ class ShardRows(Sequence[Example]):
 
     def __len__(self) -> int:
         return self._starts[-1]
+
+    def __reduce__(self):
+        """Pickled as its paths (files are reopened): cheap to send, and what ``datasets`` hashes
+        to fingerprint a dataset that reads from it."""
+        return ShardRows, (self._paths, self._cached_groups)
 
     @overload
     def __getitem__(self, index: int) -> Example: ...
