@@ -13,8 +13,9 @@ check the image (``normalise_image``: header bounds, ``verify``, ``load``), resi
 - ``datasets.map``: ``Dataset.from_parquet`` (into an Arrow cache), ``.map`` of the same
   ``normalise_image`` one row at a time (its defaults: one process), ``.to_parquet``.
 
-Each run is its own child process; its peak RSS is the child's ``ru_maxrss`` (``os.wait4``), its
-time the work alone (imports excluded). Every variant runs at ``--examples`` and at ``--small``
+Each run is its own child process; its peak RSS is the child's ``VmHWM`` (``/proc/self/status``,
+read by the child as it ends: ``ru_maxrss`` of a forked child would also count the parent's pages
+before ``exec``), its time the work alone (imports excluded). Every variant runs at ``--examples`` and at ``--small``
 (default a quarter) rows, so the table shows whether peak RSS grows with the dataset's size.
 """
 
@@ -105,24 +106,32 @@ def run_datasets_map(source: Path, out: Path, workers: int) -> int:
 
 
 def child(method: str, source: Path, out: Path, workers: int) -> None:
-    """One measured run (in its own process): prints rows and seconds as JSON."""
+    """One measured run (in its own process): prints rows, seconds and peak RSS as JSON."""
     run = {"curate": run_curate, "datasets.map": run_datasets_map}[method]
     start = time.perf_counter()
     rows = run(source, out, workers)
-    print(json.dumps({"rows": rows, "seconds": time.perf_counter() - start}))
+    print(json.dumps({"rows": rows, "seconds": time.perf_counter() - start, "peak_rss_mib": peak_rss_mib()}))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS since it started its program (``VmHWM``), in MiB."""
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024  # kB
+
+
+def run_child(command: list[str]) -> dict:
+    """Run a benchmark's ``--child`` command; the JSON it prints last."""
+    done = subprocess.run([sys.executable, *command], stdout=subprocess.PIPE, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command)} failed (exit {done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def measure(method: str, source: Path, out: Path, workers: int) -> dict:
     """Run ``method`` in a child process; its rows, seconds and peak RSS (MiB)."""
-    command = [sys.executable, __file__, "--child", method, "--source", str(source), "--out", str(out)]
-    process = subprocess.Popen([*command, "--workers", str(workers)], stdout=subprocess.PIPE, text=True)
-    stdout = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise SystemExit(f"{method} failed (exit {process.returncode})")
-    result = json.loads(stdout.strip().splitlines()[-1])
-    return {**result, "peak_rss_mib": usage.ru_maxrss / 1024}  # Linux: KiB
+    return run_child(
+        [__file__, "--child", method, "--source", str(source), "--out", str(out), "--workers", str(workers)]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

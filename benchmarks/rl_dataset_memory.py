@@ -15,7 +15,7 @@ is reshuffled at each epoch), then, each in its own child process:
 - ``by index``: ``open_training_splits`` and today's ``schedule_dataset``.
 
 Each child then reads the first ``--iterate`` rows through the dataset (prompt rendered, image
-decoded), as the trainer does. Peak RSS is the child's ``ru_maxrss`` (``os.wait4``). ``copied``
+decoded), as the trainer does. Peak RSS is the child's ``VmHWM`` (see ``curation.py``). ``copied``
 is not run above ``--copied-max-steps`` (it needs the images' bytes times the draws in memory).
 """
 
@@ -25,11 +25,11 @@ import argparse
 import io
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from curation import peak_rss_mib, run_child  # a sibling script
 
 SIZE = (640, 480)
 DISTINCT = 64
@@ -128,18 +128,17 @@ def child(method: str, curated: Path, steps: int, prompts: int, iterate: int) ->
     for index in range(min(iterate, len(dataset))):
         row = dataset[index]
         pixels += row["image"].size[0] * row["image"].size[1] * bool(row["prompt"])
-    print(json.dumps({"rows": len(dataset), "build_s": built - start, "read_s": time.perf_counter() - built}))
+    read = time.perf_counter() - built
+    print(
+        json.dumps(
+            {"rows": len(dataset), "build_s": built - start, "read_s": read, "peak_rss_mib": peak_rss_mib()}
+        )
+    )
 
 
 def measure(method: str, curated: Path, steps: int, prompts: int, iterate: int) -> dict:
-    command = [sys.executable, __file__, "--child", method, "--curated", str(curated)]
-    command += ["--steps", str(steps), "--prompts", str(prompts), "--iterate", str(iterate)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    stdout = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"{method} at {steps} steps failed (exit {os.waitstatus_to_exitcode(status)})")
-    return {**json.loads(stdout.strip().splitlines()[-1]), "peak_rss_mib": usage.ru_maxrss / 1024}
+    command = [__file__, "--child", method, "--curated", str(curated), "--steps", str(steps)]
+    return run_child([*command, "--prompts", str(prompts), "--iterate", str(iterate)])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,7 @@ SHARD_SCHEMA = pa.schema(
 )
 """Column names and types of every shard, in file order."""
 ROW_GROUP_SIZE = 1024
-ROW_GROUP_BYTES = 16 << 20
+ROW_GROUP_BYTES = 4 << 20
 """A row group also closes once its images reach this many bytes (see :class:`ShardWriter`)."""
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 3
