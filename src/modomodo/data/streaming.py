@@ -14,7 +14,8 @@ Out = TypeVar("Out")
 
 def default_workers() -> int:
     """Threads for image work: the CPUs this process may use, at most 8."""
-    return max(1, min(8, len(os.sched_getaffinity(0))))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(8, cpus or 1))
 
 
 def ordered_map(
