@@ -26,8 +26,9 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -35,10 +36,11 @@ import pyarrow as pa
 
 from modomodo.data.record_checks import CurationError, CurationLimits, Rejected, _preview, validate_record
 from modomodo.data.schema import Example
-from modomodo.data.shards import WrittenShard, read_shard, sha256_file, write_shard
-from modomodo.data.source_steps import open_path
-from modomodo.data.sources import Record, SourceError, SourceSpec
-from modomodo.data.synthetic import GENERATOR_VERSION, SPLITS, UnknownTaskError, check_task, generate
+from modomodo.data.shards import ShardRows, ShardWriter, read_shard, sha256_file
+from modomodo.data.source_steps import open_source
+from modomodo.data.sources import Record, SourceSpec
+from modomodo.data.streaming import default_workers, ordered_map
+from modomodo.data.synthetic import GENERATOR_VERSION, SPLITS
 
 REPORT_FILE = "curation.json"
 QUARANTINE_FILE = "quarantine.jsonl"
@@ -141,9 +143,14 @@ def curate(
     limits: CurationLimits = CurationLimits(),
     shard_rows: int = 10_000,
     benchmarks: Mapping[str, str] | None = None,
+    workers: int | None = None,
 ) -> CurationReport:
     """Curate every domain of ``sources`` (domain name -> where its rows come from) into ``out_dir``;
-    ``benchmarks`` (name -> ``in``/``out``) are recorded in the report for the stages that read it."""
+    ``benchmarks`` (name -> ``in``/``out``) are recorded in the report for the stages that read it.
+
+    Rows stream from the sources to the shards: ``workers`` threads (default: the CPUs, at most 8)
+    decode and normalise images, at most ``2 * workers`` rows are in flight, and each open shard
+    holds one row group in memory. The output does not depend on ``workers``."""
     from modomodo.config_io import PLAIN_NAME
 
     out_dir = Path(out_dir)
@@ -154,27 +161,30 @@ def curate(
     for domain in sources:
         if not isinstance(domain, str) or not PLAIN_NAME.fullmatch(domain):
             raise CurationError(f"domain name {domain!r} is not a plain identifier; it names a folder")
-    opened = {domain: _open_source(domain, sources[domain], seed) for domain in sorted(sources)}
+    opened = {domain: open_source(domain, sources[domain], seed) for domain in sorted(sources)}
     streams = {domain: stream for domain, (stream, _) in opened.items()}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.curating-", dir=out_dir.parent))
     try:
         run = _Run(building, set(sources), sources, limits, shard_rows)
-        with (building / QUARANTINE_FILE).open("w", encoding="utf-8") as quarantine:
+        with (building / QUARANTINE_FILE).open("w", encoding="utf-8") as quarantine, run:
             for domain, stream in streams.items():
+                check = partial(_check_row, domain=domain, known_domains=run.known_domains, limits=limits)
                 try:
-                    for split, record in stream:
-                        run.take(domain, split, record, quarantine)
+                    for (split, record), checked in ordered_map(
+                        check, stream, workers=workers or default_workers()
+                    ):
+                        run.take(domain, split, record, checked, quarantine)
                 except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
                     raise CurationError(
                         f"source {domain!r} ({sources[domain].path}) could not be read to the end: "
                         f"{type(exc).__name__}: {exc}; nothing was written"
                     ) from exc
-        report = replace(
-            run.finish(seed),
-            steps={domain: steps for domain, (_, steps) in opened.items()},
-            benchmarks=dict(benchmarks) if benchmarks is not None else None,
-        )
+            report = replace(
+                run.finish(seed),
+                steps={domain: steps for domain, (_, steps) in opened.items()},
+                benchmarks=dict(benchmarks) if benchmarks is not None else None,
+            )
         text = json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n"
         (building / REPORT_FILE).write_text(text)
         building.chmod(0o755)  # mkdtemp makes it private
@@ -187,89 +197,49 @@ def curate(
 
 def read_curated(out_dir: str | Path, domain: str, split: str, *, verify: bool = True) -> list[Example]:
     """The curated examples of one domain and split, checking each shard's SHA-256 first."""
+    return [ex for path in _curated_shards(out_dir, domain, split, verify) for ex in read_shard(path)]
+
+
+def open_curated(out_dir: str | Path, domain: str, split: str, *, verify: bool = True) -> ShardRows:
+    """The curated examples of one domain and split as a sequence read by index from the shards
+    (:class:`ShardRows`: a few row groups in memory, not the split), SHA-256 checked first."""
+    return ShardRows(_curated_shards(out_dir, domain, split, verify))
+
+
+def _curated_shards(out_dir: str | Path, domain: str, split: str, verify: bool) -> list[Path]:
     report = CurationReport.load(out_dir)
     if domain not in report.rows:
         raise CurationError(f"{out_dir}: no domain {domain!r}; curated: {sorted(report.rows)}")
-    examples: list[Example] = []
+    paths = []
     for shard in report.shards_of(domain, split):
         path = Path(out_dir) / shard.path
         if verify and sha256_file(path) != shard.sha256:
             raise CurationError(f"{path}: SHA-256 differs from the report; the shard changed after curation")
-        examples.extend(read_shard(path))
-    return examples
+        paths.append(path)
+    return paths
 
 
 # --- the run ---------------------------------------------------------------------------------------
 
 
-def _open_source(
-    domain: str, spec: SourceSpec, seed: int
-) -> tuple[Iterator[tuple[str | None, Record]], dict[str, list[dict[str, Any]]]]:
-    """A domain's rows as ``(split, record)`` (split ``None``: "decide by test_fraction"), and the
-    counts of its preprocessing steps by split.
-
-    Synthetic names, paths, layouts and steps are checked (and the steps run) here, before
-    anything is written.
-    """
-    if spec.kind == "synthetic":
-        counts = {split: n for split, n in (("train", spec.n_train), ("test", spec.n_test)) if n}
-        for split in counts:
-            try:
-                check_task(domain, split)
-            except UnknownTaskError as exc:
-                raise CurationError(f"source {domain!r}: {exc}") from exc
-        stream = (
-            (split, Record(_fields(ex), f"synthetic:{ex.id}"))
-            for split, n in counts.items()
-            for ex in generate(domain, split, n, seed)
-        )
-        return stream, {}
-    parts: list[tuple[str | None, Iterator[Record]]] = []
-    steps: dict[str, list[dict[str, Any]]] = {}
-    for split, path, prefix in (("train", spec.path, "row"), ("test", spec.test_path, "testrow")):
-        if not path:
-            continue
+def _check_row(
+    row: tuple[str | None, Record], *, domain: str, known_domains: set[str], limits: CurationLimits
+) -> tuple[Example, bytes] | Rejected:
+    """The part of a row's curation that needs no other row (decoding and normalising its image):
+    run in parallel, so a rejection is returned rather than raised."""
+    record = row[1]
+    try:
+        if record.error:
+            raise Rejected("unreadable_row", record.error)
         try:
-            records, counts = open_path(path, **_path_options(spec), seed=seed)
-        except ValueError as exc:  # a step that cannot run; SourceError/LayoutError name the path
-            if isinstance(exc, SourceError):
-                raise
-            raise CurationError(f"source {domain!r} ({path}): {exc}; nothing was written") from exc
-        if counts:
-            steps[split] = [c.to_json() for c in counts]
-        by_fraction = split == "train" and not spec.test_path and spec.test_fraction
-        parts.append((None if by_fraction else split, _with_ids(records, domain, prefix)))
-    return _chain(*parts), steps
-
-
-def _path_options(spec: SourceSpec) -> dict[str, Any]:
-    return {
-        "layout": spec.layout,
-        "frame": spec.frame,
-        "steps": spec.steps,
-        "answer_kind": spec.answer_kind,
-        "external_images": spec.external_images,
-    }
-
-
-def _chain(*parts: tuple[str | None, Iterator[Record]]) -> Iterator[tuple[str | None, Record]]:
-    for split, records in parts:
-        for record in records:
-            yield split, record
-
-
-def _with_ids(records: Iterator[Record], domain: str, prefix: str) -> Iterator[Record]:
-    """Give rows without an id a positional one: ``{domain}-{prefix}{index:06d}``."""
-    for index, record in enumerate(records):
-        if record.fields.get("id") is None:
-            record = Record(
-                {**record.fields, "id": f"{domain}-{prefix}{index:06d}"}, record.origin, record.error
+            example = validate_record(
+                record.fields, domain=domain, known_domains=known_domains, limits=limits
             )
-        yield record
-
-
-def _fields(example: Example) -> dict[str, Any]:
-    return {name: getattr(example, name) for name in Example.__dataclass_fields__}
+        except RecursionError:
+            raise Rejected("bad_text", "a field is nested too deeply") from None
+    except Rejected as rejected:
+        return rejected
+    return example, _content_digest(example)
 
 
 @dataclass
@@ -281,22 +251,24 @@ class _Run:
     shard_rows: int
     seen_ids: set[str] = field(default_factory=set)
     content: dict[str, set[bytes]] = field(default_factory=lambda: {"train": set(), "test": set()})
-    buffers: dict[tuple[str, str], list[Example]] = field(default_factory=dict)
+    writers: dict[tuple[str, str], ShardWriter] = field(default_factory=dict)
     written: list[ShardEntry] = field(default_factory=list)
     rows: Counter[tuple[str, str]] = field(default_factory=Counter)
     quarantined: Counter[tuple[str, str]] = field(default_factory=Counter)
 
-    def take(self, domain: str, split: str | None, record: Record, quarantine: TextIO) -> None:
+    def take(
+        self,
+        domain: str,
+        split: str | None,
+        record: Record,
+        checked: tuple[Example, bytes] | Rejected,
+        quarantine: TextIO,
+    ) -> None:
+        """The row's checks against the rows before it, in source order, then its shard or quarantine."""
         try:
-            if record.error:
-                raise Rejected("unreadable_row", record.error)
-            try:
-                example = validate_record(
-                    record.fields, domain=domain, known_domains=self.known_domains, limits=self.limits
-                )
-            except RecursionError:
-                raise Rejected("bad_text", "a field is nested too deeply") from None
-            content = _content_digest(example)
+            if isinstance(checked, Rejected):
+                raise checked
+            example, content = checked
             split = split or self._split_by_fraction(domain, content)
             if example.id in self.seen_ids:
                 raise Rejected("duplicate_id", f"id {example.id!r} was seen before")
@@ -310,14 +282,28 @@ class _Run:
         self.seen_ids.add(example.id)
         self.content[split].add(content)
         self.rows[domain, split] += 1
-        buffer = self.buffers.setdefault((domain, split), [])
-        buffer.append(example)
-        if len(buffer) == self.shard_rows:
-            self._flush(domain, split)
+        writer = self.writers.get((domain, split))
+        if writer is None:
+            index = sum(1 for s in self.written if s.domain == domain and s.split == split)
+            writer = self.writers[domain, split] = ShardWriter(
+                self.out_dir / _shard_path(domain, split, index)
+            )
+        writer.add(example)
+        if writer.rows == self.shard_rows:
+            self._close(domain, split)
+
+    def __enter__(self) -> _Run:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        """On an error, close the open shards' files (the caller removes the folder)."""
+        if kind is not None:
+            for writer in self.writers.values():
+                writer.abort()
 
     def finish(self, seed: int) -> CurationReport:
-        for domain, split in list(self.buffers):
-            self._flush(domain, split)
+        for domain, split in list(self.writers):
+            self._close(domain, split)
         domains = sorted(self.known_domains)
         quarantined: dict[str, dict[str, int]] = {d: {} for d in domains}
         for (domain, reason), count in sorted(self.quarantined.items()):
@@ -339,13 +325,9 @@ class _Run:
             else "train"
         )
 
-    def _flush(self, domain: str, split: str) -> None:
-        buffer = self.buffers.pop((domain, split), [])
-        if not buffer:
-            return
-        index = sum(1 for s in self.written if s.domain == domain and s.split == split)
-        relative = f"{domain}/{split}-{index:05d}.parquet"
-        shard: WrittenShard = write_shard(buffer, self.out_dir / relative)
+    def _close(self, domain: str, split: str) -> None:
+        shard = self.writers.pop((domain, split)).close()
+        relative = shard.path.relative_to(self.out_dir).as_posix()
         self.written.append(ShardEntry(relative, domain, split, shard.rows, shard.sha256))
 
     def _quarantine(
@@ -370,6 +352,10 @@ class _Run:
         except UnicodeEncodeError:  # a lone surrogate: \u-escaped, the line stays valid JSON
             text = json.dumps(line, sort_keys=True, ensure_ascii=True, default=repr)
         out.write(text + "\n")
+
+
+def _shard_path(domain: str, split: str, index: int) -> str:
+    return f"{domain}/{split}-{index:05d}.parquet"
 
 
 def _content_digest(example: Example) -> bytes:

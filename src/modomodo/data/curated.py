@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modomodo.data.schema import Example
+from modomodo.data.shards import ShardRows
 
 
 def load_curated(data_dir: Path, benchmarks: list[str] | None = None) -> CuratedData:
@@ -34,6 +35,15 @@ def load_curated(data_dir: Path, benchmarks: list[str] | None = None) -> Curated
         benchmarks={b: read_curated(data_dir, b, "test") for b in sorted(roles)},
         splits=dict(sorted(roles.items())),
     )
+
+
+def open_training_splits(data_dir: Path) -> dict[str, ShardRows]:
+    """The training splits of :func:`load_curated`, read by index from the shards instead of loaded
+    (checksums verified): the RL update draws from them without holding every image in memory."""
+    from modomodo.data.curate import CurationReport, open_curated
+
+    report = CurationReport.load(data_dir)
+    return {d: open_curated(data_dir, d, "train") for d in sorted(report.rows) if report.rows[d].get("train")}
 
 
 @dataclass(frozen=True)

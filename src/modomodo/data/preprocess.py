@@ -19,6 +19,12 @@ sample                     any                    ``size`` rows drawn with a see
 =========================  =====================  ============================================
 
 ScienceQA's "options concatenated with letter labels" is the ``scienceqa_hub`` layout's problem.
+
+Streaming: every step but ``one_sample_per_question`` (its shuffle needs all the rows) has a
+``*_stream`` twin returning a :class:`StepStream`, an iterator of the kept records whose
+``counts`` (the same :class:`StepCounts`) are known once it is read to the end; the list functions
+collect it. ``sample_stream`` reads its source twice (count, then draw) and makes the same draw as
+``sample``; ``resize_long_side_stream`` resizes on worker threads, in source order.
 """
 
 from __future__ import annotations
@@ -26,12 +32,13 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from modomodo.data.record_checks import CurationLimits, Rejected, normalise_image, rescale_box_solution
 from modomodo.data.sources import Record
+from modomodo.data.streaming import ordered_map
 
 PAPER_LONG_SIDE = 640
 """The paper resizes LISA (and GeoQAV) images whose longer side exceeds this."""
@@ -100,46 +107,66 @@ def one_sample_per_question(
 def resize_long_side(
     records: Iterable[Record], *, max_side: int = PAPER_LONG_SIDE
 ) -> tuple[list[Record], StepCounts]:
+    """:func:`resize_long_side_stream`, collected into a list."""
+    return _collect(resize_long_side_stream(records, max_side=max_side))
+
+
+def resize_long_side_stream(
+    records: Iterable[Record], *, max_side: int = PAPER_LONG_SIDE, workers: int = 1
+) -> StepStream:
     """LISA/GeoQAV: images whose longer side exceeds ``max_side`` are shrunk (aspect kept, RGB PNG)
     and ``box`` solutions rescaled with them, exactly as curation's ``resize_long_side`` does.
 
     Runs on adapted Example fields (boxes already in pixels). A row the resize cannot handle (an
     image that does not decode, a box that is not one) becomes an error record with the reason.
+    ``workers`` threads resize, in source order, ``2 * workers`` records in flight.
     """
     limits = CurationLimits(resize_long_side=max_side)
-    out: list[Record] = []
-    resized = errors = 0
-    for record in records:
+
+    def resize(record: Record) -> tuple[Record, str | None]:
         if record.error:
-            errors += 1
-            out.append(record)
-            continue
+            return record, "error"
         fields = dict(record.fields)
         try:
             image, original, stored = normalise_image(fields.get("image"), limits)
-            if stored != original:
-                if fields.get("answer_kind") == "box":
-                    fields["solution"] = rescale_box_solution(str(fields.get("solution")), original, stored)
-                fields["image"] = image
-                fields["meta"] = {
-                    **(fields.get("meta") or {}),
-                    "resized_from": f"{original[0]}x{original[1]}",
-                }
-                resized += 1
         except Rejected as rejected:
-            errors += 1
-            out.append(
-                Record({k: v for k, v in fields.items() if k != "image"}, record.origin, str(rejected))
-            )
-            continue
-        out.append(Record(fields, record.origin))
-    counts = StepCounts("resize_long_side", len(out), len(out), changed={"resized": resized}, errors=errors)
-    return out, counts
+            return Record(
+                {k: v for k, v in fields.items() if k != "image"}, record.origin, str(rejected)
+            ), "error"
+        if stored == original:
+            return Record(fields, record.origin), None
+        try:
+            if fields.get("answer_kind") == "box":
+                fields["solution"] = rescale_box_solution(str(fields.get("solution")), original, stored)
+        except Rejected as rejected:
+            return Record(
+                {k: v for k, v in fields.items() if k != "image"}, record.origin, str(rejected)
+            ), "error"
+        fields["image"] = image
+        fields["meta"] = {**(fields.get("meta") or {}), "resized_from": f"{original[0]}x{original[1]}"}
+        return Record(fields, record.origin), "resized"
+
+    def run(tally: _Tally) -> Iterator[Record]:
+        tally.changed["resized"] = 0
+        for _, (out, what) in ordered_map(resize, records, workers=workers):
+            tally.rows_in += 1
+            tally.errors += what == "error"
+            tally.changed["resized"] += what == "resized"
+            yield out
+
+    return StepStream("resize_long_side", run)
 
 
 def keep_multiple_choice(
     records: Iterable[Record], *, column: str = "solution", pattern: re.Pattern[str] = MULTIPLE_CHOICE_ANSWER
 ) -> tuple[list[Record], StepCounts]:
+    """:func:`keep_multiple_choice_stream`, collected into a list."""
+    return _collect(keep_multiple_choice_stream(records, column=column, pattern=pattern))
+
+
+def keep_multiple_choice_stream(
+    records: Iterable[Record], *, column: str = "solution", pattern: re.Pattern[str] = MULTIPLE_CHOICE_ANSWER
+) -> StepStream:
     """GeoQAV: keep the items whose answer ``column`` fully matches ``pattern`` (an option letter)."""
 
     def keep(record: Record) -> str | None:
@@ -150,6 +177,11 @@ def keep_multiple_choice(
 
 
 def keep_with_image(records: Iterable[Record], *, column: str = "image") -> tuple[list[Record], StepCounts]:
+    """:func:`keep_with_image_stream`, collected into a list."""
+    return _collect(keep_with_image_stream(records, column=column))
+
+
+def keep_with_image_stream(records: Iterable[Record], *, column: str = "image") -> StepStream:
     """ScienceQA: keep only problems that have an image."""
     return _filter(records, "keep_with_image", lambda r: None if r.fields.get(column) else "no_image")
 
@@ -160,33 +192,97 @@ def sample(records: Iterable[Record], *, size: int, seed: int) -> tuple[list[Rec
     Fewer records than ``size`` is an error (the configured size cannot be met), not a short sample.
     """
     rows = list(records)
-    if size < 1 or size > len(rows):
-        raise ValueError(f"sample: size must be in [1, {len(rows)}] (the rows available), got {size}")
-    chosen = sorted(random.Random(seed).sample(range(len(rows)), size))
-    out = [rows[i] for i in chosen]
-    counts = StepCounts(
-        "sample",
-        len(rows),
-        size,
-        dropped={"not_sampled": len(rows) - size} if len(rows) > size else {},
-        errors=sum(1 for r in out if r.error),
-    )
-    return out, counts
+    return _collect(sample_stream(lambda: rows, size=size, seed=seed))
 
 
-def _filter(records: Iterable[Record], step: str, reason_to_drop) -> tuple[list[Record], StepCounts]:
-    out: list[Record] = []
-    dropped: Counter[str] = Counter()
-    rows_in = errors = 0
-    for record in records:
-        rows_in += 1
-        if record.error:
-            errors += 1
-            out.append(record)
-            continue
-        reason = reason_to_drop(record)
-        if reason is None:
-            out.append(record)
-        else:
-            dropped[reason] += 1
-    return out, StepCounts(step, rows_in, len(out), dropped=dict(dropped), errors=errors)
+def sample_stream(open_records: Callable[[], Iterable[Record]], *, size: int, seed: int) -> StepStream:
+    """:func:`sample` in two passes over a source that ``open_records`` opens afresh each time.
+
+    The first pass counts the rows, the draw is then made on row numbers (the very draw of
+    :func:`sample`: ``sorted(random.Random(seed).sample(range(rows), size))``), and the second pass
+    yields the drawn rows in source order. Memory holds ``size`` row numbers and one record, never
+    the rows; the result is a function of the source's order, ``size`` and ``seed`` only. Fewer
+    rows than ``size`` raises ``ValueError`` after the first pass, before any record is yielded.
+    """
+
+    def run(tally: _Tally) -> Iterator[Record]:
+        rows = sum(1 for _ in open_records())
+        if size < 1 or size > rows:
+            raise ValueError(f"sample: size must be in [1, {rows}] (the rows available), got {size}")
+        chosen = sorted(random.Random(seed).sample(range(rows), size))
+        tally.rows_in = rows
+        if rows > size:
+            tally.dropped["not_sampled"] = rows - size
+        wanted = iter(chosen)
+        following = next(wanted)
+        for index, record in enumerate(open_records()):
+            if index == following:
+                tally.errors += bool(record.error)
+                yield record
+                following = next(wanted, -1)
+                if following < 0:
+                    return
+        raise ValueError(f"sample: the source gave fewer rows on its second pass than its first ({rows})")
+
+    return StepStream("sample", run)
+
+
+@dataclass
+class _Tally:
+    rows_in: int = 0
+    rows_out: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    changed: Counter[str] = field(default_factory=Counter)
+    errors: int = 0
+
+
+class StepStream(Iterator[Record]):
+    """The records a step keeps, made as they are read (one record in memory at a time, or a
+    bounded window where the step works in parallel); :attr:`counts` once the stream is read to
+    its end. Read twice, it is empty the second time, like any iterator."""
+
+    def __init__(self, step: str, run: Callable[[_Tally], Iterator[Record]]):
+        self.step = step
+        self._tally = _Tally()
+        self._records = run(self._tally)
+        self._done = False
+
+    def __next__(self) -> Record:
+        try:
+            record = next(self._records)
+        except StopIteration:
+            self._done = True
+            raise
+        self._tally.rows_out += 1
+        return record
+
+    @property
+    def counts(self) -> StepCounts:
+        if not self._done:
+            raise RuntimeError(f"{self.step}: the counts are known once the stream is read to its end")
+        tally = self._tally
+        return StepCounts(
+            self.step, tally.rows_in, tally.rows_out, dict(tally.dropped), dict(tally.changed), tally.errors
+        )
+
+
+def _collect(stream: StepStream) -> tuple[list[Record], StepCounts]:
+    out = list(stream)
+    return out, stream.counts
+
+
+def _filter(records: Iterable[Record], step: str, reason_to_drop) -> StepStream:
+    def run(tally: _Tally) -> Iterator[Record]:
+        for record in records:
+            tally.rows_in += 1
+            if record.error:
+                tally.errors += 1
+                yield record
+                continue
+            reason = reason_to_drop(record)
+            if reason is None:
+                yield record
+            else:
+                tally.dropped[reason] += 1
+
+    return StepStream(step, run)

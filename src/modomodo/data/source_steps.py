@@ -18,11 +18,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from modomodo.data import preprocess
 from modomodo.data.preprocess import StepCounts
-from modomodo.data.sources import Record, normalise_fields, read_raw_records
+from modomodo.data.record_checks import CurationError
+from modomodo.data.schema import Example
+from modomodo.data.sources import Record, SourceError, SourceSpec, normalise_fields, read_raw_records
+from modomodo.data.synthetic import UnknownTaskError, check_task, generate
 
 StepRun = Callable[[Iterable[Record], Mapping[str, int], int], tuple[list[Record], StepCounts]]
 
@@ -151,3 +154,73 @@ def _adapter(
         check_schema(path, chosen)  # before any row is read: a saved dataset or Parquet has a schema
         return lambda r: r if r.error else adapt_row(chosen, r.fields, r.origin, frame=frame)  # type: ignore[arg-type]
     return lambda r: r if r.error else Record(normalise_fields(r.fields, answer_kind), r.origin)  # type: ignore[arg-type]
+
+
+def open_source(
+    domain: str, spec: SourceSpec, seed: int
+) -> tuple[Iterator[tuple[str | None, Record]], dict[str, list[dict[str, Any]]]]:
+    """A domain's rows as ``(split, record)`` (split ``None``: "decide by test_fraction"), and the
+    counts of its preprocessing steps by split.
+
+    Synthetic names, paths, layouts and steps are checked (and the steps run) here, before
+    anything is written.
+    """
+    if spec.kind == "synthetic":
+        counts = {split: n for split, n in (("train", spec.n_train), ("test", spec.n_test)) if n}
+        for split in counts:
+            try:
+                check_task(domain, split)
+            except UnknownTaskError as exc:
+                raise CurationError(f"source {domain!r}: {exc}") from exc
+        stream = (
+            (split, Record(_fields(ex), f"synthetic:{ex.id}"))
+            for split, n in counts.items()
+            for ex in generate(domain, split, n, seed)
+        )
+        return stream, {}
+    parts: list[tuple[str | None, Iterator[Record]]] = []
+    steps: dict[str, list[dict[str, Any]]] = {}
+    for split, path, prefix in (("train", spec.path, "row"), ("test", spec.test_path, "testrow")):
+        if not path:
+            continue
+        try:
+            records, counts = open_path(path, **_path_options(spec), seed=seed)
+        except ValueError as exc:  # a step that cannot run; SourceError/LayoutError name the path
+            if isinstance(exc, SourceError):
+                raise
+            raise CurationError(f"source {domain!r} ({path}): {exc}; nothing was written") from exc
+        if counts:
+            steps[split] = [c.to_json() for c in counts]
+        by_fraction = split == "train" and not spec.test_path and spec.test_fraction
+        parts.append((None if by_fraction else split, _with_ids(records, domain, prefix)))
+    return _chain(*parts), steps
+
+
+def _path_options(spec: SourceSpec) -> dict[str, Any]:
+    return {
+        "layout": spec.layout,
+        "frame": spec.frame,
+        "steps": spec.steps,
+        "answer_kind": spec.answer_kind,
+        "external_images": spec.external_images,
+    }
+
+
+def _chain(*parts: tuple[str | None, Iterator[Record]]) -> Iterator[tuple[str | None, Record]]:
+    for split, records in parts:
+        for record in records:
+            yield split, record
+
+
+def _with_ids(records: Iterator[Record], domain: str, prefix: str) -> Iterator[Record]:
+    """Give rows without an id a positional one: ``{domain}-{prefix}{index:06d}``."""
+    for index, record in enumerate(records):
+        if record.fields.get("id") is None:
+            record = Record(
+                {**record.fields, "id": f"{domain}-{prefix}{index:06d}"}, record.origin, record.error
+            )
+        yield record
+
+
+def _fields(example: Example) -> dict[str, Any]:
+    return {name: getattr(example, name) for name in Example.__dataclass_fields__}

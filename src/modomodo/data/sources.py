@@ -266,7 +266,8 @@ def _parquet_rows(path: Path, images: Path | None) -> Iterator[Record]:
         parquet = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as exc:
         raise SourceError(f"{path}: not a readable Parquet file ({exc})") from exc
-    rows = (row for batch in parquet.iter_batches(batch_size=256) for row in batch.to_pylist())
+    # Small batches: each row becomes Python objects (image bytes included) only when curation takes it.
+    rows = (row for batch in parquet.iter_batches(batch_size=32) for row in batch.to_pylist())
     return (_with_image_bytes(row, f"{path}#{index}", path.parent, images) for index, row in enumerate(rows))
 
 

@@ -7,7 +7,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from modomodo.config import ExperimentConfig
-from modomodo.data.curated import load_curated
+from modomodo.data.curated import open_training_splits
 from modomodo.mixture.pilots import PilotFailure
 from modomodo.rewards.domains import reward_sets
 from modomodo.stages.common import check_reward_kinds, local_store, stage_metrics
@@ -77,10 +77,10 @@ def _train_here(cfg, data_dir, base_model, out_dir, run_id, store, resume, conso
     from modomodo.rl.distributed import is_main_process
     from modomodo.rl.grpo import train_grpo, training_schedule
 
-    data = load_curated(data_dir)
-    check_reward_kinds(cfg, data.train)
+    train = open_training_splits(data_dir)  # read by index: memory does not grow with the steps
+    check_reward_kinds(cfg, train)
     # The one place the mixture is resolved and its schedule drawn: metrics and trainer share them.
-    schedule = training_schedule(data.train, cfg.train, cfg.resolved_mixture())
+    schedule = training_schedule(train, cfg.train, cfg.resolved_mixture())
     metrics = stage_metrics(cfg, run_id, "train", schedule.mixture)
     metrics.record_mixture(schedule.mixture)
     callbacks = [MetricsCallback(metrics, schedule.draws, cfg.train.prompts_per_step)]
@@ -95,7 +95,7 @@ def _train_here(cfg, data_dir, base_model, out_dir, run_id, store, resume, conso
                 metrics.record_earlier_failures(earlier_failures)
                 metrics.push()
             with metrics.stage_timer(push=main):
-                result = train_grpo(cfg, data.train, base_model, out_dir, schedule=schedule, run_id=run_id,
+                result = train_grpo(cfg, train, base_model, out_dir, schedule=schedule, run_id=run_id,
                                     reward_sets=reward_sets(cfg), store=store, resume=resume,
                                     callbacks=callbacks)  # fmt: skip
     finally:
