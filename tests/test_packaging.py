@@ -6,13 +6,13 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
 
 
 def source_packages() -> set[str]:
     """Every folder with an ``__init__.py`` under the package directories, as a dotted name."""
-    settings = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     found = set()
-    for package, folder in settings["package-dir"].items():
+    for package, folder in SETUPTOOLS["package-dir"].items():
         for init in (ROOT / folder).rglob("__init__.py"):
             relative = init.parent.relative_to(ROOT / folder)
             found.add(".".join([package, *relative.parts]))
@@ -20,7 +20,6 @@ def source_packages() -> set[str]:
 
 
 def test_pyproject_lists_every_package_of_the_source_tree():
-    settings = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    listed = set(settings["packages"])
+    listed = set(SETUPTOOLS["packages"])
     assert source_packages() - listed == set(), "packages missing from [tool.setuptools] packages"
     assert listed - source_packages() == set(), "packages listed in pyproject.toml without a folder"
