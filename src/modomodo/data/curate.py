@@ -148,9 +148,10 @@ def curate(
     """Curate every domain of ``sources`` (domain name -> where its rows come from) into ``out_dir``;
     ``benchmarks`` (name -> ``in``/``out``) are recorded in the report for the stages that read it.
 
-    Rows stream from the sources to the shards: ``workers`` threads (default: the CPUs, at most 8)
-    decode and normalise images, at most ``2 * workers`` rows are in flight, and each open shard
-    holds one row group in memory. The output does not depend on ``workers``."""
+    Rows stream from the sources, through their preprocessing steps, to the shards: ``workers``
+    threads (default: the CPUs, at most 8) decode and normalise images, at most ``2 * workers``
+    rows are in flight (as many again in ``resize_long_side``), and each open shard holds one row
+    group in memory. The output does not depend on ``workers``."""
     from modomodo.config_io import PLAIN_NAME
 
     out_dir = Path(out_dir)
