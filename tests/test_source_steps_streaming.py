@@ -230,23 +230,21 @@ def test_curate_reports_the_lists_counts_and_quarantines_the_same_rows(tmp_path)
 
 def test_resize_runs_on_curates_workers(tmp_path, monkeypatch):
     path = mixed_source(tmp_path / "src")
-    running, peak, lock = [0], [0], threading.Lock()
+    threads: set[str] = set()
     real = preprocess.normalise_image
 
-    def counting(*args):
-        with lock:
-            running[0] += 1
-            peak[0] = max(peak[0], running[0])
-        try:
-            time.sleep(0.002)
-            return real(*args)
-        finally:
-            with lock:
-                running[0] -= 1
+    def on_a_thread(*args):
+        threads.add(threading.current_thread().name)
+        time.sleep(0.002)  # long enough that the window's rows wait for a free thread
+        return real(*args)
 
-    monkeypatch.setattr(preprocess, "normalise_image", counting)
-    curate({"d": SourceSpec("path", path=str(path), steps=(RESIZE,))}, tmp_path / "out", seed=0, workers=3)
-    assert 1 < peak[0] <= 3
+    monkeypatch.setattr(preprocess, "normalise_image", on_a_thread)
+    spec = SourceSpec("path", path=str(path), steps=(RESIZE,))
+    curate({"d": spec}, tmp_path / "one", seed=0, workers=1)
+    assert threads == {threading.main_thread().name}  # one worker: inline, whatever the CPUs
+    threads.clear()
+    curate({"d": spec}, tmp_path / "three", seed=0, workers=3)
+    assert 1 < len(threads) <= 3 and all(name.startswith("modomodo-map") for name in threads), threads
 
 
 # --- bounded memory ----------------------------------------------------------------------------------
