@@ -182,7 +182,15 @@ class _Chain:
     rows: dict[int, int] = field(default_factory=dict)
     """Records entering each ``needs_rows`` step, by its index; counted by :meth:`open` in order."""
 
+    @property
+    def adapt_at(self) -> int:
+        """The index of the step the adapter runs before: the first that reads Example fields."""
+        on_fields = (i for i, (name, _) in enumerate(self.steps) if STEPS[name].on == "fields")
+        return next(on_fields, len(self.steps))
+
     def open(self) -> tuple[Iterator[Record], Callable[[], list[StepCounts]]]:
+        """One counting pass per ``needs_rows`` step, in order (a ``size`` its rows cannot meet
+        raises when the next pass builds the step), then the pass whose records curation reads."""
         counted: list[StepCounts] = []
         for index, (name, _) in enumerate(self.steps):
             if STEPS[name].needs_rows:
@@ -199,10 +207,9 @@ class _Chain:
         steps. The earlier steps run inside that last step's own reads, which stop at its last
         drawn row."""
         start = max((index for index in self.rows if index < upto), default=None)
+        # from the source, or from the step at ``start``, which opens its own passes
         records: Iterable[Record] = self.read() if start is None else ()
-        adapt_at = next(
-            (i for i, (name, _) in enumerate(self.steps) if STEPS[name].on == "fields"), len(self.steps)
-        )
+        adapt_at = self.adapt_at
         streams: list[StepStream] = []
         for index in range(start or 0, upto + 1):
             if index == adapt_at:
