@@ -148,9 +148,10 @@ def curate(
     """Curate every domain of ``sources`` (domain name -> where its rows come from) into ``out_dir``;
     ``benchmarks`` (name -> ``in``/``out``) are recorded in the report for the stages that read it.
 
-    Rows stream from the sources to the shards: ``workers`` threads (default: the CPUs, at most 8)
-    decode and normalise images, at most ``2 * workers`` rows are in flight, and each open shard
-    holds one row group in memory. The output does not depend on ``workers``."""
+    Rows stream from the sources, through their preprocessing steps, to the shards: ``workers``
+    threads (default: the CPUs, at most 8) decode and normalise images, at most ``2 * workers``
+    rows are in flight (as many again in ``resize_long_side``), and each open shard holds one row
+    group in memory. The output does not depend on ``workers``."""
     from modomodo.config_io import PLAIN_NAME
 
     out_dir = Path(out_dir)
@@ -161,7 +162,10 @@ def curate(
     for domain in sources:
         if not isinstance(domain, str) or not PLAIN_NAME.fullmatch(domain):
             raise CurationError(f"domain name {domain!r} is not a plain identifier; it names a folder")
-    opened = {domain: open_source(domain, sources[domain], seed) for domain in sorted(sources)}
+    workers = workers or default_workers()
+    opened = {
+        domain: open_source(domain, sources[domain], seed, workers=workers) for domain in sorted(sources)
+    }
     streams = {domain: stream for domain, (stream, _) in opened.items()}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.curating-", dir=out_dir.parent))
@@ -171,9 +175,7 @@ def curate(
             for domain, stream in streams.items():
                 check = partial(_check_row, domain=domain, known_domains=run.known_domains, limits=limits)
                 try:
-                    for (split, record), checked in ordered_map(
-                        check, stream, workers=workers or default_workers()
-                    ):
+                    for (split, record), checked in ordered_map(check, stream, workers=workers):
                         run.take(domain, split, record, checked, quarantine)
                 except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
                     raise CurationError(
@@ -182,7 +184,7 @@ def curate(
                     ) from exc
             report = replace(
                 run.finish(seed),
-                steps={domain: steps for domain, (_, steps) in opened.items()},
+                steps={domain: step_counts() for domain, (_, step_counts) in opened.items()},
                 benchmarks=dict(benchmarks) if benchmarks is not None else None,
             )
         text = json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n"

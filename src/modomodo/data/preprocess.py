@@ -24,7 +24,9 @@ Streaming: every step but ``one_sample_per_question`` (its shuffle needs all the
 ``*_stream`` twin returning a :class:`StepStream`, an iterator of the kept records whose
 ``counts`` (the same :class:`StepCounts`) are known once it is read to the end; the list functions
 collect it. ``sample_stream`` reads its source twice (count, then draw) and makes the same draw as
-``sample``; ``resize_long_side_stream`` resizes on worker threads, in source order.
+``sample``; ``at_most_stream`` (a benchmark's ``size``) is that draw, or every row when there are
+no more than ``size``; ``resize_long_side_stream`` resizes on worker threads, in source order.
+``held_stream`` presents a list step as a :class:`StepStream` that holds its output.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,7 +197,9 @@ def sample(records: Iterable[Record], *, size: int, seed: int) -> tuple[list[Rec
     return _collect(sample_stream(lambda: rows, size=size, seed=seed))
 
 
-def sample_stream(open_records: Callable[[], Iterable[Record]], *, size: int, seed: int) -> StepStream:
+def sample_stream(
+    open_records: Callable[[], Iterable[Record]], *, size: int, seed: int, rows: int | None = None
+) -> StepStream:
     """:func:`sample` in two passes over a source that ``open_records`` opens afresh each time.
 
     The first pass counts the rows, the draw is then made on row numbers (the very draw of
@@ -203,18 +207,49 @@ def sample_stream(open_records: Callable[[], Iterable[Record]], *, size: int, se
     yields the drawn rows in source order. Memory holds ``size`` row numbers and one record, never
     the rows; the result is a function of the source's order, ``size`` and ``seed`` only. Fewer
     rows than ``size`` raises ``ValueError`` after the first pass, before any record is yielded.
+    A caller that has counted the rows already passes ``rows``: the first pass is skipped and a
+    ``size`` the rows cannot meet raises here, at once.
     """
+    return StepStream("sample", _drawn(open_records, size, seed, rows, keep_all_up_to_size=False))
+
+
+def at_most_stream(
+    open_records: Callable[[], Iterable[Record]], *, size: int, seed: int, rows: int | None = None
+) -> StepStream:
+    """A benchmark capped at ``size``: every record when there are at most ``size``, else
+    :func:`sample_stream`'s draw of ``size`` (same passes, same ``rows``); counted as ``at_most``."""
+    return StepStream("at_most", _drawn(open_records, size, seed, rows, keep_all_up_to_size=True))
+
+
+def _draw(rows: int, size: int, seed: int, keep_all_up_to_size: bool) -> Sequence[int]:
+    """The row numbers :func:`sample_stream` (or :func:`at_most_stream`) keeps, ascending."""
+    if keep_all_up_to_size and rows <= size:
+        return range(rows)
+    if size < 1 or size > rows:
+        raise ValueError(f"sample: size must be in [1, {rows}] (the rows available), got {size}")
+    return sorted(random.Random(seed).sample(range(rows), size))
+
+
+def _drawn(
+    open_records: Callable[[], Iterable[Record]],
+    size: int,
+    seed: int,
+    rows: int | None,
+    *,
+    keep_all_up_to_size: bool,
+) -> Callable[[_Tally], Iterator[Record]]:
+    known = None if rows is None else _draw(rows, size, seed, keep_all_up_to_size)
 
     def run(tally: _Tally) -> Iterator[Record]:
-        rows = sum(1 for _ in open_records())
-        if size < 1 or size > rows:
-            raise ValueError(f"sample: size must be in [1, {rows}] (the rows available), got {size}")
-        chosen = sorted(random.Random(seed).sample(range(rows), size))
-        tally.rows_in = rows
-        if rows > size:
-            tally.dropped["not_sampled"] = rows - size
+        available = sum(1 for _ in open_records()) if rows is None else rows
+        chosen = _draw(available, size, seed, keep_all_up_to_size) if known is None else known
+        tally.rows_in = available
+        if available > len(chosen):
+            tally.dropped["not_sampled"] = available - len(chosen)
         wanted = iter(chosen)
-        following = next(wanted)
+        following = next(wanted, -1)
+        if following < 0:
+            return
         for index, record in enumerate(open_records()):
             if index == following:
                 tally.errors += bool(record.error)
@@ -222,9 +257,11 @@ def sample_stream(open_records: Callable[[], Iterable[Record]], *, size: int, se
                 following = next(wanted, -1)
                 if following < 0:
                     return
-        raise ValueError(f"sample: the source gave fewer rows on its second pass than its first ({rows})")
+        raise ValueError(
+            f"sample: the source gave fewer rows on its second pass than its first ({available})"
+        )
 
-    return StepStream("sample", run)
+    return run
 
 
 @dataclass
@@ -264,6 +301,23 @@ class StepStream(Iterator[Record]):
         return StepCounts(
             self.step, tally.rows_in, tally.rows_out, dict(tally.dropped), dict(tally.changed), tally.errors
         )
+
+
+def held_stream(
+    step: str, records: Iterable[Record], run: Callable[[Iterable[Record]], tuple[list[Record], StepCounts]]
+) -> StepStream:
+    """A list step (``run``, e.g. :func:`one_sample_per_question`) as a :class:`StepStream`: it runs
+    on all of ``records`` when its first record is asked for, so memory holds its whole output until
+    the stream is read (one split of the source, for ``one_sample_per_question``)."""
+
+    def held(tally: _Tally) -> Iterator[Record]:
+        out, counts = run(records)
+        tally.rows_in, tally.errors = counts.rows_in, counts.errors
+        tally.dropped.update(counts.dropped)
+        tally.changed.update(counts.changed)
+        yield from out
+
+    return StepStream(step, held)
 
 
 def _collect(stream: StepStream) -> tuple[list[Record], StepCounts]:
