@@ -95,6 +95,7 @@ class SearchConfig:
         if self.target not in targets:
             raise ConfigError(f"search.target: {self.target!r} is not a score column; choose from {targets}")
         self._validate_seed_runs(domains)
+        self._validate_pilot_count(domains)
 
     def _validate_seed_runs(self, domains: list[str]) -> None:
         """Which seed runs each heuristic needs (mixture.heuristics): every heuristic reads seed runs,
@@ -108,3 +109,50 @@ class SearchConfig:
             raise ConfigError("search.heuristics: norm needs the exclude_one seed runs in search.seeds")
         if "coli" in heuristics and len(domains) > 1 and not seeds & {"single", "exclude_one"}:
             raise ConfigError("search.heuristics: coli needs single or exclude_one seed runs in search.seeds")
+
+    def wave_runs(self, domains: list[str]) -> list[int]:
+        """Runs in the records table at each fit of the mixture-search pipeline, all pilots
+        succeeding: after the seed wave, after the heuristic wave (one pilot per heuristic; a
+        mixture already run is trained again as a replicate, never dropped), after each active
+        round (``pilots_per_round`` more). The pipeline (``pipelines/mixture_search.py``,
+        ``search_waves``) fits the configured surrogate after every wave."""
+        from modomodo.mixture.seeds import family_seeds
+
+        runs = [len(family_seeds(domains, self.seeds))]
+        if self.heuristics:
+            runs.append(runs[-1] + len(self.heuristics))
+        runs += [runs[-1] + self.pilots_per_round * r for r in range(1, self.rounds + 1)]
+        return runs
+
+    def _validate_pilot_count(self, domains: list[str]) -> None:
+        """The first fit (the seed runs alone) must have the runs the surrogate needs and
+        ``min_pilots``: otherwise the search fails at that fit, after the seed pilots trained."""
+        from modomodo.stages.surrogate import section_surrogate
+
+        if len(domains) < 2:
+            return  # no mixture to search; the pipeline refuses it (mixture.seeds)
+        runs = self.wave_runs(domains)
+        first = runs[0]
+        plan = (
+            f"the seed wave of search.seeds {self.seeds} plans {first} runs for {len(domains)} domains "
+            f"({runs[-1]} pilots in all, with {len(self.heuristics)} heuristic and "
+            f"{self.rounds * self.pilots_per_round} in active rounds), and the surrogate is fitted "
+            "to the seed runs alone first, before later waves add theirs"
+        )
+        if first < self.min_pilots:
+            raise ConfigError(
+                f"search.min_pilots: {self.min_pilots}, but {plan}; add seed families or lower search.min_pilots"
+            )
+        needed = section_surrogate(self).min_runs(len(domains))
+        if first >= needed:
+            return
+        fixes = [
+            "add seed families to search.seeds",
+            "choose a surrogate that fits fewer runs (gp, quadratic: 3)",
+        ]
+        if self.surrogate == "quadratic-paper":
+            fixes.append("set search.paper_underdetermined: true (the paper's minimum-norm fit)")
+        raise ConfigError(
+            f"search.surrogate: {self.surrogate} needs at least {needed} runs for {len(domains)} domains, "
+            f"but {plan}; {', or '.join(fixes)}"
+        )
