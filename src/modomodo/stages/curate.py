@@ -83,7 +83,8 @@ def _located(path: str, store: str, fetch: Callable[[str], Path] | None, key: st
     if not remote:
         return path
     if fetch is None:
-        raise ValueError(f"{key}: {remote!r} must be fetched first, and no store was given to fetch it")
+        what = f"{key}.store: {store!r} names a store artifact" if store else f"{key}: {path!r} is on S3"
+        raise ValueError(f"{what}, but no store was given to fetch it")
     local = Path(fetch(remote))
     if local.is_file():
         return str(local)
