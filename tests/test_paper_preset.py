@@ -152,7 +152,8 @@ def test_the_paper_presets_surrogate_fits_its_sixteen_pilots(tmp_path):
     # Without paper_underdetermined the preset is refused at load, before any pilot trains, with
     # the count its first fit (the 11 seed runs) would fail on after training them.
     with pytest.raises(
-        ConfigError, match="quadratic-paper needs at least 19 runs for 5 domains, but the seed wave"
+        ConfigError,
+        match=r"quadratic-paper needs at least 20 runs for 5 domains \(a fit needs 19.*plans 11 runs",
     ):
         load_config("paper-real", located(**{"search.paper_underdetermined": "false"}))
     cfg.search.paper_underdetermined = False

@@ -227,3 +227,21 @@ def test_an_s3_uri_is_checked_at_config_load():
         load_config("smoke", overrides("s3://bucket", {}))
     with pytest.raises(ConfigError, match=r"data.domains.quiz: s3://bucket/a//b: key .* empty"):
         load_config("smoke", overrides("s3://bucket/a//b", {}))
+
+
+def test_the_curate_stage_reads_an_s3_uri_beside_a_store_key(s3_env, tmp_path):
+    from modomodo.store import S3Store
+
+    store = S3Store(s3_env.bucket, f"store/{tmp_path.name}")
+    store.put_dir(chartqa_saved(tmp_path / "saved"), "datasets/chartqa")
+    quiz = put(s3_env, f"{tmp_path.name}/raw/quiz.jsonl", quiz_jsonl(tmp_path / "quiz.jsonl"))
+    cfg = load_config(
+        "smoke", overrides(quiz, {"chartqa": {"store": "datasets/chartqa", "layout": "chartqa"}})
+    )
+    report = curate_stage(cfg, tmp_path / "out", store=store, cache_dir=tmp_path / "cache")
+    assert report.rows["quiz"] == {"train": 3, "test": 0} and report.rows["chartqa"] == {
+        "train": 0,
+        "test": 2,
+    }
+    assert (tmp_path / "cache" / "datasets" / "chartqa" / "state.json").is_file()
+    assert len(list((tmp_path / "cache" / CACHE_FOLDER / s3_env.bucket).glob("quiz.jsonl-*/quiz.jsonl"))) == 1

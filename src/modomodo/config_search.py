@@ -125,8 +125,10 @@ class SearchConfig:
         return runs
 
     def _validate_pilot_count(self, domains: list[str]) -> None:
-        """The first fit (the seed runs alone) must have the runs the surrogate needs and
-        ``min_pilots``: otherwise the search fails at that fit, after the seed pilots trained."""
+        """The first fit (the seed runs alone) must have ``min_pilots`` runs and the runs the
+        surrogate stage needs (the surrogate's ``min_runs`` plus one: it is also cross-validated
+        leave-one-out); otherwise the search fails at that fit, after the seed pilots trained.
+        Enough runs can still be a rank-deficient design for a least-squares model (the stage says so)."""
         from modomodo.stages.surrogate import section_surrogate
 
         if len(domains) < 2:
@@ -143,16 +145,19 @@ class SearchConfig:
             raise ConfigError(
                 f"search.min_pilots: {self.min_pilots}, but {plan}; add seed families or lower search.min_pilots"
             )
-        needed = section_surrogate(self).min_runs(len(domains))
+        fitted = section_surrogate(self).min_runs(len(domains))
+        needed = fitted + 1  # the surrogate stage cross-validates it leave-one-out: on all runs but one
         if first >= needed:
             return
         fixes = [
             "add seed families to search.seeds",
-            "choose a surrogate that fits fewer runs (gp, quadratic: 3)",
+            "choose a surrogate that fits fewer runs (gp or quadratic: 4 runs)",
         ]
         if self.surrogate == "quadratic-paper":
             fixes.append("set search.paper_underdetermined: true (the paper's minimum-norm fit)")
         raise ConfigError(
-            f"search.surrogate: {self.surrogate} needs at least {needed} runs for {len(domains)} domains, "
-            f"but {plan}; {', or '.join(fixes)}"
+            f"search.surrogate: {self.surrogate} needs at least {needed} runs for {len(domains)} domains "
+            f"(a fit needs {fitted}, and the surrogate stage also fits it leave-one-out, to all runs but one), "
+            f"but {plan}; "
+            f"{', or '.join(fixes)}"
         )
