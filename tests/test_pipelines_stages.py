@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import yaml
 
 from modomodo import stages
 from modomodo.components.runtime import (
@@ -68,9 +67,7 @@ def records_for(pilots: list[dict]) -> list[dict]:
 
 def test_seed_pilots_follow_the_configured_families():
     def plan(seeds: str) -> list[dict]:
-        cfg = load_config("smoke")
-        cfg.search.seeds = yaml.safe_load(seeds)  # [uniform] alone is refused at load (too few to fit)
-        return plans.seed_pilots(cfg)
+        return plans.seed_pilots(load_config("smoke", [f"search.seeds={seeds}"]))
 
     every = plan("[single, exclude_one, uniform]")
     assert len(every) == 5 + 5 + 1
@@ -88,7 +85,7 @@ def test_seed_pilots_follow_the_configured_families():
 
 
 def test_run_record_is_a_row_of_the_records_table():
-    (pilot,) = [p for p in plans.seed_pilots(load_config("smoke")) if p["run"] == "uniform"]
+    (pilot,) = plans.seed_pilots(load_config("smoke", ["search.seeds=[uniform]"]))
     run = {
         "run_id": "smoke-uniform-abc",
         "mixture": pilot["mixture"],
