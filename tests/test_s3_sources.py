@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from modomodo.cli.app import app
 from modomodo.config import ConfigError, load_config
 from modomodo.data.curate import read_curated
-from modomodo.data.s3_source import CACHE_FOLDER, locate_s3
+from modomodo.data.s3_source import CACHE_FOLDER, fetch_s3, locate_s3
 from modomodo.data.sources import SourceError
 from modomodo.stages.curate import curate_stage
 
@@ -116,7 +116,7 @@ def test_the_cache_is_reused_until_the_object_changes(s3_env, tmp_path):
     key = f"{tmp_path.name}/c.parquet"
     uri = put(s3_env, key, chartqa_parquet(tmp_path / "a.parquet", 2))
     cache = tmp_path / "cache"
-    first = locate_s3(uri).fetch(cache)
+    first = fetch_s3(uri, cache)
     stamp = first.stat().st_mtime_ns
     assert locate_s3(uri).fetch(cache) == first and first.stat().st_mtime_ns == stamp, "reused"
     put(s3_env, key, chartqa_parquet(tmp_path / "b.parquet", 4))

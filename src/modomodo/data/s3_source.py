@@ -114,17 +114,17 @@ def locate_s3(uri: str, store=None) -> S3Source:
         listed = store.list_objects(key)
     except StoreError as exc:  # "list s3://bucket/key: ..."
         raise SourceError(str(exc)) from exc
-    exact = [(key, size, etag) for name, size, etag in listed if name == key]
-    if exact and not uri.endswith("/"):
-        if not key.endswith(FILE_SUFFIXES):
-            raise SourceError(
-                f"{uri}: an object must be a {' or '.join(FILE_SUFFIXES)} file; name the prefix of a "
-                "save_to_disk folder (or of a folder of files) instead"
-            )
-        ((_, size, etag),) = exact
+    exact = [(size, etag) for name, size, etag in listed if name == key]
+    if exact and key.endswith(FILE_SUFFIXES) and not uri.endswith("/"):  # a trailing / asks for the prefix
+        ((size, etag),) = exact
         return S3Source(uri, bucket, key, ((PurePosixPath(key).name, size, etag),), single=True)
     inside = [(name[len(key) + 1 :], size, etag) for name, size, etag in listed if name.startswith(f"{key}/")]
     inside = [entry for entry in inside if not entry[0].endswith("/")]  # folder markers of some tools
+    if not inside and exact:
+        raise SourceError(
+            f"{uri}: an object must be a {' or '.join(FILE_SUFFIXES)} file; name the prefix of a "
+            "save_to_disk folder (or of a folder of files) instead"
+        )
     if not inside:
         raise SourceError(f"{uri}: no object and no prefix {key}/ in bucket {bucket!r}")
     for name, _size, _etag in inside:
