@@ -80,6 +80,7 @@ def search_waves(place, common: dict, search, store_uri, base) -> dsl.PipelineTa
 def build(cfg: ExperimentConfig, cluster: ClusterSettings | None = None):
     """The pipeline for ``cfg``'s search shape (waves, parallelism, data caching); every value
     the components use comes from the ``config`` parameter at run time."""
+    cfg.search.check_pilot_count(list(cfg.data.domains))  # before anything is compiled, submitted or run
     cluster = cluster or ClusterSettings()
     search = cfg.search
     cache_data = all(domain.source == "synthetic" for domain in cfg.data.domains.values())

@@ -149,6 +149,15 @@ def test_the_paper_presets_surrogate_fits_its_sixteen_pilots(tmp_path):
     records = plans.load_records(cfg, rows)
     summary = stages.fit_surrogate_stage(cfg, records, tmp_path / "fit", run_id="t")
     assert summary["model"] == "quadratic-paper" and summary["runs"] == 16
+    # Without paper_underdetermined the preset loads, but its mixture search is refused when built,
+    # before any pilot trains, with the count its first fit (the 11 seed runs) would fail on.
+    from modomodo.pipelines import build_pipeline
+
     strict = load_config("paper-real", located(**{"search.paper_underdetermined": "false"}))
+    with pytest.raises(
+        ConfigError,
+        match=r"quadratic-paper needs at least 20 runs for 5 domains \(a fit needs 19.*plans 11 runs",
+    ):
+        build_pipeline("mixture-search", strict)
     with pytest.raises(Exception, match="quadratic-paper needs at least 19 runs for 5 domains"):
         stages.fit_surrogate_stage(strict, records, tmp_path / "strict", run_id="t")

@@ -54,7 +54,8 @@ class DomainConfig:
     """A training domain: where its data comes from and how its completions are rewarded."""
 
     source: str = "synthetic"
-    """``synthetic`` (built-in generator of the same name) or a path to JSONL/Parquet/``save_to_disk`` records."""
+    """``synthetic`` (built-in generator of the same name) or a path to JSONL/Parquet/``save_to_disk``
+    records, local or ``s3://bucket/key`` (an object or a prefix; ``modomodo.data.s3_source``)."""
     n_train: int = 256
     """Training examples to draw from a synthetic source."""
     rewards: list[RewardConfig] = field(default_factory=list)

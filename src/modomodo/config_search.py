@@ -108,3 +108,82 @@ class SearchConfig:
             raise ConfigError("search.heuristics: norm needs the exclude_one seed runs in search.seeds")
         if "coli" in heuristics and len(domains) > 1 and not seeds & {"single", "exclude_one"}:
             raise ConfigError("search.heuristics: coli needs single or exclude_one seed runs in search.seeds")
+
+    def wave_runs(self, domains: list[str]) -> list[int]:
+        """Runs in the records table at each fit of the mixture-search pipeline, all pilots
+        succeeding: after the seed wave, after the heuristic wave (one pilot per heuristic; a
+        mixture already run is trained again as a replicate, never dropped), after each active
+        round (``pilots_per_round`` more). The pipeline (``pipelines/mixture_search.py``,
+        ``search_waves``) fits the configured surrogate after every wave."""
+        from modomodo.mixture.seeds import family_seeds
+
+        runs = [len(family_seeds(domains, self.seeds))]
+        if self.heuristics:
+            runs.append(runs[-1] + len(self.heuristics))
+        runs += [runs[-1] + self.pilots_per_round * r for r in range(1, self.rounds + 1)]
+        return runs
+
+    def check_pilot_count(self, domains: list[str]) -> None:
+        """Raise :class:`ConfigError` unless the first fit of the mixture-search pipeline (the seed
+        runs alone) has ``min_pilots`` runs and the runs the surrogate stage needs (the surrogate's
+        ``min_runs`` plus one: it is also cross-validated leave-one-out); otherwise the search
+        fails at that fit, after the seed pilots trained. Checked when that pipeline is built, not
+        at load: a config that only trains (two domains, say) never fits a surrogate. Enough runs
+        can still be a rank-deficient design for a least-squares model (the stage says so)."""
+        from modomodo.stages.surrogate import section_surrogate
+
+        if len(domains) < 2:
+            return  # no mixture to search; the pipeline refuses it (mixture.seeds)
+        runs = self.wave_runs(domains)
+        first = runs[0]
+        plan = (
+            f"the seed wave of search.seeds {self.seeds} plans {first} runs for {len(domains)} domains "
+            f"({runs[-1]} pilots in all, with {len(self.heuristics)} heuristic and "
+            f"{self.rounds * self.pilots_per_round} in active rounds), and the surrogate is fitted "
+            "to the seed runs alone first, before later waves add theirs"
+        )
+        if first < self.min_pilots:
+            raise ConfigError(
+                f"search.min_pilots: {self.min_pilots}, but {plan}; add seed families or lower search.min_pilots"
+            )
+        surrogate = section_surrogate(self)
+        needed = stage_runs(surrogate, len(domains))
+        if first >= needed:
+            return
+        fixes = ", or ".join(self._pilot_count_fixes(domains, first, needed))
+        raise ConfigError(
+            f"search.surrogate: {self.surrogate} needs at least {needed} runs for {len(domains)} domains "
+            f"(a fit needs {surrogate.min_runs(len(domains))}, and the surrogate stage also fits it "
+            f"leave-one-out, to all runs but one), but {plan}; {fixes or 'nothing configurable fits'}"
+        )
+
+    def _pilot_count_fixes(self, domains: list[str], first: int, needed: int) -> list[str]:
+        """What would give the first fit its runs: the seed families that plan enough, the
+        surrogates that fit ``first`` runs, the paper's underdetermined fit."""
+        from modomodo.mixture.seeds import SEED_FAMILIES, family_seeds
+        from modomodo.mixture.surrogates import SURROGATES, make_surrogate
+        from modomodo.stages.surrogate import section_surrogate
+
+        def fits(surrogate) -> bool:
+            return stage_runs(surrogate, len(domains)) <= first
+
+        fixes = []
+        every = len(family_seeds(domains, list(SEED_FAMILIES)))
+        if every >= needed:
+            fixes.append(
+                f"add seed families to search.seeds (all of {sorted(SEED_FAMILIES)} plan {every} runs)"
+            )
+        fitting = sorted(n for n in SURROGATES if n != self.surrogate and fits(section_surrogate(self, n)))
+        if fitting:
+            fixes.append(f"choose a surrogate that fits {first} runs ({', '.join(fitting)})")
+        if self.surrogate == "quadratic-paper" and fits(
+            make_surrogate(self.surrogate, allow_underdetermined=True)
+        ):
+            fixes.append("set search.paper_underdetermined: true (the paper's minimum-norm fit)")
+        return fixes
+
+
+def stage_runs(surrogate, n_domains: int) -> int:
+    """The fewest runs the surrogate stage fits ``surrogate`` to for ``n_domains`` domains: its
+    ``min_runs`` plus one, as the stage also cross-validates it leave-one-out (on all runs but one)."""
+    return surrogate.min_runs(n_domains) + 1

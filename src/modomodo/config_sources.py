@@ -2,8 +2,9 @@
 (a store key, a published layout and its box frame, preprocessing steps), checked at load.
 
 A benchmark is a configured source like a training domain: the synthetic suite's benchmarks
-(an entry without ``path`` or ``store``), a local file or folder (``path``) or a dataset stored
-as an artifact of the project's store (``store``), in a published ``layout``. Its role (In- or
+(an entry without ``path`` or ``store``), a local file or folder or an ``s3://bucket/key`` object
+or prefix (``path``) or a dataset stored as an artifact of the project's store (``store``), in a
+published ``layout``. Its role (In- or
 Out-Score) defaults to whether the training data has its ``domain``, as before benchmarks were
 configurable; its metric defaults to the paper's (mean IoU for boxes, exact match otherwise).
 """
@@ -28,8 +29,9 @@ class BenchmarkConfig:
     """One evaluation benchmark: where its test rows come from, how it counts and is scored."""
 
     path: str = ""
-    """A local JSONL/Parquet file or ``save_to_disk`` folder with the test rows; empty with an
-    empty ``store``: the synthetic suite's benchmark of the same name."""
+    """A local JSONL/Parquet file or ``save_to_disk`` folder with the test rows, or the same on S3
+    (``s3://bucket/test.parquet``, ``s3://bucket/prefix`` of a folder; ``modomodo.data.s3_source``);
+    empty with an empty ``store``: the synthetic suite's benchmark of the same name."""
     store: str = ""
     """Key of a dataset artifact in the experiment's store (``datasets/chartqa``), fetched with
     its checksums verified into a local cache before curation reads it; excludes ``path``."""
@@ -121,16 +123,18 @@ def check_source(
     """What a path or store source adds (``key`` is its config key): one location, a known layout
     and frame, a step list that can run."""
     from modomodo.data.layouts import FRAMES, LAYOUTS
+    from modomodo.data.s3_source import is_s3_uri, parse_s3_uri
     from modomodo.data.source_steps import step_problem
+    from modomodo.data.sources import SourceError
     from modomodo.store import InvalidKeyError, validate_key
 
     if path and store:
         raise ConfigError(f"{key}: give the path or the store key of the data, not both")
-    if path.startswith("s3://"):
-        raise ConfigError(
-            f"{key}: s3:// paths are not read directly; upload the dataset as an artifact "
-            f"(ArtifactStore.put_dir) and give its key as {key}.store"
-        )
+    if is_s3_uri(path):
+        try:
+            parse_s3_uri(path)
+        except SourceError as e:
+            raise ConfigError(f"{key}: {e}") from None
     if store:
         try:
             validate_key(store)
@@ -156,12 +160,12 @@ def unset_paths(domains: Mapping[str, Any], benchmarks: Mapping[str, BenchmarkCo
     """What a preset with placeholders still needs: every source that names a layout but no path
     or store key (the ``paper-real`` preset leaves them to the user), in one message."""
     unset = [
-        f"data.domains.{name}: set the path of domain {name!r} (--set data.domains.{name}.source=PATH, "
+        f"data.domains.{name}: set the path of domain {name!r} (--set data.domains.{name}.source=PATH or S3 URI, "
         f"or data.domains.{name}.store=KEY for a dataset in the artifact store)"
         for name, d in domains.items()
         if d.synthetic and d.layout
     ] + [
-        f"data.benchmarks.{name}: set the path of benchmark {name!r} (--set data.benchmarks.{name}.path=PATH, "
+        f"data.benchmarks.{name}: set the path of benchmark {name!r} (--set data.benchmarks.{name}.path=PATH or S3 URI, "
         f"or data.benchmarks.{name}.store=KEY)"
         for name, b in benchmarks.items()
         if b.synthetic and b.layout

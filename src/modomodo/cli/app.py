@@ -65,9 +65,15 @@ def data_curate(
     """Load, validate, quarantine, split and write shards with their report (the Kubeflow component
     publishes the folder as its output artifact)."""
     from modomodo import stages
+    from modomodo.data.sources import SourceError
+    from modomodo.store import StoreError
 
     cfg = resolve_config(preset, overrides)
-    report = stages.curate_stage(cfg, out)
+    try:
+        report = stages.curate_stage(cfg, out)
+    except (SourceError, StoreError) as e:  # a source that cannot be read or fetched: no traceback
+        console.print(f"[red]source error:[/red] {escape(str(e))}")
+        raise typer.Exit(1) from None
     _print_curation(report)
 
 

@@ -9,10 +9,13 @@ modules (and kfp) are imported only when a command runs.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from modomodo.cli.common import Overrides, Preset, console, resolve_config
@@ -87,20 +90,21 @@ def run(
     arguments = {"profile_prompts": profile_prompts} if pipeline == "mixture-search" else {}
     log = output / RUN_LOG
     console.print(f"{pipeline} on {cfg.name}: one line per task; the runner's log: {log}", soft_wrap=True)
-    try:
-        with quiet_runner(console, log, verbose=verbose):
-            result = run_locally(
-                pipeline,
-                cfg,
-                output,
-                store_uri=store_uri,
-                pushgateway=_pushgateway(pushgateway, cfg),
-                cache=cache,
-                arguments=arguments,
-                retries=retries,
-            )
-    except RuntimeError:  # a task failed; quiet_runner showed which, its last lines and the log
-        raise typer.Exit(1) from None
+    with _pipeline_config_errors():  # outside the try: its typer.Exit is a RuntimeError too
+        try:
+            with quiet_runner(console, log, verbose=verbose):
+                result = run_locally(
+                    pipeline,
+                    cfg,
+                    output,
+                    store_uri=store_uri,
+                    pushgateway=_pushgateway(pushgateway, cfg),
+                    cache=cache,
+                    arguments=arguments,
+                    retries=retries,
+                )
+        except RuntimeError:  # a task failed; quiet_runner showed which, its last lines and the log
+            raise typer.Exit(1) from None
     _print_result(result, cfg.search.target, store_uri)
 
 
@@ -187,9 +191,23 @@ def _compile(cfg, output: Path, names: list[str] | None, cluster) -> list[Path]:
     if unknown:
         console.print(f"[red]unknown pipelines {unknown}[/red]; pipelines: {sorted(PIPELINES)}")
         raise typer.Exit(2)
-    return [
-        compile_pipeline(name, cfg, Path(output) / f"{name}.yaml", cluster) for name in names or PIPELINES
-    ]
+    with _pipeline_config_errors():
+        return [
+            compile_pipeline(name, cfg, Path(output) / f"{name}.yaml", cluster) for name in names or PIPELINES
+        ]
+
+
+@contextmanager
+def _pipeline_config_errors() -> Iterator[None]:
+    """What a pipeline needs of the config beyond its load checks (the mixture search: enough
+    seed runs for its surrogate), refused like a config error: before anything runs."""
+    from modomodo.config import ConfigError
+
+    try:
+        yield
+    except ConfigError as e:
+        console.print(f"[red]config error:[/red] {escape(str(e))}")
+        raise typer.Exit(2) from None
 
 
 def summary_table(summary: dict, target: str) -> Table:

@@ -31,13 +31,10 @@ def pilot_item(run: str, mixture, kind: str, replicate: int = 0) -> dict:
 
 def seed_pilots(cfg: ExperimentConfig) -> list[dict]:
     """The seed mixtures of the families in ``search.seeds``, recognised by their weights."""
-    from modomodo.mixture.seeds import SEED_FAMILIES, seed_mixtures
+    from modomodo.mixture.seeds import family_seeds
 
-    domains = list(cfg.data.domains)
     return [
-        pilot_item(p.name, p.mixture, "seed")
-        for p in seed_mixtures(domains)
-        if any(SEED_FAMILIES[f](p.mixture.vector(domains)) for f in cfg.search.seeds)
+        pilot_item(p.name, p.mixture, "seed") for p in family_seeds(list(cfg.data.domains), cfg.search.seeds)
     ]
 
 

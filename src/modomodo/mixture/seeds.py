@@ -156,3 +156,13 @@ SEED_FAMILIES: dict[str, Callable[[np.ndarray], bool]] = {
     "uniform": is_uniform,
 }
 """The seed families ``search.seeds`` names, each recognising its mixtures by their weights."""
+
+
+def family_seeds(domains: Sequence[str], families: Sequence[str]) -> list[PlannedMixture]:
+    """The seed mixtures of ``domains`` that belong to one of ``families`` (``search.seeds``): the
+    seed wave of the mixture-search pipeline, in :func:`seed_mixtures` order."""
+    return [
+        p
+        for p in seed_mixtures(domains)
+        if any(SEED_FAMILIES[f](p.mixture.vector(domains)) for f in families)
+    ]

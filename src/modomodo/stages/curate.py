@@ -75,36 +75,49 @@ def _path_spec(source, *, steps=None, **where):
 
 
 def _located(path: str, store: str, fetch: Callable[[str], Path] | None, key: str) -> str:
-    """A source's local path: its own, or its store artifact fetched (a folder holding one
-    Parquet or JSONL file, and no saved dataset, reads as that file)."""
-    if not store:
+    """A source's local path: its own, or its store artifact or ``s3://`` URI fetched (a folder
+    holding one Parquet or JSONL file, and no saved dataset, reads as that file)."""
+    from modomodo.data.s3_source import is_s3_uri
+
+    remote = store or (path if is_s3_uri(path) else "")
+    if not remote:
         return path
     if fetch is None:
-        raise ValueError(f"{key}.store: {store!r} names a store artifact, but no store was given to fetch it")
-    folder = Path(fetch(store))
-    files = [p for p in folder.iterdir() if p.suffix in (".parquet", ".jsonl")]
-    if len(files) == 1 and not (folder / "state.json").is_file():
+        what = f"{key}.store: {store!r} names a store artifact" if store else f"{key}: {path!r} is on S3"
+        raise ValueError(f"{what}, but no store was given to fetch it")
+    local = Path(fetch(remote))
+    if local.is_file():
+        return str(local)
+    files = [p for p in local.iterdir() if p.suffix in (".parquet", ".jsonl")]
+    if len(files) == 1 and not (local / "state.json").is_file():
         return str(files[0])
-    return str(folder)
+    return str(local)
 
 
-def store_fetcher(store, cache_dir: str | Path | None = None) -> Callable[[str], Path]:
+def store_fetcher(
+    store, cache_dir: str | Path | None = None, s3: dict | None = None
+) -> Callable[[str], Path]:
     """Fetch store keys with :func:`~modomodo.data.layouts.fetch_dataset` into ``cache_dir``
-    (default: env ``MODOMODO_DATASET_CACHE``, else ``~/.cache/modomodo/datasets``)."""
+    (default: env ``MODOMODO_DATASET_CACHE``, else ``~/.cache/modomodo/datasets``), and the
+    ``s3://`` URIs of ``s3`` (URI -> :class:`~modomodo.data.s3_source.S3Source`, located) there too."""
     from modomodo.data.layouts import fetch_dataset
 
     cache = Path(cache_dir or os.environ.get(DATASET_CACHE_ENV) or Path.home() / ".cache/modomodo/datasets")
-    return lambda key: fetch_dataset(store, key, cache)
+    located = s3 or {}
+    return lambda name: located[name].fetch(cache) if name in located else fetch_dataset(store, name, cache)
 
 
 def curate_stage(cfg: ExperimentConfig, out_dir: Path, *, run_id: str = "data", store=None, cache_dir=None):
     """Curate every source into ``out_dir`` (shards, quarantine, ``curation.json``). Sources that
-    name a store key are fetched from ``store`` (default: the configured ``store``) first."""
+    name a store key are fetched from ``store`` (default: the configured ``store``) first, and
+    ``s3://`` sources with the S3 settings of the environment, every URI checked before any is."""
     from modomodo.data.curate import curate
 
     metrics = stage_metrics(cfg, run_id, "curate")
     with metrics.stage_timer():
-        fetch = store_fetcher(store or _configured_store(cfg), cache_dir) if _needs_store(cfg) else None
+        s3 = _located_s3(cfg)  # every URI listed before anything is fetched or written
+        store = (store or _configured_store(cfg)) if _needs_store(cfg) else None
+        fetch = store_fetcher(store, cache_dir, s3) if store or s3 else None
         specs = source_specs(cfg, fetch)
         report = curate(specs, out_dir, seed=cfg.data.seed, benchmarks=cfg.data.benchmark_roles())
         metrics.record_data(report.rows, {d: sum(r.values()) for d, r in report.quarantined.items()})
@@ -114,6 +127,25 @@ def curate_stage(cfg: ExperimentConfig, out_dir: Path, *, run_id: str = "data", 
 def _needs_store(cfg: ExperimentConfig) -> bool:
     sources = [*cfg.data.domains.values(), *cfg.data.resolved_benchmarks().values()]
     return any(s.store for s in sources)
+
+
+def _located_s3(cfg: ExperimentConfig) -> dict:
+    """Every ``s3://`` source of ``cfg`` listed and checked (nothing written): URI -> S3Source."""
+    from modomodo.data.s3_source import is_s3_uri, locate_s3
+    from modomodo.data.sources import SourceError
+
+    uris = {dom.source: f"data.domains.{name}.source" for name, dom in cfg.data.domains.items()}
+    uris |= {
+        bench.path: f"data.benchmarks.{name}.path" for name, bench in cfg.data.resolved_benchmarks().items()
+    }
+    located = {}
+    for uri, key in uris.items():
+        if is_s3_uri(uri):
+            try:
+                located[uri] = locate_s3(uri)
+            except SourceError as exc:
+                raise SourceError(f"{key}: {exc}") from exc
+    return located
 
 
 def _configured_store(cfg: ExperimentConfig):

@@ -58,6 +58,8 @@ _ACCESS_CODES = frozenset(
     }
 )
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+_UNREACHABLE = (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError)
+"""No answer from the endpoint at all (refused, unresolvable, timed out), after every retry."""
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -178,6 +180,11 @@ class S3Store(ArtifactStore):
                 f"{what}: no S3 credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or pass access_key/secret_key"
             )
         error = _client_error(exc)
+        if error is None and any(isinstance(c, _UNREACHABLE) for c in _causes(exc)):
+            return StoreError(
+                f"{what}: cannot reach the S3 endpoint {endpoint} ({type(exc).__name__}); check "
+                "MODOMODO_S3_ENDPOINT (or AWS_ENDPOINT_URL) and that the server is up"
+            )
         if error is None:
             return StoreError(f"{what}: {type(exc).__name__}: {redact_text(str(exc))} (endpoint {endpoint})")
         code = error.response.get("Error", {}).get("Code", "")
@@ -242,15 +249,28 @@ class S3Store(ArtifactStore):
         return True
 
     def _names(self, prefix: str) -> Iterator[str]:
+        for name, _size, _etag in self.list_objects(prefix):
+            yield name
+
+    def list_objects(self, prefix: str = "") -> list[tuple[str, int, str]]:
+        """Every object whose key starts with ``prefix`` as ``(name, size, ETag)``, names relative
+        to the store's prefix: a raw listing, artifact or not (a data set put there by other tools)."""
         skip = len(self._key(""))
         paginator = self._client.get_paginator("list_objects_v2")
         pages = self._call(
             f"list {self._url(prefix) if prefix else self.uri}",
             lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix))),
         )
-        for page in pages:
-            for obj in page.get("Contents", []):
-                yield obj["Key"][skip:]
+        return [
+            (obj["Key"][skip:], int(obj.get("Size", 0)), str(obj.get("ETag", "")))
+            for page in pages
+            for obj in page.get("Contents", [])
+        ]
+
+    def download_object(self, name: str, dest: Path) -> None:
+        """Download the object ``name`` (relative to the store's prefix) to ``dest``; no manifest
+        and no checksum: what :meth:`get_dir` verifies is the caller's to check."""
+        self._get_file(name, dest)
 
     def _delete(self, name: str) -> None:
         self._call(

@@ -7,23 +7,21 @@ a :class:`LayoutError` naming the missing and unexpected columns; a JSONL row th
 row that cannot be adapted, becomes a :class:`Record` with an ``error`` (curation quarantines it).
 
 Only local paths are read here; ``s3://`` paths are refused (no fsspec S3 backend is installed).
-A dataset on S3 is read by uploading it as an artifact of the project's store
-(``ArtifactStore.put_dir``) and fetching it with :func:`fetch_dataset`, which verifies every
-checksum, into a local cache first.
+A dataset on S3 is fetched into a local cache first: a raw object or prefix with
+:func:`modomodo.data.s3_source.fetch_s3`, a store artifact (``ArtifactStore.put_dir``) with
+:func:`fetch_dataset`, which verifies every checksum.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from modomodo.data.dataset_cache import cached_download
 from modomodo.data.layouts.base import Frame, Layout, LayoutError, adapt_row
 from modomodo.data.sources import Record, SourceError, read_raw_records
 from modomodo.store import ArtifactStore
@@ -43,8 +41,9 @@ def read_layout(
     """
     if str(path).startswith("s3://"):
         raise SourceError(
-            f"{path}: s3:// paths are not read directly; upload the dataset as a store artifact and "
-            "read the folder fetch_dataset returns"
+            f"{path}: s3:// paths are not read directly; read the local copy "
+            "modomodo.data.s3_source.fetch_s3 returns (or upload the dataset as a store artifact and "
+            "read the folder fetch_dataset returns)"
         )
     check_schema(path, layout)
     records = read_raw_records(path, external_images=external_images)
@@ -98,19 +97,4 @@ def fetch_dataset(store: ArtifactStore, key: str, cache_dir: str | Path) -> Path
     """
     manifest = store.read_manifest(key)
     fingerprint = hashlib.sha256(manifest.to_json(signed=False)).hexdigest()
-    dest = Path(cache_dir) / key
-    marker = dest.with_name(dest.name + ".fetched")
-    if dest.is_dir() and marker.is_file() and marker.read_text() == fingerprint:
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{dest.name}.fetching-", dir=dest.parent))
-    try:
-        store.get_dir(key, building)
-        marker.unlink(missing_ok=True)
-        shutil.rmtree(dest, ignore_errors=True)
-        os.replace(building, dest)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
-    marker.write_text(fingerprint)
-    return dest
+    return cached_download(Path(cache_dir) / key, fingerprint, lambda folder: store.get_dir(key, folder))
