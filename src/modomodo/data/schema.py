@@ -34,8 +34,8 @@ class Example:
     meta: dict[str, str] = field(default_factory=dict)
     """Free-form string metadata (skill tags, generator parameters); never used for scoring."""
     extra_images: tuple[bytes, ...] = ()
-    """Images after the first, in order, PNG-encoded: an MMMU item's ``<image 2>``, ``<image 3>``..
-    (a benchmark asks about all of them). Empty for single-image examples, as every training set."""
+    """Images after the first, in order, encoded as ``image`` is: the other images an MMMU item's
+    question references. Empty for single-image examples (every training set's)."""
 
     @property
     def images(self) -> tuple[bytes, ...]:
