@@ -165,13 +165,13 @@ class ShardWriter:
         os.replace(self._partial, narrow)
         try:
             self._open(MULTI_IMAGE_SCHEMA)
-            written = pq.ParquetFile(narrow)
-            for g in range(written.num_row_groups):
-                group = written.read_row_group(g)
-                empty = pa.array([[]] * group.num_rows, type=pa.list_(pa.binary()))
-                self._writer.write_table(
-                    group.append_column("extra_images", empty), row_group_size=ROW_GROUP_SIZE
-                )
+            with pq.ParquetFile(narrow) as written:
+                for g in range(written.num_row_groups):
+                    group = written.read_row_group(g)
+                    empty = pa.array([[]] * group.num_rows, type=pa.list_(pa.binary()))
+                    self._writer.write_table(
+                        group.append_column("extra_images", empty), row_group_size=ROW_GROUP_SIZE
+                    )
         finally:
             narrow.unlink(missing_ok=True)
 
