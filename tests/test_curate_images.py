@@ -4,18 +4,23 @@ changes, JPEG when resized; everything else becomes RGB PNG, and every reader de
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 
 import datasets
 import numpy as np
 import pytest
+import torch
 from PIL import ExifTags, Image, JpegImagePlugin
+from tiny import build_test_model
 
 from modomodo.data.curate import QUARANTINE_FILE, curate, read_curated
 from modomodo.data.record_checks import CurationLimits, Rejected, normalise_image
 from modomodo.data.sources import SourceSpec
-from modomodo.policy.inputs import decode_image
+from modomodo.data.synthetic import generate
+from modomodo.policy.inputs import generation_batch
+from modomodo.policy.tiny import load_tiny_processor
 from modomodo.rl.grpo import schedule_dataset
 from modomodo.rl.sampler import Draw
 
@@ -59,9 +64,10 @@ def test_a_baseline_jpeg_that_needs_no_resize_is_kept_byte_for_byte(tmp_path, mo
     assert example.image == source
     assert "resized_from" not in example.meta
     # Grayscale is kept too: every reader's RGB copy repeats the one channel, as a converted PNG would.
-    decoded = decode_image(example)
-    assert decoded.mode == "RGB" and decoded.size == (160, 120)
-    assert np.array_equal(_pixels(decoded), _pixels(Image.open(io.BytesIO(source))))
+    decoded = np.asarray(Image.open(io.BytesIO(example.image)).convert("RGB"))
+    assert decoded.shape == (120, 160, 3)
+    if mode == "L":
+        assert (decoded == decoded[..., :1]).all()
 
 
 def test_a_large_jpeg_is_resized_as_jpeg_with_its_boxes_rescaled(tmp_path):
@@ -174,14 +180,33 @@ def test_an_exif_orientation_is_applied_losslessly_as_datasets_applies_it(fmt):
     assert np.array_equal(_pixels(image), _pixels(_datasets_view(source)))
 
 
-def test_every_reader_sees_the_same_pixels_of_a_stored_image_that_had_an_orientation(tmp_path):
+@pytest.fixture(scope="module")
+def processor(tmp_path_factory):
+    return load_tiny_processor(
+        build_test_model(tmp_path_factory.mktemp("tiny"), generate("ref", "train", 3, 0))
+    )
+
+
+def _model_input(processor, example) -> torch.Tensor:
+    """The pixels evaluation, rollouts and SFT give the model (``policy.inputs``)."""
+    return generation_batch(processor, [example])["pixel_values"]
+
+
+def _as_png(example, image: Image.Image):
+    """``example`` holding ``image`` losslessly: what the PNG-only normalisation stored."""
+    return dataclasses.replace(example, image=_encode(image.convert("RGB"), "PNG"))
+
+
+def test_every_reader_sees_the_same_pixels_of_a_stored_image_that_had_an_orientation(tmp_path, processor):
     # Before: an RGB PNG with an orientation was kept byte for byte; the RL dataset (a datasets
-    # decode) turned it, evaluation and SFT (policy.inputs.decode_image) did not.
+    # decode) turned it, evaluation and SFT (policy.inputs, which ignores EXIF) did not.
     source = _encode(_photo((160, 120)), "PNG", exif=_rotated_exif(8))
     (example,) = _curate_one(tmp_path, source, "a picture", "text")
-    (row,) = schedule_dataset({"ref": [example]}, [Draw("ref", 0, 0)])
-    assert np.array_equal(_pixels(row["image"]), _pixels(decode_image(example)))
-    assert decode_image(example).size == (120, 160)
+    (row,) = schedule_dataset({"ref": [example]}, [Draw("ref", 0, 0)])  # the GRPO trainer's rows
+    assert row["image"].size == (120, 160)
+    assert torch.equal(
+        _model_input(processor, example), _model_input(processor, _as_png(example, row["image"]))
+    )
 
 
 def test_a_turned_jpeg_that_is_resized_stays_jpeg_with_boxes_in_the_turned_frame(tmp_path):
@@ -200,15 +225,15 @@ def test_a_turned_jpeg_that_is_resized_stays_jpeg_with_boxes_in_the_turned_frame
 # --- the readers: a kept JPEG decodes on the GRPO and evaluation input paths ------------------------
 
 
-def test_a_kept_jpeg_decodes_on_the_grpo_and_evaluation_input_paths(tmp_path):
+def test_a_kept_jpeg_decodes_on_the_grpo_and_evaluation_input_paths(tmp_path, processor):
     source = _encode(_photo(), "JPEG", quality=90)
     (example,) = _curate_one(tmp_path, source, "a picture", "text")
     assert example.image == source
-    expected = _pixels(Image.open(io.BytesIO(source)))
-    evaluated = decode_image(example)  # generation (evaluation, rollouts) and SFT batches
+    decoded = Image.open(io.BytesIO(source))
     (row,) = schedule_dataset({"ref": [example]}, [Draw("ref", 0, 0)])  # the GRPO trainer's rows
-    assert evaluated.mode == "RGB" and np.array_equal(_pixels(evaluated), expected)
-    assert np.array_equal(_pixels(row["image"]), expected)
+    assert np.array_equal(_pixels(row["image"]), _pixels(decoded))
+    # Evaluation, rollouts and SFT: the model gets what a PNG of the decoded pixels would give it.
+    assert torch.equal(_model_input(processor, example), _model_input(processor, _as_png(example, decoded)))
 
 
 def test_a_jpeg_below_min_side_after_resizing_is_rejected_before_encoding():
