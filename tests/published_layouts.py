@@ -700,11 +700,11 @@ MMMU_ROWS = [
     # (id, question, options, answer, question_type, images)
     (
         "validation_Math_1",
-        "How many dots are in <image 1> and <image 2> together?",
+        "How many dots are in <image 1>, <image 2> and <image 3> together?",
         "[]",
-        "5",
+        "6",
         "open",
-        [dots(2), dots(3, BLUE)],
+        [dots(2), dots(3, BLUE), dots(1)],
     ),
     (
         "validation_Art_2",

@@ -18,6 +18,7 @@ from modomodo.data.answers import parse_boxes
 from modomodo.data.curate import CurationLimits, validate_record
 from modomodo.data.layouts import LAYOUTS, LayoutError, adapt_row, boxes_to_pixels, get_layout, read_layout
 from modomodo.data.layouts.base import RowError
+from modomodo.data.record_checks import Rejected, normalise_image
 
 
 def png(width: int = 200, height: int = 100, colour=(200, 30, 30)) -> bytes:
@@ -348,18 +349,53 @@ def mmmu_row(**change):
     return row
 
 
-def test_mmmu_several_referenced_images_are_placed_side_by_side():
-    example = curated("mmmu", mmmu_row())
-    with Image.open(io.BytesIO(example.image)) as image:
-        assert image.size == (40 + 8 + 20, 50)
-        assert image.getpixel((5, 5)) == (200, 30, 30) and image.getpixel((50, 40)) == (0, 0, 255)
-    assert example.problem.startswith("The picture shows <image 1>, <image 2> side by side, left to right.\n")
-    assert example.problem.endswith("A. <image 1>\nB. <image 2>\nC. Both the same")
+def test_mmmu_referenced_images_become_the_examples_images_in_order():
+    row = mmmu_row()
+    example = curated("mmmu", row)
+    assert example.images == (row["image_1"], row["image_2"]), "each image as published, none pasted"
+    assert example.problem == (
+        "Which painting, <image 1> or <image 2>, is older?\nA. <image 1>\nB. <image 2>\nC. Both the same"
+    ), "the <image N> references stay as published, as lmms-eval keeps them"
     assert (example.id, example.solution, example.meta["images"]) == (
         "mmmu-validation_Art_1",
         "A",
         "image_1,image_2",
     )
+
+
+def test_mmmu_images_follow_the_published_order_whatever_order_the_question_names_them_in():
+    row = mmmu_row(
+        question="Is <image 3> a detail of <image 1>?",
+        options="['yes', 'no']",
+        image_3=png(30, 30, (0, 200, 0)),
+        image_4=png(12, 12),  # present but not referenced: lmms-eval does not pass it
+    )
+    example = curated("mmmu", row)
+    assert example.images == (row["image_1"], row["image_3"]) and example.meta["images"] == "image_1,image_3"
+
+
+def test_mmmu_extra_images_are_normalised_by_the_rules_of_the_first():
+    row = mmmu_row(image_2=jpeg(), image_3=png(20, 20), question="<image 1> <image 2> <image 3>?")
+    example = curated("mmmu", row)
+    limits = CurationLimits()
+    assert example.extra_images == (normalise_image(jpeg(), limits)[0], row["image_3"])
+
+
+@pytest.mark.parametrize(
+    ("image", "reason", "needle"),
+    [
+        (b"\x89PNG not really", "bad_image", "image 2: "),
+        (png(4, 40), "image_size", "image 2: 4x40 is outside"),
+    ],
+)
+def test_a_bad_second_mmmu_image_is_rejected_naming_it(image, reason, needle):
+    record = adapt("mmmu", mmmu_row(image_2=image))
+    assert record.error is None, "the adapter passes the bytes on; curation checks every image"
+    with pytest.raises(Rejected) as rejected:
+        validate_record(
+            {"id": "r", **record.fields}, domain="d", known_domains={"d"}, limits=CurationLimits()
+        )
+    assert rejected.value.reason == reason and rejected.value.detail.startswith(needle)
 
 
 def test_mmmu_open_question_with_one_image():

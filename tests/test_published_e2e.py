@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from published_layouts import PUBLISHED, Published, write_all
-from tiny import SPEC
+from tiny import SPEC, build_test_model
 
 from modomodo.config import ExperimentConfig, load_config
 from modomodo.data.curate import REPORT_FILE, CurationReport, read_curated
@@ -199,18 +199,59 @@ def test_curated_examples_hold_the_published_answers_in_the_schemas_forms(curate
         "3.2m",
     ]
     dots = _pick(data.benchmarks["mmmu"], "How many dots")
-    assert dots.id == "mmmu-validation_Math_1" and dots.meta["images"] == "image_1,image_2"
+    assert dots.id == "mmmu-validation_Math_1" and dots.meta["images"] == "image_1,image_2,image_3"
     assert _pick(data.benchmarks["mmmu"], "more sides").options == ("<image 1>", "<image 2>")
 
 
-def test_an_mmmu_item_with_two_images_is_stored_as_one_picture_side_by_side(curated):
-    import io
-
-    from PIL import Image
+def test_an_mmmu_item_with_three_images_keeps_them_in_order(curated, fixtures):
+    from published_layouts import MMMU_ROWS
 
     _, data, _ = curated
-    with Image.open(io.BytesIO(_pick(data.benchmarks["mmmu"], "How many dots").image)) as picture:
-        assert picture.size == (160 + 8 + 160, 120), "two 160x120 images, 8 px apart"
+    dots = _pick(data.benchmarks["mmmu"], "How many dots")
+    published = next(images for item, *_, images in MMMU_ROWS if item == "validation_Math_1")
+    assert dots.images == tuple(published), "the three published PNGs, in order, none pasted together"
+    assert dots.problem == "How many dots are in <image 1>, <image 2> and <image 3> together?"
+    assert len(_pick(data.benchmarks["mmmu"], "What colour").images) == 1
+
+
+def test_the_evaluate_stage_gives_the_model_all_three_images_of_an_mmmu_item(
+    curated, fixtures, tmp_path, monkeypatch
+):
+    """The tiny Qwen2-VL evaluated on the curated benchmarks: the processor gets the 3-image item's
+    three images, each expanded into its own run of image tokens in that item's prompt row."""
+    import modomodo.policy.inputs as inputs
+    from modomodo.stages.evaluate import evaluate_stage
+
+    _, data, out = curated
+    model_dir = build_test_model(tmp_path / "tiny", [e for b in data.benchmarks.values() for e in b])
+    seen: dict[str, tuple[int, int, int]] = {}  # id -> (vision starts, image tokens, grid tokens)
+    real = inputs.generation_batch
+
+    def recording(processor, examples, device=None):
+        batch = real(processor, examples, device)
+        merge = processor.image_processor.merge_size**2
+        grids = iter(int(t.prod()) // merge for t in batch["image_grid_thw"])
+        start = processor.tokenizer.convert_tokens_to_ids("<|vision_start|>")
+        for ex, row in zip(examples, batch["input_ids"], strict=True):
+            grid_tokens = sum(next(grids) for _ in ex.images)
+            seen[ex.id] = (
+                int((row == start).sum()),
+                int((row == processor.image_token_id).sum()),
+                grid_tokens,
+            )
+        assert next(grids, None) is None, "one image_grid_thw row per image of the batch"
+        return batch
+
+    monkeypatch.setattr(inputs, "generation_batch", recording)
+    evaluate_stage(experiment(fixtures, metric="customary"), out, model_dir, tmp_path / "eval")
+    starts, image_tokens, grid_tokens = seen["mmmu-validation_Math_1"]
+    assert starts == 3 and image_tokens == grid_tokens > 0, "three images, each with its tokens"
+    every = [e for b in data.benchmarks.values() for e in b]
+    assert {e.id: seen[e.id][0] for e in every} == {e.id: len(e.images) for e in every}
+    assert all(image == grid for _, image, grid in seen.values())
+    samples = [json.loads(line) for line in (tmp_path / "eval" / "samples.jsonl").read_text().splitlines()]
+    (record,) = [r for r in samples if r["id"] == "mmmu-validation_Math_1"]
+    assert record["benchmark"] == "mmmu" and record["solution"] == "6"
 
 
 # --- scoring through the whole path --------------------------------------------------------------

@@ -122,7 +122,7 @@ def test_a_corrupt_image_in_a_box_layout_is_quarantined_naming_the_decode_failur
     assert "category 'car'" in line["fields"]["problem"] and line["split"] == "train"
 
 
-def test_a_corrupt_second_mmmu_image_is_quarantined(tmp_path):
+def test_a_corrupt_second_mmmu_image_is_quarantined_naming_image_2(tmp_path):
     path = _rewrite_dataset(
         write_mmmu(tmp_path),
         lambda rows: [
@@ -131,9 +131,9 @@ def test_a_corrupt_second_mmmu_image_is_quarantined(tmp_path):
         ],
     )
     report, (line,) = _curate(tmp_path, benchmarks={"mmmu": {"path": str(path), "layout": "mmmu"}})
-    assert report.rows["mmmu"]["test"] == 2 and report.quarantined["mmmu"] == {"unreadable_row": 1}
-    assert line["detail"].startswith("mmmu: an image does not decode")
-    assert line["fields"]["question"].startswith("How many dots")
+    assert report.rows["mmmu"]["test"] == 2 and report.quarantined["mmmu"] == {"bad_image": 1}
+    assert line["detail"].startswith("image 2: "), "curation checks every image and names the bad one"
+    assert line["fields"]["problem"].startswith("How many dots")
 
 
 def test_a_corrupt_image_the_adapter_passes_is_quarantined_by_curation_as_bad_image(tmp_path):

@@ -31,6 +31,7 @@ from modomodo.config_sources import (
     check_source,
     known_answer_kinds,
     normalise_raw,
+    refuse_multi_image_layout,
     synthetic_benchmark_kinds,
     synthetic_domains,
     unset_paths,
@@ -97,6 +98,7 @@ class DomainConfig:
         if not self.synthetic:
             path = "" if self.source == "synthetic" else self.source
             check_source(key, path, self.store, self.layout, self.frame, self.steps, self.answer_kind)
+            refuse_multi_image_layout(key, self.layout)
         if self.external_images and self.synthetic:
             raise ConfigError(f"{key}.external_images: applies to path sources only")
         if self.answer_kind and (self.synthetic or self.answer_kind not in ANSWER_KINDS):

@@ -156,6 +156,19 @@ def check_source(
         raise ConfigError(f"{key}.steps[{problem[0]}]: {problem[1]}")
 
 
+def refuse_multi_image_layout(key: str, layout: str) -> None:
+    """A training domain (``key``) cannot read a layout whose examples have several images: the
+    GRPO prompt holds one image, and the paper trains on single-image sets only."""
+    from modomodo.data.layouts import LAYOUTS
+
+    if layout in LAYOUTS and LAYOUTS[layout].multi_image:
+        raise ConfigError(
+            f"{key}.layout: {layout!r} gives examples with several images, and training domains take "
+            "single-image examples only (as the paper's training sets); evaluate it as a benchmark "
+            "(data.benchmarks) instead"
+        )
+
+
 def unset_paths(domains: Mapping[str, Any], benchmarks: Mapping[str, BenchmarkConfig]) -> str | None:
     """What a preset with placeholders still needs: every source that names a layout but no path
     or store key (the ``paper-real`` preset leaves them to the user), in one message."""

@@ -54,8 +54,8 @@ QUARANTINE_REASONS: dict[str, str] = {
     "missing_field": "id, image, problem, solution or answer_kind is missing or not text",
     "unknown_domain": "the row names a domain that no source defines",
     "domain_mismatch": "the row names another source's domain",
-    "bad_image": "the image bytes do not decode",
-    "image_size": "an image side is outside [min_side, max_side]",
+    "bad_image": "the image bytes do not decode (the detail names which, ``image 2``.., past the first)",
+    "image_size": "an image side is outside [min_side, max_side] (named as for bad_image)",
     "empty_problem": "the problem is blank",
     "problem_too_long": "the problem exceeds max_problem_chars",
     "empty_solution": "the solution is blank",
@@ -338,7 +338,9 @@ class _Run:
     ) -> None:
         self.quarantined[domain, rejected.reason] += 1
         fields = {
-            k: _preview(v) for k, v in sorted(record.fields.items()) if k not in ("image", "id", "domain")
+            k: _preview(v)
+            for k, v in sorted(record.fields.items())
+            if k not in ("image", "extra_images", "id", "domain")
         }
         line = {
             "id": _preview(record.fields.get("id")),
@@ -362,8 +364,11 @@ def _shard_path(domain: str, split: str, index: int) -> str:
 
 
 def _content_digest(example: Example) -> bytes:
-    """Identity of a problem for overlap checks: its image bytes and problem text."""
+    """Identity of a problem for overlap checks: its images' bytes and problem text (a
+    single-image example's digest is the one it had before examples had several images)."""
     digest = hashlib.sha256(example.image)
+    for extra in example.extra_images:  # length first: the bytes of two images cannot shift
+        digest.update(len(extra).to_bytes(8, "big") + extra)
     digest.update(example.problem.encode())
     return digest.digest()
 

@@ -83,10 +83,10 @@ def reference_completion(example: Example) -> str:
 
 
 def to_conversation(example: Example) -> list[dict]:
-    """The conversational prompt TRL expects: one user turn with the image, then the prompt text."""
-    return [
-        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": render_prompt(example)}]}
-    ]
+    """The conversational prompt TRL expects: one user turn with the images, in order, then the
+    prompt text (images first, as lmms-eval's Qwen2-VL model passes an MMMU item's images)."""
+    images: list[dict] = [{"type": "image"} for _ in example.images]
+    return [{"role": "user", "content": [*images, {"type": "text", "text": render_prompt(example)}]}]
 
 
 def strip_instruction(problem: str) -> str:

@@ -103,7 +103,24 @@ def validate_record(
         solution = rescale_box_solution(solution, original, stored)
     if stored != original:
         meta["resized_from"] = f"{original[0]}x{original[1]}"
-    return Example(example_id, domain, image, problem, solution, kind, options, meta)
+    extra = _extra_images(fields.get("extra_images"), limits)
+    return Example(example_id, domain, image, problem, solution, kind, options, meta, extra)
+
+
+def _extra_images(value: Any, limits: CurationLimits) -> tuple[bytes, ...]:
+    """Images after the first (MMMU's), each checked and normalised as the first is; a rejection
+    names the image by its place in the example (``image 2`` is the first extra one)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        raise Rejected("bad_image", f"extra_images must be a list of images, got {type(value).__name__}")
+    out = []
+    for number, data in enumerate(value, start=2):
+        try:
+            out.append(normalise_image(data, limits)[0])
+        except Rejected as rejected:
+            raise Rejected(rejected.reason, f"image {number}: {rejected.detail}") from None
+    return tuple(out)
 
 
 def _check_unicode(text: str, name: str) -> None:

@@ -20,7 +20,7 @@ class Example:
     domain: str
     """The domain (training dataset or benchmark) it belongs to; rewards dispatch on it."""
     image: bytes
-    """The image, PNG-encoded."""
+    """The (first) image, PNG-encoded."""
     problem: str
     """The question or instruction, without the reasoning/format suffix (templates add that)."""
     solution: str
@@ -33,3 +33,11 @@ class Example:
     """Option texts for ``mc`` (letter i <-> options[i]); also lets a ``text`` answer be matched by letter."""
     meta: dict[str, str] = field(default_factory=dict)
     """Free-form string metadata (skill tags, generator parameters); never used for scoring."""
+    extra_images: tuple[bytes, ...] = ()
+    """Images after the first, in order, encoded as ``image`` is: the other images an MMMU item's
+    question references. Empty for single-image examples (every training set's)."""
+
+    @property
+    def images(self) -> tuple[bytes, ...]:
+        """Every image in order: ``image`` then ``extra_images``; the model sees them in this order."""
+        return (self.image, *self.extra_images)

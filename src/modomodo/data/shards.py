@@ -1,7 +1,10 @@
 """Shards: examples as Parquet files with deterministic bytes.
 
 One row per :class:`~modomodo.data.schema.Example`, columns in :data:`SHARD_SCHEMA` (the image as
-PNG bytes, ``options`` as a list of strings, ``meta`` as a JSON object with sorted keys). Written
+PNG bytes, ``options`` as a list of strings, ``meta`` as a JSON object with sorted keys). A shard
+holding a multi-image example (MMMU) has one more column, ``extra_images`` (:data:`MULTI_IMAGE_SCHEMA`);
+a shard of single-image examples is written without it, so its bytes are the ones it always had,
+and shards written before the column existed read as they did. Written
 with fixed compression, row-group size and column order, and no timestamps, so the same examples
 give the same bytes and a shard's SHA-256 identifies its content. No pickle anywhere.
 """
@@ -36,6 +39,9 @@ SHARD_SCHEMA = pa.schema(
     ]
 )
 """Column names and types of every shard, in file order."""
+MULTI_IMAGE_SCHEMA = SHARD_SCHEMA.append(pa.field("extra_images", pa.list_(pa.binary())))
+"""A shard with a multi-image example: :data:`SHARD_SCHEMA` plus each row's images after the first."""
+_SCHEMAS = (SHARD_SCHEMA, MULTI_IMAGE_SCHEMA)
 ROW_GROUP_SIZE = 1024
 ROW_GROUP_BYTES = 4 << 20
 """A row group also closes once its images reach this many bytes (see :class:`ShardWriter`)."""
@@ -82,10 +88,9 @@ class ShardWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._partial = self.path.with_name(f".{self.path.name}.partial")
-        self._writer = pq.ParquetWriter(
-            self._partial, SHARD_SCHEMA, compression=COMPRESSION, compression_level=COMPRESSION_LEVEL
-        )
-        self._columns: dict[str, list] = {name: [] for name in SHARD_SCHEMA.names}
+        self._writer: pq.ParquetWriter | None = None  # opened at the first row group: its schema
+        self._schema = SHARD_SCHEMA  # depends on whether the shard holds multi-image rows
+        self._columns: dict[str, list] = {name: [] for name in MULTI_IMAGE_SCHEMA.names}
         self._group_bytes = 0
         self.rows = 0
         self.written: WrittenShard | None = None
@@ -100,16 +105,15 @@ class ShardWriter:
         columns["answer_kind"].append(ex.answer_kind)
         columns["options"].append(list(ex.options))
         columns["meta"].append(encode_meta(ex.meta))
+        columns["extra_images"].append(list(ex.extra_images))
         self.rows += 1
-        self._group_bytes += len(ex.image)
+        self._group_bytes += sum(map(len, ex.images))
         if len(columns["id"]) == ROW_GROUP_SIZE or self._group_bytes >= ROW_GROUP_BYTES:
             self._flush()
 
     def close(self) -> WrittenShard:
         if self.rows == 0:  # an empty shard still gets its (empty) table, as write_table writes it
-            self._writer.write_table(
-                pa.table(self._columns, schema=SHARD_SCHEMA), row_group_size=ROW_GROUP_SIZE
-            )
+            self._write()
         self._flush()
         self._writer.close()
         os.replace(self._partial, self.path)
@@ -117,7 +121,8 @@ class ShardWriter:
         return self.written
 
     def abort(self) -> None:
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
         self._partial.unlink(missing_ok=True)
 
     def __enter__(self) -> ShardWriter:
@@ -132,10 +137,43 @@ class ShardWriter:
     def _flush(self) -> None:
         if not self._columns["id"]:
             return
-        table = pa.table(self._columns, schema=SHARD_SCHEMA)
-        self._writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
-        self._columns = {name: [] for name in SHARD_SCHEMA.names}
+        self._write()
+        self._columns = {name: [] for name in MULTI_IMAGE_SCHEMA.names}
         self._group_bytes = 0
+
+    def _write(self) -> None:
+        """The buffered rows as one row group, in the narrow schema until a row has extra images."""
+        wide = any(self._columns["extra_images"])
+        if self._writer is None:
+            self._open(MULTI_IMAGE_SCHEMA if wide else SHARD_SCHEMA)
+        elif wide and self._schema is SHARD_SCHEMA:
+            self._widen()
+        columns = {name: self._columns[name] for name in self._schema.names}
+        self._writer.write_table(pa.table(columns, schema=self._schema), row_group_size=ROW_GROUP_SIZE)
+
+    def _open(self, schema: pa.Schema) -> None:
+        self._schema = schema
+        self._writer = pq.ParquetWriter(
+            self._partial, schema, compression=COMPRESSION, compression_level=COMPRESSION_LEVEL
+        )
+
+    def _widen(self) -> None:
+        """A multi-image row after single-image row groups: rewrite those groups with an empty
+        ``extra_images`` column, one group at a time (memory stays one row group)."""
+        self._writer.close()
+        narrow = self._partial.with_name(self._partial.name + ".narrow")
+        os.replace(self._partial, narrow)
+        try:
+            self._open(MULTI_IMAGE_SCHEMA)
+            with pq.ParquetFile(narrow) as written:
+                for g in range(written.num_row_groups):
+                    group = written.read_row_group(g)
+                    empty = pa.array([[]] * group.num_rows, type=pa.list_(pa.binary()))
+                    self._writer.write_table(
+                        group.append_column("extra_images", empty), row_group_size=ROW_GROUP_SIZE
+                    )
+        finally:
+            narrow.unlink(missing_ok=True)
 
 
 def read_shard(path: str | Path) -> list[Example]:
@@ -157,8 +195,11 @@ def _open_shard(path: Path) -> pq.ParquetFile:
     except (OSError, pa.ArrowException) as exc:
         raise ShardFormatError(f"{path}: not a readable Parquet file ({exc})") from exc
     schema = parquet.schema_arrow
-    if schema.names != SHARD_SCHEMA.names or not schema.equals(SHARD_SCHEMA, check_metadata=False):
-        raise ShardFormatError(f"{path}: columns {schema} do not match the shard schema {SHARD_SCHEMA}")
+    if not any(schema.equals(known, check_metadata=False) for known in _SCHEMAS):
+        raise ShardFormatError(
+            f"{path}: columns {schema} do not match the shard schema {SHARD_SCHEMA} "
+            "(with or without extra_images)"
+        )
     return parquet
 
 
@@ -172,6 +213,7 @@ def _example(row: dict) -> Example:
         answer_kind=row["answer_kind"],
         options=tuple(row["options"]),
         meta=json.loads(row["meta"]),
+        extra_images=tuple(row.get("extra_images") or ()),  # absent in single-image shards
     )
 
 

@@ -1,4 +1,8 @@
-"""Turn examples into model inputs: chat-formatted prompts with their image, for generation and SFT."""
+"""Turn examples into model inputs: chat-formatted prompts with their images, for generation and SFT.
+
+The processor takes one flat list of images for the whole batch and gives them to the image
+placeholders of the texts in order, so each example contributes its images in its own order.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,9 @@ from modomodo.data.prompts import to_conversation
 from modomodo.data.schema import Example
 
 
-def decode_image(example: Example) -> Image.Image:
-    return Image.open(io.BytesIO(example.image)).convert("RGB")
+def decode_images(examples: Sequence[Example]) -> list[Image.Image]:
+    """Every image of ``examples``, example by example and in each example's order, as RGB."""
+    return [Image.open(io.BytesIO(data)).convert("RGB") for e in examples for data in e.images]
 
 
 def prompt_text(processor, example: Example) -> str:
@@ -30,7 +35,7 @@ def generation_batch(
 ) -> dict[str, torch.Tensor]:
     """Left-padded prompts + pixel values for batched ``generate``, on ``device`` (the model's)."""
     encoded = processor(
-        images=[decode_image(e) for e in examples],
+        images=decode_images(examples),
         text=[prompt_text(processor, e) for e in examples],
         return_tensors="pt",
         padding=True,
@@ -53,9 +58,11 @@ def sft_batch(
     tokenizer = processor.tokenizer
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
     pad = tokenizer.pad_token_id
-    images = [decode_image(e) for e in examples]
     encoded = processor(
-        images=images, text=[prompt_text(processor, e) for e in examples], return_tensors="pt", padding=True
+        images=decode_images(examples),
+        text=[prompt_text(processor, e) for e in examples],
+        return_tensors="pt",
+        padding=True,
     )
     rows, labels = [], []
     for i, completion in enumerate(completions):

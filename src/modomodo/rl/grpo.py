@@ -135,6 +135,12 @@ def schedule_dataset(train: Mapping[str, Sequence[Example]], draws: Sequence[Dra
         examples = [
             train[domain][index] for domain, index in zip(batch["domain"], batch["index"], strict=True)
         ]
+        several = next((ex for ex in examples if ex.extra_images), None)
+        if several is not None:  # the prompt holds one image; a config refuses multi-image layouts
+            raise ValueError(
+                f"domain {several.domain!r}: example {several.id} has {len(several.images)} images; "
+                "GRPO trains on single-image examples only (as the paper); evaluate it as a benchmark"
+            )
         return {
             # Plain-text content: TRL inserts the image placeholder before the text, as to_conversation does.
             "prompt": [[{"role": "user", "content": render_prompt(ex)}] for ex in examples],

@@ -80,6 +80,9 @@ class Layout:
     itself scores every benchmark by exact match (mean IoU for boxes)."""
     description: str = ""
     """One line: which dataset publishes this layout."""
+    multi_image: bool = False
+    """Its rows may become examples with several images (MMMU): a benchmark layout only, since
+    training takes single-image examples (a config refuses it for a training domain)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "required", frozenset(self.required))
@@ -242,6 +245,8 @@ class Fields:
     meta: dict[str, str] = field(default_factory=dict)
     id: str | None = None
     """``None``: curation numbers the row (``{domain}-row000042``)."""
+    extra_images: tuple[bytes, ...] = ()
+    """Encoded images after ``image``, in order (MMMU); curation checks each as it checks ``image``."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -254,6 +259,8 @@ class Fields:
         }
         if self.id is not None:
             out["id"] = self.id
+        if self.extra_images:
+            out["extra_images"] = list(self.extra_images)
         return out
 
 

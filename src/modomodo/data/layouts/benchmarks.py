@@ -9,25 +9,22 @@
 - ``mathvista`` (``AI4Math/MathVista`` testmini): the image is ``decoded_image`` (or ``image`` when
   that holds the bytes); multiple choice keeps the choice *text* as the solution (curation turns it
   into the letter), ``question_type``, ``answer_type``, ``precision`` and ``unit`` go to ``meta``.
-- ``mmmu`` (``MMMU/MMMU`` val): ``options`` is a Python-repr string; the images are those the
-  question and options reference (``<image 1>``..``<image 7>``, sorted as lmms-eval does, all
-  present ones when none is referenced). The schema holds one image, so several are placed side
-  by side, left to right, and the problem opens with a line saying so.
+- ``mmmu`` (``MMMU/MMMU`` val): ``options`` is a Python-repr string; the example's images are
+  those the question and options reference (``<image 1>``..``<image 7>``, in order, as lmms-eval
+  passes them), all present ones when none is referenced; the first is ``image``, the others
+  ``extra_images``. The ``<image N>`` references stay in the text as published (lmms-eval keeps
+  them too).
 """
 
 from __future__ import annotations
 
 import ast
-import io
 import json
 import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from PIL import Image
-
-from modomodo.data.draw import encode_png
 from modomodo.data.layouts.base import (
     AdaptContext,
     Fields,
@@ -47,8 +44,6 @@ SCIENCEQA_EXTRA = frozenset(
 SCIENCEQA_META = ("subject", "topic", "category", "skill", "grade")
 MMMU_IMAGES = tuple(f"image_{i}" for i in range(1, 8))
 _IMAGE_REF = re.compile(r"<image (\d+)>")
-PANEL_GAP = 8
-"""White pixels between two MMMU images placed side by side."""
 
 
 def _id(ctx: AdaptContext, row: Mapping[str, Any], column: str) -> str | None:
@@ -171,42 +166,29 @@ def adapt_mmmu(row: Mapping[str, Any], ctx: AdaptContext) -> dict[str, Any]:
     if not columns:
         raise RowError("the item has no image")
     images = [image_bytes(row, c) for c in columns]
-    problem = question
-    if len(images) > 1:
-        names = ", ".join(f"<{c.replace('_', ' ')}>" for c in columns)
-        problem = f"The picture shows {names} side by side, left to right.\n{question}"
     answer = text(row, "answer").strip()
     question_type = text(row, "question_type")
     meta = {"question_type": question_type, "images": ",".join(columns)}
-    picture = images[0] if len(images) == 1 else side_by_side(images)
+    first, extra = images[0], tuple(images[1:])
     if question_type == "multiple-choice":
         options = _options(options, "options")
         if answer not in OPTION_LETTERS[: len(options)]:
             raise RowError(f"answer {answer!r} is not an option letter of the {len(options)} options")
         return Fields(
-            picture, f"{problem}\n{format_options(options)}", answer, "mc", options, meta, _id(ctx, row, "id")
+            first,
+            f"{question}\n{format_options(options)}",
+            answer,
+            "mc",
+            options,
+            meta,
+            _id(ctx, row, "id"),
+            extra,
         ).to_dict()
     if question_type != "open":
         raise RowError(f"question_type must be multiple-choice or open, got {question_type!r}")
-    return Fields(picture, problem, answer, "text", meta=meta, id=_id(ctx, row, "id")).to_dict()
-
-
-def side_by_side(images: list[bytes]) -> bytes:
-    """Several encoded images as one PNG: left to right, tops aligned, on white."""
-    decoded = []
-    for data in images:
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                decoded.append(image.convert("RGB"))
-        except Exception as exc:  # Pillow raises many types on corrupt bytes
-            raise RowError(f"an image does not decode: {type(exc).__name__}: {exc}") from None
-    width = sum(i.width for i in decoded) + PANEL_GAP * (len(decoded) - 1)
-    canvas = Image.new("RGB", (width, max(i.height for i in decoded)), (255, 255, 255))
-    x = 0
-    for image in decoded:
-        canvas.paste(image, (x, 0))
-        x += image.width + PANEL_GAP
-    return encode_png(canvas)
+    return Fields(
+        first, question, answer, "text", meta=meta, id=_id(ctx, row, "id"), extra_images=extra
+    ).to_dict()
 
 
 register_layout(
@@ -291,5 +273,6 @@ register_layout(
         answer_kinds={"mc", "text"},
         metric="mmmu",
         description="MMMU val (MMMU/MMMU, 900)",
+        multi_image=True,
     )
 )
