@@ -6,7 +6,8 @@ A source dataset of ``--examples`` rows is generated once (kept in ``--folder``,
 dir): one Parquet file with ``id, image, problem, solution``, each image a distinct 800x600 JPEG
 (a smooth random pattern, about 40 KiB). Both variants do the same work on every row: decode and
 check the image (``normalise_image``: header bounds, ``verify``, ``load``), resize the long side to
-640 px, re-encode as RGB PNG, and write the rows to Parquet.
+640 px, re-encode (a baseline JPEG that is resized stays JPEG, quality 95), and write the rows to
+Parquet.
 
 - ``curate``: the curate stage (``modomodo.data.curate.curate`` with ``resize_long_side=640``):
   rows stream from the source, ``--workers`` threads decode, shards written a row group at a time.
@@ -15,7 +16,8 @@ check the image (``normalise_image``: header bounds, ``verify``, ``load``), resi
 
 Each run is its own child process; its peak RSS is the child's ``VmHWM`` (``/proc/self/status``,
 read by the child as it ends: ``ru_maxrss`` of a forked child would also count the parent's pages
-before ``exec``), its time the work alone (imports excluded). Every variant runs at ``--examples`` and at ``--small``
+before ``exec``), its time the work alone (imports excluded), its output the bytes of every
+file it wrote (shards and report, or the one Parquet file; not the ``datasets`` cache). Every variant runs at ``--examples`` and at ``--small``
 (default a quarter) rows, so the table shows whether peak RSS grows with the dataset's size.
 """
 
@@ -110,7 +112,13 @@ def child(method: str, source: Path, out: Path, workers: int) -> None:
     run = {"curate": run_curate, "datasets.map": run_datasets_map}[method]
     start = time.perf_counter()
     rows = run(source, out, workers)
-    print(json.dumps({"rows": rows, "seconds": time.perf_counter() - start, "peak_rss_mib": peak_rss_mib()}))
+    seconds = time.perf_counter() - start
+    written = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(
+        json.dumps(
+            {"rows": rows, "seconds": seconds, "peak_rss_mib": peak_rss_mib(), "output_bytes": written}
+        )
+    )
 
 
 def peak_rss_mib() -> float:
@@ -128,7 +136,7 @@ def run_child(command: list[str]) -> dict:
 
 
 def measure(method: str, source: Path, out: Path, workers: int) -> dict:
-    """Run ``method`` in a child process; its rows, seconds and peak RSS (MiB)."""
+    """Run ``method`` in a child process; its rows, seconds, peak RSS (MiB) and output bytes."""
     return run_child(
         [__file__, "--child", method, "--source", str(source), "--out", str(out), "--workers", str(workers)]
     )
@@ -160,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     sizes = [args.small or max(1, args.examples // 4), args.examples]
     print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, curate workers {workers}")
-    print("| method | examples | seconds | images/s | peak RSS (MiB) |")
-    print("|---|---:|---:|---:|---:|")
+    print("| method | examples | seconds | images/s | peak RSS (MiB) | output (MiB) |")
+    print("|---|---:|---:|---:|---:|---:|")
     for size in sizes:
         source = make_source(folder / f"source-{size}.parquet", size)
         for method in METHODS:
@@ -170,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             assert result["rows"] == size, result
             print(
                 f"| {method} | {size:,} | {result['seconds']:.1f} | {size / result['seconds']:.1f} "
-                f"| {result['peak_rss_mib']:.0f} |",
+                f"| {result['peak_rss_mib']:.0f} | {result['output_bytes'] / 2**20:.1f} |",
                 flush=True,
             )
     print(f"# load average after: {os.getloadavg()[0]:.2f}")

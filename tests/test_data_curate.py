@@ -279,7 +279,7 @@ def test_resize_shrinks_the_long_side_and_rescales_boxes(tmp_path):
     curate({"ref": source}, tmp_path / "out", seed=0, limits=CurationLimits(resize_long_side=640))
     (example,) = read_curated(tmp_path / "out", "ref", "train")
     image = Image.open(io.BytesIO(example.image))
-    assert (image.format, image.mode, image.size) == ("PNG", "RGB", (640, 320))
+    assert (image.format, image.mode, image.size) == ("JPEG", "RGB", (640, 320))  # a resized JPEG stays JPEG
     assert example.solution == "[{'Position': [320, 160, 640, 320], 'Confidence': 1}]"
     assert example.meta["resized_from"] == "1280x640"
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import ExifTags, Image
 
 from modomodo.data.answers import parse_boxes
 from modomodo.data.curate import CurationLimits, validate_record
@@ -71,6 +71,20 @@ def test_coco_boxes_on_the_1000_grid_become_pixels_of_the_image():
     assert "between 0 and 1000" not in example.problem and "in pixels of the image" in example.problem
     assert "Output the thinking" not in example.problem
     assert example.meta["box_frame"] == "qwen1000"
+
+
+def test_a_1000_grid_box_on_an_exif_turned_image_is_read_in_the_frame_it_is_shown_in():
+    # A 200x100 JPEG whose EXIF turns it 90 degrees is curated (and shown) as 100x200: the box's
+    # 0-1000 grid spans that frame. Read against the header's 200x100 it was [0, 0, 200, 100]: a
+    # box outside the stored image, quarantined.
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    out = io.BytesIO()
+    Image.new("RGB", (200, 100), (10, 120, 240)).save(out, format="JPEG", exif=exif.tobytes())
+    row = {"image": out.getvalue(), "problem": "dog", "solution": "[0, 0, 1000, 1000]"}
+    example = curated("visual_rft_coco", row)
+    assert Image.open(io.BytesIO(example.image)).size == (100, 200)
+    assert [b.corners for b in parse_boxes(example.solution)] == [(0, 0, 100, 200)]
 
 
 def test_a_1000_grid_box_on_a_small_image_is_kept_not_quarantined_as_outside():

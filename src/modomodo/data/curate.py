@@ -13,8 +13,9 @@ A bad row never aborts the run and is never dropped silently: it goes to quarant
 :data:`QUARANTINE_REASONS`. Only a source that cannot be read at all (a missing path, a Parquet file
 corrupt past some row) stops the run, with a :class:`CurationError` naming it. The output is built in
 a temporary sibling folder and renamed into place at the end, so a run that stops leaves nothing
-behind and can simply be rerun. Normalisation: images become RGB PNG (re-encoded only when they are not
-one already, or when resized), mc solutions become their option letter, box solutions the canonical
+behind and can simply be rerun. Normalisation (``normalise_image``): an RGB PNG or a baseline RGB or
+grayscale JPEG is kept byte for byte, a resized JPEG stays JPEG, any other image becomes RGB PNG; mc
+solutions become their option letter, box solutions the canonical
 ``[{'Position': [x1, y1, x2, y2], 'Confidence': 1}]`` in the pixel frame of the stored image.
 """
 

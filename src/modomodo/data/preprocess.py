@@ -116,8 +116,9 @@ def resize_long_side(
 def resize_long_side_stream(
     records: Iterable[Record], *, max_side: int = PAPER_LONG_SIDE, workers: int = 1
 ) -> StepStream:
-    """LISA/GeoQAV: images whose longer side exceeds ``max_side`` are shrunk (aspect kept, RGB PNG)
-    and ``box`` solutions rescaled with them, exactly as curation's ``resize_long_side`` does.
+    """LISA/GeoQAV: images whose longer side exceeds ``max_side`` are shrunk (aspect kept; a JPEG
+    stays JPEG, anything else becomes RGB PNG) and ``box`` solutions rescaled with them, exactly as
+    curation's ``resize_long_side`` does.
 
     Runs on adapted Example fields (boxes already in pixels). A row the resize cannot handle (an
     image that does not decode, a box that is not one) becomes an error record with the reason.

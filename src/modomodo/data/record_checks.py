@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps, JpegImagePlugin
 
 from modomodo.data.answers import choice_index, parse_boxes
 from modomodo.data.draw import encode_png
@@ -194,13 +194,26 @@ def rescale_box_solution(solution: str, original: tuple[int, int], stored: tuple
 
 
 def normalise_image(data: Any, limits: CurationLimits) -> tuple[bytes, tuple[int, int], tuple[int, int]]:
-    """Decode, bound and normalise an image; returns PNG bytes, original size and stored size."""
+    """Decode, bound and normalise an image; returns the stored bytes, original size and stored size.
+
+    What is stored (docs/synthetic-suite.md, "Normalisation"):
+
+    - the source's bytes, unchanged, for an RGB PNG or a baseline RGB or grayscale JPEG that
+      needs neither a resize nor an EXIF rotation: what a reader decodes is what the source held;
+    - a JPEG (quality :data:`JPEG_QUALITY`, the source's chroma subsampling) for such a JPEG that
+      is resized: re-encoding it losslessly would make a file ten times the source's;
+    - an RGB PNG for everything else (alpha, palette, CMYK, 16-bit, progressive JPEG, GIF, WebP...).
+
+    An EXIF orientation is applied, as the ``datasets`` Image feature does when it decodes (what the
+    paper's pipeline hands the Qwen2-VL processor), and the original size is the size so turned:
+    the frame the image is shown, and its boxes are read, in. Stored bytes never carry one.
+    """
     if not isinstance(data, bytes | bytearray):
         raise Rejected("bad_image", f"image must be bytes, got {type(data).__name__}")
     data = bytes(data)
     try:
         with Image.open(io.BytesIO(data)) as probe:  # reads the header only
-            size, image_format = probe.size, probe.format
+            size = probe.size
     except Image.DecompressionBombError as exc:
         raise Rejected("image_size", str(exc)) from exc
     except Exception as exc:  # Pillow raises many types on corrupt bytes; the message is kept
@@ -212,21 +225,56 @@ def normalise_image(data: Any, limits: CurationLimits) -> tuple[bytes, tuple[int
             check.verify()  # checksums, without decoding
         with Image.open(io.BytesIO(data)) as image:
             image.load()
-            target = _target_size(size, limits.resize_long_side)
-            if min(target) < limits.min_side:
-                raise Rejected(
-                    "image_size", f"resized to {target[0]}x{target[1]}, below min_side {limits.min_side}"
-                )
-            if image_format == "PNG" and image.mode == "RGB" and target == size:
-                return data, size, size
-            rgb = _to_rgb(image)
-            if target != size:
-                rgb = rgb.resize(target, Image.Resampling.BICUBIC)
-            return encode_png(rgb), size, target
+            return _normalised(data, image, limits)
     except Rejected:
         raise
     except Exception as exc:  # as above: any decoder failure means the bytes are not a usable image
         raise Rejected("bad_image", f"{type(exc).__name__}: {exc}") from exc
+
+
+JPEG_QUALITY = 95
+"""Quality of a resized JPEG: the highest Pillow recommends (above 95, its documentation says,
+files grow with hardly any gain in quality)."""
+
+
+def _normalised(
+    data: bytes, image: Image.Image, limits: CurationLimits
+) -> tuple[bytes, tuple[int, int], tuple[int, int]]:
+    """:func:`normalise_image` on a decoded image whose bounds and checksums passed."""
+    # An EXIF block that does not parse raises here: bad_image, as the datasets decode would fail.
+    orientation = image.getexif().get(ExifTags.Base.Orientation)
+    turned = ImageOps.exif_transpose(image) if orientation in range(2, 9) else image
+    size = turned.size
+    target = _target_size(size, limits.resize_long_side)
+    if min(target) < limits.min_side:
+        raise Rejected("image_size", f"resized to {target[0]}x{target[1]}, below min_side {limits.min_side}")
+    if turned is image and target == size and _kept_as_is(image, orientation):
+        return data, size, size
+    if target != size and _plain_jpeg(image):
+        # The source's chroma subsampling (-1, Pillow's default, when it has none): 4:4:4 stays
+        # 4:4:4, and a 4:2:0 source loses no colour it still had.
+        sampling = JpegImagePlugin.get_sampling(image)
+        resized = turned.resize(target, Image.Resampling.BICUBIC)
+        buffer = io.BytesIO()
+        resized.save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=sampling)
+        return buffer.getvalue(), size, target
+    rgb = _to_rgb(turned)
+    if target != size:
+        rgb = rgb.resize(target, Image.Resampling.BICUBIC)
+    return encode_png(rgb), size, target
+
+
+def _kept_as_is(image: Image.Image, orientation: int | None) -> bool:
+    """Whether the source's bytes are stored unchanged (no resize, no rotation needed)."""
+    if orientation not in (None, 1):
+        return False  # an orientation to apply, or a tag no reader agrees on
+    return (image.format == "PNG" and image.mode == "RGB") or _plain_jpeg(image)
+
+
+def _plain_jpeg(image: Image.Image) -> bool:
+    """A baseline (not progressive) JPEG in RGB or grayscale: every JPEG reader decodes it, and to
+    the same RGB pixels a converted copy would hold (grayscale is replicated into the channels)."""
+    return image.format == "JPEG" and image.mode in ("RGB", "L") and not image.info.get("progressive")
 
 
 def _target_size(size: tuple[int, int], long_side: int | None) -> tuple[int, int]:

@@ -20,7 +20,7 @@ class Example:
     domain: str
     """The domain (training dataset or benchmark) it belongs to; rewards dispatch on it."""
     image: bytes
-    """The (first) image, PNG-encoded."""
+    """The (first) image: PNG, or the JPEG a source held (curation keeps or writes JPEG for photos)."""
     problem: str
     """The question or instruction, without the reasoning/format suffix (templates add that)."""
     solution: str

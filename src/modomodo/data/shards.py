@@ -1,7 +1,7 @@
 """Shards: examples as Parquet files with deterministic bytes.
 
 One row per :class:`~modomodo.data.schema.Example`, columns in :data:`SHARD_SCHEMA` (the image as
-PNG bytes, ``options`` as a list of strings, ``meta`` as a JSON object with sorted keys). A shard
+PNG or JPEG bytes, ``options`` as a list of strings, ``meta`` as a JSON object with sorted keys). A shard
 holding a multi-image example (MMMU) has one more column, ``extra_images`` (:data:`MULTI_IMAGE_SCHEMA`);
 a shard of single-image examples is written without it, so its bytes are the ones it always had,
 and shards written before the column existed read as they did. Written

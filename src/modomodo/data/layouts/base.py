@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from PIL import Image
+from PIL import ExifTags, Image
 
 from modomodo.data.answers import Box
 from modomodo.data.prompts import format_boxes
@@ -189,10 +189,15 @@ def image_bytes(row: Mapping[str, Any], column: str) -> bytes:
 
 
 def image_size(data: bytes) -> tuple[int, int]:
-    """Width and height from the image header; :class:`RowError` if it does not decode."""
+    """Width and height of the image as shown, from its header: an EXIF orientation that turns it
+    by 90 degrees swaps them, as curation applies it (``record_checks.normalise_image``, the way the
+    ``datasets`` Image feature decodes), so a 0-1 or 0-1000 box is read in the frame it is stored
+    in. :class:`RowError` if it does not decode."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            return image.size
+            width, height = image.size
+            turned = image.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8)
+            return (height, width) if turned else (width, height)
     except Exception as exc:  # Pillow raises many types on corrupt bytes; the message is kept
         raise RowError(f"the image does not decode: {type(exc).__name__}: {exc}") from None
 
