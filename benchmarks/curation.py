@@ -1,6 +1,6 @@
 """Curation throughput and peak memory: ``modomodo.data.curate`` against a plain ``datasets.map``.
 
-    python benchmarks/curation.py [--examples 50000] [--small N] [--workers W] [--folder DIR]
+    python benchmarks/curation.py [--examples 50000] [--small N] [--workers W] [--folder DIR] [--methods curate]
 
 A source dataset of ``--examples`` rows is generated once (kept in ``--folder``, default a temp
 dir): one Parquet file with ``id, image, problem, solution``, each image a distinct 800x600 JPEG
@@ -154,6 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=None, help="curate's threads (default: the CPUs, at most 8)"
     )
     parser.add_argument("--folder", type=Path, default=None, help="keeps the generated sources between runs")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHODS,
+        default=list(METHODS),
+        help="which variants to run (default both)",
+    )
     parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -172,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|---:|---:|")
     for size in sizes:
         source = make_source(folder / f"source-{size}.parquet", size)
-        for method in METHODS:
+        for method in args.methods:
             with tempfile.TemporaryDirectory(dir=folder) as work:
                 result = measure(method, source, Path(work) / "out", workers)
             assert result["rows"] == size, result

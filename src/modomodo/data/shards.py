@@ -165,7 +165,7 @@ class ShardWriter:
         os.replace(self._partial, narrow)
         try:
             self._open(MULTI_IMAGE_SCHEMA)
-            with pq.ParquetFile(narrow) as written:
+            with pq.ParquetFile(narrow, pre_buffer=False) as written:
                 for g in range(written.num_row_groups):
                     group = written.read_row_group(g)
                     empty = pa.array([[]] * group.num_rows, type=pa.list_(pa.binary()))
@@ -191,7 +191,7 @@ def iter_shard(path: str | Path, batch_size: int = 256) -> Iterator[Example]:
 
 def _open_shard(path: Path) -> pq.ParquetFile:
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(path, pre_buffer=False)  # memory: see sources._parquet_rows
     except (OSError, pa.ArrowException) as exc:
         raise ShardFormatError(f"{path}: not a readable Parquet file ({exc})") from exc
     schema = parquet.schema_arrow

@@ -263,7 +263,9 @@ def _jsonl_image(row: dict[str, Any], folder: Path) -> tuple[bytes | None, str |
 
 def _parquet_rows(path: Path, images: Path | None) -> Iterator[Record]:
     try:
-        parquet = pq.ParquetFile(path)
+        # pre_buffer (pyarrow's default) keeps every row group it has read cached until the file
+        # is closed: reading a 12,500-row source of 50 KiB images grew to 650 MiB (measured).
+        parquet = pq.ParquetFile(path, pre_buffer=False)
     except (OSError, pa.ArrowException) as exc:
         raise SourceError(f"{path}: not a readable Parquet file ({exc})") from exc
     # Small batches: each row becomes Python objects (image bytes included) only when curation takes it.
