@@ -27,25 +27,6 @@ import servers  # noqa: E402  (after the environment is set)
 logging.raiseExceptions = False
 
 
-@pytest.fixture(autouse=True)
-def _logging_restored() -> Iterator[None]:
-    """Each test leaves the root logger's handlers and level as it found them.
-
-    A root handler added during a test (kfp's local runner leaves one, see
-    ``pipelines/local_console.py``) is bound to that test's stream, which a CLI runner replaces and
-    then closes: every later warning then prints "--- Logging error ---" and a traceback into
-    whatever test runs next (seen in the full suite in ``test_s3_sources``, which asserts that a
-    failing command prints no traceback).
-    """
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-
-
 @contextmanager
 def _missing_binary_fails() -> Iterator[None]:
     """Turn a missing server binary into a clear test failure (never a skip)."""
