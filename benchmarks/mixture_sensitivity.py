@@ -31,6 +31,7 @@ import re
 import statistics
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -140,6 +141,54 @@ def _run(
     return scores, blind_out
 
 
+def question_type_scores(samples: Path, qtypes: dict[str, str]) -> dict[str, tuple[int, float, float]]:
+    """Per ``benchmark/question type`` of one evaluation (``qtypes`` maps example ids to their type):
+    the number of examples, the score, and the share of answers equal to the most common one. A
+    share near 1 means one answer for every picture: that question type is answered from the prior,
+    and no mixture can move it by what the policy sees."""
+    groups: dict[str, list[dict]] = {}
+    for line in samples.read_text().splitlines():
+        row = json.loads(line)
+        if row["id"] in qtypes:
+            groups.setdefault(f"{row['benchmark']}/{qtypes[row['id']]}", []).append(row)
+    table = {}
+    for key, rows in sorted(groups.items()):
+        top = max(Counter(str(r["answer"]) for r in rows).values())
+        table[key] = (len(rows), statistics.mean(r["score"] for r in rows), top / len(rows))
+    return table
+
+
+def print_question_types(work: Path, runs: list[tuple[str, dict, int]], qtypes: dict[str, str]) -> None:
+    """Each benchmark's question types: the base's score and answer agreement, then each mixture's
+    mean score over seeds. An Out-Score that does not move can hide large moves that cancel (one
+    question type up, another down), which this table shows."""
+    if not qtypes:
+        return
+    base = question_type_scores(work / "eval-base" / "samples.jsonl", qtypes)
+    per_run: dict[str, list[dict]] = {}
+    for name, _, seed in runs:
+        samples = work / f"{name}-s{seed}" / "eval" / "samples.jsonl"
+        per_run.setdefault(name, []).append(question_type_scores(samples, qtypes))
+    print(f"\n{'question type':<26}{'n':>5}{'base':>7}{'alike':>7}" + "".join(f"{n:>14}" for n in per_run))
+    for key, (n, score, alike) in base.items():
+        means = [statistics.mean(t[key][1] for t in tables) for tables in per_run.values()]
+        print(f"{key:<26}{n:>5}{score:>7.3f}{alike:>7.2f}" + "".join(f"{m:>14.3f}" for m in means))
+    print("(alike: the base's share of answers equal to its most common answer; 1.00 = one answer for all)")
+
+
+def benchmark_pvalues(results: dict[str, list[dict]], benchmarks: list[str]) -> dict[str, float]:
+    """One-way ANOVA over seeds of each benchmark's score: where the mixtures differ, if anywhere."""
+    pvalues = {}
+    for b in benchmarks:
+        groups = [
+            [s["score"] for r in scored for s in r["scores"] if s["benchmark"] == b]
+            for scored in results.values()
+        ]
+        test = scipy.stats.f_oneway(*groups) if min(map(len, groups)) > 1 else None
+        pvalues[b] = float(test.pvalue) if test is not None and math.isfinite(test.pvalue) else float("nan")
+    return pvalues
+
+
 def print_table(
     work: Path, base_eval, base_blind: float, results: dict, blind: dict, forms: dict, benchmarks: list[str]
 ) -> None:
@@ -229,6 +278,14 @@ def main() -> None:
     if reliance:  # a base that ignores the picture cannot learn visual skills differently per mixture
         gaps = ", ".join(f"{d} {r['gap']:+.4f}" for d, r in reliance.items())
         print(f"base image reliance (rotated - own image loss; ~0: blind): {gaps}")
+    every = [s.benchmark for s in base_eval.scores]
+    print(
+        "ANOVA p by benchmark: "
+        + ", ".join(f"{b} {p:.3g}" for b, p in benchmark_pvalues(results, every).items())
+    )
+    data = load_curated(work / "data")
+    qtypes = {e.id: e.meta["qtype"] for exs in data.benchmarks.values() for e in exs if "qtype" in e.meta}
+    print_question_types(work, runs, qtypes)
     print("\n" + verdict({name: [r["out_score"] for r in scored] for name, scored in results.items()}))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -108,6 +109,39 @@ def test_answer_forms_and_the_share_written_in_the_solutions_form(sensitivity, t
     samples = tmp_path / "samples.jsonl"
     samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert sensitivity.form_rate(samples, {"chart", "mixmc"}) == pytest.approx(2 / 3)
+
+
+def test_question_types_show_their_scores_and_answers_given_for_every_picture(sensitivity, tmp_path):
+    rows = [
+        {"id": "g0", "benchmark": "gridqa", "answer": "1", "score": 1.0},  # one answer for every picture
+        {"id": "g1", "benchmark": "gridqa", "answer": "1", "score": 0.0},
+        {"id": "g2", "benchmark": "gridqa", "answer": "1", "score": 0.0},
+        {"id": "g3", "benchmark": "gridqa", "answer": "2", "score": 1.0},  # read: answers differ
+        {"id": "g4", "benchmark": "gridqa", "answer": "0", "score": 0.0},
+        {"id": "x9", "benchmark": "gridqa", "answer": "3", "score": 1.0},  # no question type: left out
+    ]
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    qtypes = {"g0": "count", "g1": "count", "g2": "count", "g3": "count_colour", "g4": "count_colour"}
+    table = sensitivity.question_type_scores(samples, qtypes)
+    assert table == {
+        "gridqa/count": (3, pytest.approx(1 / 3), 1.0),
+        "gridqa/count_colour": (2, 0.5, 0.5),
+    }
+
+
+def test_benchmark_pvalues_find_where_mixtures_differ(sensitivity):
+    def run(chart: float, gridqa: float) -> dict:
+        return {"scores": [{"benchmark": "chart", "score": chart}, {"benchmark": "gridqa", "score": gridqa}]}
+
+    results = {
+        "a": [run(0.10, 0.30), run(0.11, 0.20), run(0.12, 0.25)],
+        "b": [run(0.30, 0.21), run(0.31, 0.29), run(0.29, 0.26)],
+    }
+    p = sensitivity.benchmark_pvalues(results, ["chart", "gridqa"])
+    assert p["chart"] < 0.001 < 0.5 < p["gridqa"]
+    one_seed = sensitivity.benchmark_pvalues({"a": [run(0.1, 0.1)], "b": [run(0.2, 0.2)]}, ["chart"])
+    assert math.isnan(one_seed["chart"])  # no seed noise measured: no p-value
 
 
 @pytest.fixture(scope="module")
