@@ -181,8 +181,8 @@ def test_reference_completion_is_short_well_formatted_and_fully_rewarded(name, s
 def test_every_question_type_and_both_box_cases_occur():
     qtypes = {name: {e.meta["qtype"] for e in _examples(name, n=200)} for name in (*DOMAINS, *OOD)}
     assert qtypes["geo"] == {"width", "height", "area", "difference"}
-    assert qtypes["spatial"] == {"relation", "distance", "neighbour", "count_colour"}
-    assert qtypes["sci"] == {"colour", "shape", "common", "count", "majority"}
+    assert qtypes["spatial"] == {"relation", "distance", "neighbour", "count_colour", "count"}
+    assert qtypes["sci"] == {"colour", "shape", "common", "count", "count_colour", "majority"}
     assert qtypes["chart"] == {"bars", "tallest"}
     assert qtypes["gridqa"] == {"count", "count_colour"}
     assert qtypes["mathcount"] == {"count_colour", "subtract"}
@@ -240,7 +240,7 @@ def test_spatial_answers_follow_from_the_two_positions():
             neighbour = Cell(b.row + steps[where][0], b.col + steps[where][1])
             assert ex.solution == items[neighbour][0], ex.id
             continue
-        if ex.meta["qtype"] == "count_colour":
+        if ex.meta["qtype"] in ("count_colour", "count"):
             assert ex.solution == _aggregate_answer(ex, items), ex.id
             continue
         ca, sa, cb, sb = re.match(pattern, ex.problem).groups()

@@ -348,14 +348,21 @@ def geometry(rng: random.Random) -> Task:
 
 def spatial(rng: random.Random) -> Task:
     """SAT-like: how two described objects relate (a word), how far apart they are (a number), the
-    colour of the object next to one of them (a word), or how many objects have a colour (a number).
+    colour of the object next to one of them (a word), or how many objects there are, of a colour or
+    in all (a number).
 
-    The colour count (two thirds of the questions) is an aggregate over the whole picture: the tiny
-    policy learns it from the image where it does not learn single-cell lookups (docs/synthetic-suite.md,
-    "Can the suite tell mixtures apart?")."""
-    qtype = rng.choices(("relation", "distance", "neighbour", "count_colour"), weights=(1, 1, 1, 6))[0]
+    The counts (seven tenths of the questions) are aggregates over the whole picture: the tiny policy
+    learns them from the image where it does not learn single-cell lookups (docs/synthetic-suite.md,
+    "Can the suite tell mixtures apart?"). Both counts are asked, so that the reward settles which
+    reading each wording wants (suite v7): with the colour count alone, GRPO taught "asked colour"
+    for every count question in words, and the total count of ``gridqa`` fell to zero."""
+    qtype = rng.choices(
+        ("relation", "distance", "neighbour", "count_colour", "count"), weights=(1, 1, 1, 4, 3)
+    )[0]
     if qtype == "count_colour":
         return count_colour(rng, Canvas, "text")
+    if qtype == "count":
+        return count_all(rng, Canvas, "text")
     a, b, others = distinct_pair_scene(rng, rng.randint(0, 2), adjacent=qtype == "neighbour")
     seen = f"the {a.name} is at {a.cell.label}, the {b.name} at {b.cell.label}"
     if qtype == "relation":
@@ -376,13 +383,18 @@ def spatial(rng: random.Random) -> Task:
 
 
 def science(rng: random.Random) -> Task:
-    """ScienceQA-like: how many shapes there are and which colour most have (seven tenths), or
-    properties of the pictured objects; multiple choice with 3 or 4 options (4 for the aggregates)."""
-    qtype = rng.choices(("colour", "shape", "common", "count", "majority"), weights=(1, 1, 1, 4, 3))[0]
+    """ScienceQA-like: how many shapes there are, in all or of a colour, and which colour most have
+    (eight tenths), or properties of the pictured objects; multiple choice with 3 or 4 options (4 for
+    the aggregates). Both counts, as in ``spatial``, so the reward settles the reading per wording."""
+    qtype = rng.choices(
+        ("colour", "shape", "common", "count", "count_colour", "majority"), weights=(1, 1, 1, 3, 3, 2)
+    )[0]
     if qtype == "common":
         return _common_property(rng)
     if qtype == "count":
         return count_all(rng, Canvas, "mc")
+    if qtype == "count_colour":
+        return count_colour(rng, Canvas, "mc")
     if qtype == "majority":
         return majority_colour(rng, Canvas, "mc")
     cells = rng.sample(ALL_CELLS, rng.randint(1, 3))
