@@ -25,7 +25,7 @@ from modomodo.data.draw import render_png
 from modomodo.data.schema import AnswerKind, Example
 from modomodo.data.tasks import Generator, Task
 
-GENERATOR_VERSION = "synthetic-v7"
+GENERATOR_VERSION = "synthetic-v8"
 """Bump when any generator changes what it draws; it seeds every RNG, so all data changes with it."""
 SPLITS: tuple[str, ...] = ("train", "test")
 _TEST_SHARE = 64  # of 256: a quarter of the problem space is reserved for test splits

@@ -92,9 +92,17 @@ def lettered(rng: random.Random, answer: str, distractors: Sequence[str]) -> tup
 
 
 def numeric_options(rng: random.Random, answer: int, low: int, high: int) -> tuple[tuple[str, ...], str]:
-    """Four numeric options within ``[low, high]``: the answer and its three nearest-ranked neighbours."""
+    """Four numeric options within ``[low, high]``: the answer and its three nearest-ranked neighbours,
+    in ascending order (suite v8: shuffled options ask the tiny model to find the value among the
+    options, a lookup it does not learn, and it gave one letter for every picture)."""
     pool = sorted((v for v in range(low, high + 1) if v != answer), key=lambda v: (abs(v - answer), v))
-    return lettered(rng, str(answer), [str(v) for v in pool[:3]])
+    return in_order(str(answer), [str(v) for v in pool[:3]], key=int)
+
+
+def in_order(answer: str, distractors: Sequence[str], key) -> tuple[tuple[str, ...], str]:
+    """The answer among the distractors sorted by ``key``; the options and the answer's letter."""
+    options = sorted([answer, *distractors], key=key)
+    return tuple(options), OPTION_LETTERS[options.index(answer)]
 
 
 def pair_on_a_line(rng: random.Random, *, adjacent: bool = False) -> tuple[Cell, Cell]:
@@ -160,15 +168,17 @@ def answered(
     if form == "text":
         kind = "number" if answer.isdigit() else "word"
         return Task(canvas, question, answer, "text", kind, qtype, skills, why, decoy=decoy)
+    order = int if options_range is not None else list(words).index  # options in a fixed order
     if options_range is not None:
         options, letter = numeric_options(rng, int(answer), *options_range)
     else:
-        options, letter = lettered(rng, answer, rng.sample([w for w in words if w != answer], 3))
+        options, letter = in_order(answer, rng.sample([w for w in words if w != answer], 3), order)
     if decoy is not None:
         decoy_why, value = decoy
         if value not in options:  # replace the first distractor
             first = next(o for o in options if o != answer)
-            options = tuple(value if o == first else o for o in options)
+            options = tuple(sorted((value if o == first else o for o in options), key=order))
+            letter = OPTION_LETTERS[options.index(answer)]
         decoy = (decoy_why, OPTION_LETTERS[options.index(value)])
     return Task(canvas, question, letter, "mc", "letter", qtype, skills, why, options, decoy)
 
