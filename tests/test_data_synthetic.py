@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from modomodo.data.draw import CELL, COLOURS, GRID, IMAGE_SIZE, Cell
-from modomodo.data.prompts import OPTION_LETTERS, reference_completion
+from modomodo.data.prompts import OPTION_LETTERS, decoy_completion, reference_completion
 from modomodo.data.synthetic import BENCHMARKS, DOMAINS, TRAIN_DOMAINS, UnknownTaskError, generate
 from modomodo.data.tasks import ANSWER_FORMS, SKILLS
 from modomodo.rewards import RewardContext, default_reward_set, is_well_formatted, parse_boxes
@@ -181,16 +181,35 @@ def test_reference_completion_is_short_well_formatted_and_fully_rewarded(name, s
 def test_every_question_type_and_both_box_cases_occur():
     qtypes = {name: {e.meta["qtype"] for e in _examples(name, n=200)} for name in (*DOMAINS, *OOD)}
     assert qtypes["geo"] == {"width", "height", "area", "difference"}
-    assert qtypes["spatial"] == {"relation", "distance", "neighbour", "count_colour"}
-    assert qtypes["sci"] == {"colour", "shape", "common", "count"}
-    assert qtypes["chart"] == {"value_of_colour", "colour_of_value"}
-    assert qtypes["mathcount"] == {"count", "more", "subtract"}
-    assert qtypes["mixmc"] == {"colour", "shape", "relation"}
+    assert qtypes["spatial"] == {"relation", "distance", "neighbour", "count_colour", "count"}
+    assert qtypes["sci"] == {"colour", "shape", "common", "count", "count_colour", "majority"}
+    assert qtypes["chart"] == {"bars", "tallest"}
+    assert qtypes["gridqa"] == {"count", "count_colour"}
+    assert qtypes["mathcount"] == {"count_colour", "subtract"}
+    assert qtypes["mixmc"] == {"count", "majority"}
     det = _examples("det", n=100)
     assert {e.solution == "No Objects" for e in det} == {True, False}
 
 
 # --- every answer agrees with what the picture shows ----------------------------------------------
+
+
+def _aggregate_answer(ex, items) -> str | None:
+    """The answer of an aggregate question (how many, which colour most) read off ``items``; None
+    for another question type."""
+    qtype = ex.meta["qtype"]
+    if qtype == "count":
+        assert ex.problem.startswith("How many shapes are in the picture?"), ex.id
+        return str(len(items))
+    if qtype == "count_colour":
+        colour = re.match(r"How many (\w+) shapes are there\?", ex.problem).group(1)
+        return str(len(_find(items, colour, None)))
+    if qtype == "majority":
+        assert ex.problem.startswith("Which colour do most shapes have?"), ex.id
+        (most, k), *rest = Counter(c for c, _ in items.values()).most_common()
+        assert all(n < k for _, n in rest), f"{ex.id}: no single most common colour"
+        return most
+    return None
 
 
 def test_det_boxes_are_exactly_the_shapes_of_the_category():
@@ -221,9 +240,8 @@ def test_spatial_answers_follow_from_the_two_positions():
             neighbour = Cell(b.row + steps[where][0], b.col + steps[where][1])
             assert ex.solution == items[neighbour][0], ex.id
             continue
-        if ex.meta["qtype"] == "count_colour":
-            colour = re.fullmatch(r"How many (\w+) shapes are there\?", ex.problem).group(1)
-            assert ex.solution == str(len(_find(items, colour, None))), ex.id
+        if ex.meta["qtype"] in ("count_colour", "count"):
+            assert ex.solution == _aggregate_answer(ex, items), ex.id
             continue
         ca, sa, cb, sb = re.match(pattern, ex.problem).groups()
         (a,), (b,) = _find(items, ca, sa), _find(items, cb, sb)
@@ -251,15 +269,8 @@ def test_sci_and_mixmc_choices_follow_from_the_picture():
                 {f"all {c}" for c in colours} if len(colours) == 1 else {f"all {s}s" for s in shapes}
             )
             assert len(colours) == 1 or len(shapes) == 1, ex.id
-        elif qtype == "count":
-            assert ex.problem.startswith("How many shapes are in the picture?"), ex.id
-            assert answer == str(len(items)), ex.id
         else:
-            ca, sa, cb, sb = re.match(
-                r"Relative to the (\w+) (\w+), where is the (\w+) (\w+)\?", ex.problem
-            ).groups()
-            (a,), (b,) = _find(items, cb, sb), _find(items, ca, sa)
-            assert answer == _relation(a, b), ex.id
+            assert answer == _aggregate_answer(ex, items), ex.id
 
 
 def test_geo_answers_measure_the_shaded_rectangle():
@@ -280,24 +291,16 @@ def test_geo_answers_measure_the_shaded_rectangle():
 def test_chart_answers_read_the_bars():
     for ex in _examples("chart"):
         bars = Counter(read_filled(ex.image).values())  # colour -> filled cells
-        if ex.meta["qtype"] == "value_of_colour":
-            colour = re.search(r"the (\w+) bar", ex.problem).group(1)
-            assert ex.solution == str(bars[colour]), ex.id
+        if ex.meta["qtype"] == "bars":
+            assert ex.solution == str(len(bars)), ex.id
         else:
-            value = int(re.search(r"(\d) cells tall", ex.problem).group(1))
-            assert [c for c, h in bars.items() if h == value] == [ex.solution], ex.id
+            assert ex.meta["qtype"] == "tallest", ex.id
+            assert ex.solution == str(max(bars.values())), ex.id
 
 
-def test_gridqa_answers_look_up_the_table():
+def test_gridqa_answers_count_on_the_table():
     for ex in _examples("gridqa"):
-        items = read_items(ex.image)
-        if ex.meta["qtype"] == "colour_at":
-            row, col = map(int, re.search(r"row (\d), column (\d)", ex.problem).groups())
-            assert ex.solution == items[Cell(row - 1, col - 1)][0], ex.id
-        else:
-            colour, shape = re.search(r"is the (\w+) (\w+)\?", ex.problem).groups()
-            (cell,) = _find(items, colour, shape)
-            assert ex.solution == str((cell.row if ex.meta["qtype"] == "row" else cell.col) + 1), ex.id
+        assert ex.solution == _aggregate_answer(ex, read_items(ex.image)), ex.id
 
 
 def test_mathcount_answers_count_the_objects():
@@ -305,11 +308,64 @@ def test_mathcount_answers_count_the_objects():
         items = read_items(ex.image)
         if ex.meta["qtype"] == "subtract":
             colour = re.search(r"Subtract all (\w+) objects", ex.problem).group(1)
-            expected = len(items) - len(_find(items, colour, None))
-        elif ex.meta["qtype"] == "count":
-            shape = re.search(r"How many (\w+)s are", ex.problem).group(1)
-            expected = len(_find(items, None, shape))
+            expected = str(len(items) - len(_find(items, colour, None)))
         else:
-            more, fewer = re.search(r"How many more (\w+)s than (\w+)s", ex.problem).groups()
-            expected = len(_find(items, None, more)) - len(_find(items, None, fewer))
-        assert _answer_text(ex) == str(expected), ex.id
+            expected = _aggregate_answer(ex, items)
+        assert _answer_text(ex) == expected, ex.id
+
+
+# --- decoys: a related, wrong reading of the same picture -------------------------------------------
+
+
+def _decoy_value(ex) -> str:
+    """The decoy's answer as text (an option's text for multiple choice)."""
+    solution = ex.meta["decoy_solution"]
+    return ex.options[OPTION_LETTERS.index(solution)] if ex.options else solution
+
+
+def test_decoys_read_the_picture_another_way_and_are_never_right():
+    """Each aggregate question's decoy is what its rationale says it reads off the picture, and it
+    never equals the answer: the warm-start's decoys must be wrong for GRPO's reward to tell them."""
+    seen = Counter()
+    for name in ("spatial", "sci", "geo", "gridqa", "mathcount", "mixmc"):
+        for ex in _examples(name, n=200):
+            if "decoy_solution" not in ex.meta:
+                assert ex.meta["qtype"] not in ("count_colour", "majority"), ex.id  # these always have one
+                continue
+            qtype, value = ex.meta["qtype"], _decoy_value(ex)
+            seen[qtype] += 1
+            assert ex.meta["decoy_solution"] != ex.solution, ex.id
+            label, number = ex.meta["decoy_rationale"].split(": ")
+            assert number == value, ex.id
+            if qtype in ("width", "height"):
+                block = read_filled(ex.image)
+                rows = {cell.row for cell in block}
+                cols = {cell.col for cell in block}
+                assert (label, value) == (
+                    {"width": "tall", "height": "wide"}[qtype],
+                    str(len(rows) if qtype == "width" else len(cols)),
+                ), ex.id
+                continue
+            items = read_items(ex.image)
+            colours = Counter(c for c, _ in items.values())
+            if qtype == "count_colour":
+                asked = re.match(r"How many (\w+) shapes are there\?", ex.problem).group(1)
+                assert (label, value) == ("other colours", str(len(items) - colours[asked])), ex.id
+            elif qtype == "count":
+                assert (label, value) == ("one colour", str(max(colours.values()))), ex.id
+            else:
+                assert qtype == "majority" and label == "fewest", ex.id
+                assert colours[value] == min(colours.get(c, 0) for c in COLOURS), ex.id
+    assert set(seen) == {"count_colour", "count", "majority", "width", "height"}, seen
+
+
+def test_decoy_completion_is_well_formed_and_scores_no_accuracy():
+    for name in ("spatial", "sci", "geo"):
+        for ex in _examples(name, n=60):
+            if "decoy_solution" not in ex.meta:
+                assert decoy_completion(ex) == reference_completion(ex)
+                continue
+            completion = decoy_completion(ex)
+            assert is_well_formatted(completion), completion
+            scores = default_reward_set(ex.answer_kind).score(completion, RewardContext.from_example(ex))
+            assert scores.parts == {"format": 1.0, "accuracy": 0.0}, (ex.id, completion, scores)

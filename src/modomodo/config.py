@@ -230,11 +230,19 @@ class SFTConfig:
     the image at 1e-3 (docs/synthetic-suite.md)."""
     seed: int = 0
     """Seed of data order and dropout."""
+    decoy_rate: float = 0.0
+    """Share of the warm-start's draws of an example with a decoy (the synthetic suite's aggregate
+    questions: a related but wrong reading of the picture, ``meta["decoy_rationale"]``) that are
+    taught the decoy instead of the reference. It makes a base that reads the picture but is unsure
+    which reading a question asks for, as a pretrained model has habits of its own; GRPO's reward
+    settles it, per question type, so the mixture decides which habits the policy learns
+    (docs/synthetic-suite.md, "Suite v6"). Examples without a decoy are unaffected."""
 
     def validate(self) -> None:
         positive("sft.steps", self.steps)
         positive("sft.batch_size", self.batch_size)
         in_range("sft.lr", self.lr, low=0.0, low_open=True)
+        in_range("sft.decoy_rate", self.decoy_rate, low=0.0, high=1.0)
 
 
 @dataclass

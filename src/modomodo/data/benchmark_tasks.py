@@ -1,152 +1,96 @@
-"""The out-of-domain benchmarks of the synthetic suite: the training domains' skills in new
-combinations, wordings and surfaces (``docs/synthetic-suite.md``); the training domains and the
-helpers both use are in :mod:`modomodo.data.tasks`."""
+"""The out-of-domain benchmarks of the synthetic suite: the training domains' aggregate questions
+with their wordings, in another answer form or on a new surface (``docs/synthetic-suite.md``); the
+training domains and the helpers both use are in :mod:`modomodo.data.tasks`."""
 
 from __future__ import annotations
 
+import functools
 import random
 
 from modomodo.data.draw import ALL_CELLS, GRID, SHAPES, Block, Canvas, Item
 from modomodo.data.tasks import (
     COLOUR_NAMES,
-    RELATIONS,
     Task,
-    distinct_pair_scene,
-    lettered,
+    count_all,
+    count_colour,
+    majority_colour,
     numeric_options,
-    plural,
-    random_items,
-    relation_of,
     scene,
 )
 
 
 def chart(rng: random.Random) -> Task:
-    """ChartQA-like: read a bar's height by its colour, or name the colour of the bar with a height.
-
-    The questions are worded like ``spatial``'s ("How many ...", "What colour is the ..."), the one
-    training domain that answers in numbers and words: the answer form transfers from it, the
-    measuring from ``geo`` (docs/synthetic-suite.md, "Suite v3")."""
-    n_bars = rng.randint(2, GRID)
+    """ChartQA-like, aggregates of a bar chart in ``spatial``'s answer form: how many bars (read
+    like ``sci``'s count, "in all") or how tall the tallest bar is (``geo``'s "tall")."""
+    n_bars, top = rng.randint(1, GRID), rng.randint(1, GRID)
     columns = sorted(rng.sample(range(GRID), n_bars))
     colours = rng.sample(COLOUR_NAMES, n_bars)
-    heights = [rng.randint(1, GRID) for _ in columns]
-    unique = [i for i, h in enumerate(heights) if heights.count(h) == 1]
+    heights = [top] + [rng.randint(1, top) for _ in columns[1:]]
+    rng.shuffle(heights)
     bars = tuple(
         Block(GRID - h, col, h, 1, colour, bar=True)
         for col, colour, h in zip(columns, colours, heights, strict=True)
     )
-    if unique and rng.random() < 0.4:
-        i = rng.choice(unique)
-        question = f"What colour is the bar that is {heights[i]} cells tall?"
-        answer, qtype, form = colours[i], "colour_of_value", "word"
+    canvas = Canvas(blocks=bars, background="chart", lines="chart")
+    if rng.random() < 0.4:
+        question, answer, qtype, skills, why = (
+            "How many bars are there?",
+            n_bars,
+            "bars",
+            ("count",),
+            "in all",
+        )
     else:
-        i = rng.randrange(n_bars)
-        question = f"How many cells tall is the {colours[i]} bar?"
-        answer, qtype, form = str(heights[i]), "value_of_colour", "number"
-    return Task(
-        Canvas(blocks=bars, background="chart", lines="chart"),
-        question,
-        answer,
-        "text",
-        form,
-        qtype,
-        ("colour", "measure"),
-        f"the {colours[i]} bar reaches {heights[i]}",
-    )
+        question, answer, qtype, skills = (
+            "How many cells tall is the tallest bar?",
+            top,
+            "tallest",
+            ("measure",),
+        )
+        why = "tall"
+    return Task(canvas, question, str(answer), "text", "number", qtype, skills, f"{why}: {answer}")
 
 
 def grid_reading(rng: random.Random) -> Task:
-    """InfoVQA-like: look things up in a table: an object's row or column, or the colour in a cell.
-
-    Worded like ``spatial``'s questions, as :func:`chart` is; the row and column come from ``ref``'s and
-    ``det``'s rationales ("the red circle is at row 2 col 3")."""
-    cells = rng.sample(ALL_CELLS, rng.randint(2, 5))
-    target = Item(cells[0], rng.choice(COLOUR_NAMES), rng.choice(SHAPES))
-    others = random_items(rng, cells[1:], lambda it: it.name == target.name)
-    qtype = rng.choice(("row", "column", "colour_at"))
-    if qtype == "row":
-        question = f"How many rows from the top is the {target.name}? The top row counts as 1."
-        answer, skills, form = str(target.cell.row + 1), ("colour", "shape", "locate"), "number"
-    elif qtype == "column":
-        question = f"How many columns from the left is the {target.name}? The left column counts as 1."
-        answer, skills, form = str(target.cell.col + 1), ("colour", "shape", "locate"), "number"
-    else:
-        question = f"What colour is the shape in row {target.cell.row + 1}, column {target.cell.col + 1}?"
-        answer, skills, form = target.colour, ("colour", "locate"), "word"
-    return Task(
-        Canvas(scene([target], others), background="paper", lines="table"),
-        question,
-        answer,
-        "text",
-        form,
-        qtype,
-        skills,
-        f"the {target.name} is at {target.cell.label}",
-    )
+    """InfoVQA-like: count on a ruled table, in words: ``sci``'s "How many shapes are in the
+    picture?" in ``spatial``'s answer form, or ``spatial``'s colour count on the new surface."""
+    table = functools.partial(Canvas, background="paper", lines="table")
+    if rng.random() < 0.5:
+        return count_all(rng, table, "text")
+    return count_colour(rng, table, "text")
 
 
 def math_count(rng: random.Random) -> Task:
-    """MathVista-like: count a shape, compare two counts, or "subtract all red objects"; multiple choice."""
-    qtype = rng.choice(("count", "more", "subtract"))
-    if qtype == "subtract":
-        total = rng.randint(2, 6)
-        cells = rng.sample(ALL_CELLS, total)
-        colour = rng.choice(COLOUR_NAMES)
-        n_colour = rng.randint(1, total - 1)
-        rest = [c for c in COLOUR_NAMES if c != colour]
-        items = [
-            Item(c, colour if k < n_colour else rng.choice(rest), rng.choice(SHAPES))
-            for k, c in enumerate(cells)
-        ]
-        question = f"Subtract all {colour} objects. How many objects are left?"
-        answer, skills = total - n_colour, ("colour", "count", "arith")
-        why = f"{total} objects, {n_colour} of them {colour}"
-    else:
-        first, second, third = rng.sample(SHAPES, 3)
-        if qtype == "count":
-            counts = {first: rng.randint(0, 4), second: rng.randint(0, 2), third: rng.randint(0, 1)}
-            question, answer = f"How many {plural(first)} are there?", counts[first]
-            skills, why = ("shape", "count"), f"{counts[first]} {plural(first, counts[first])}"
-        else:
-            more = rng.randint(1, 4)
-            counts = {first: more, second: rng.randint(0, more - 1), third: rng.randint(0, 1)}
-            question = f"How many more {plural(first)} than {plural(second)} are there?"
-            answer, skills = counts[first] - counts[second], ("shape", "count", "arith")
-            why = f"{counts[first]} {plural(first, counts[first])}, {counts[second]} {plural(second, counts[second])}"
-        shapes = [s for s, k in counts.items() for _ in range(k)]
-        cells = rng.sample(ALL_CELLS, len(shapes))
-        items = [Item(c, rng.choice(COLOUR_NAMES), s) for c, s in zip(cells, shapes, strict=True)]
-    options, letter = numeric_options(rng, answer, 0, 6)
-    return Task(Canvas(scene(items)), question, letter, "mc", "letter", qtype, skills, why, options)
+    """MathVista-like: ``spatial``'s colour count as multiple choice (``sci``'s answer form), or
+    "Subtract all red objects. How many objects are left?" (both counts); multiple choice."""
+    if rng.random() < 0.5:
+        return count_colour(rng, Canvas, "mc")
+    total = rng.randint(2, 6)
+    cells = rng.sample(ALL_CELLS, total)
+    colour = rng.choice(COLOUR_NAMES)
+    n_colour = rng.randint(1, total - 1)
+    rest = [c for c in COLOUR_NAMES if c != colour]
+    items = [
+        Item(c, colour if k < n_colour else rng.choice(rest), rng.choice(SHAPES)) for k, c in enumerate(cells)
+    ]
+    options, letter = numeric_options(rng, total - n_colour, 0, 6)
+    return Task(
+        Canvas(scene(items)),
+        f"Subtract all {colour} objects. How many objects are left?",
+        letter,
+        "mc",
+        "letter",
+        "subtract",
+        ("colour", "count", "arith"),
+        f"{total} objects, {n_colour} of them {colour}",
+        options,
+    )
 
 
 def mixed_choice(rng: random.Random) -> Task:
-    """MMMU-like: mixed multiple choice about a colour, a shape or a spatial relation, newly worded."""
-    qtype = rng.choice(("colour", "shape", "relation"))
-    if qtype == "relation":
-        a, b, others = distinct_pair_scene(rng, rng.randint(0, 2))
-        relation = relation_of(a.cell, b.cell)
-        options, letter = lettered(rng, relation, [r for r in RELATIONS if r != relation])
-        question = f"Relative to the {b.name}, where is the {a.name}?"
-        items, skills = scene([a, b], others), ("colour", "shape", "relation")
-        why = f"the {a.name} is at {a.cell.label}, the {b.name} at {b.cell.label}"
-    else:
-        cells = rng.sample(ALL_CELLS, rng.randint(2, 4))
-        target = Item(cells[0], rng.choice(COLOUR_NAMES), rng.choice(SHAPES))
-        if qtype == "colour":
-            others = random_items(rng, cells[1:], lambda it: it.shape == target.shape)
-            options, letter = lettered(rng, target.colour, [c for c in COLOUR_NAMES if c != target.colour])
-            question = f"The {target.shape} in the picture has which colour?"
-        else:
-            others = random_items(rng, cells[1:], lambda it: it.colour == target.colour)
-            options, letter = lettered(rng, target.shape, [s for s in SHAPES if s != target.shape])
-            question = f"Which of these is the {target.colour} object?"
-        items, skills, why = (
-            scene([target], others),
-            ("colour", "shape"),
-            f"the {target.shape} is {target.colour}",
-        )
-    return Task(
-        Canvas(items, background="tint"), question, letter, "mc", "letter", qtype, skills, why, options
-    )
+    """MMMU-like: ``sci``'s aggregate questions (how many shapes, which colour most) on a pale blue
+    surface; multiple choice."""
+    tint = functools.partial(Canvas, background="tint")
+    if rng.random() < 0.5:
+        return majority_colour(rng, tint, "mc")
+    return count_all(rng, tint, "mc")

@@ -82,6 +82,15 @@ def reference_completion(example: Example) -> str:
     return f"<think> {rationale} </think> <answer> {example.solution} </answer>"
 
 
+def decoy_completion(example: Example) -> str:
+    """The example's decoy, a related but wrong reading of its picture (``meta["decoy_rationale"]``
+    and ``meta["decoy_solution"]``, written by the synthetic suite), in the reference's form; the
+    reference itself when the example has none."""
+    if "decoy_solution" not in example.meta:
+        return reference_completion(example)
+    return f"<think> {example.meta['decoy_rationale']} </think> <answer> {example.meta['decoy_solution']} </answer>"
+
+
 def to_conversation(example: Example) -> list[dict]:
     """The conversational prompt TRL expects: one user turn with the images, in order, then the
     prompt text (images first, as lmms-eval's Qwen2-VL model passes an MMMU item's images)."""

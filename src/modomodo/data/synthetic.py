@@ -25,7 +25,7 @@ from modomodo.data.draw import render_png
 from modomodo.data.schema import AnswerKind, Example
 from modomodo.data.tasks import Generator, Task
 
-GENERATOR_VERSION = "synthetic-v3"
+GENERATOR_VERSION = "synthetic-v8"
 """Bump when any generator changes what it draws; it seeds every RNG, so all data changes with it."""
 SPLITS: tuple[str, ...] = ("train", "test")
 _TEST_SHARE = 64  # of 256: a quarter of the problem space is reserved for test splits
@@ -80,11 +80,11 @@ DOMAINS: dict[str, DomainInfo] = {
         ("measure", "count", "arith"), ("letter",), 1969,
     ),
     "spatial": DomainInfo(
-        "text", tasks.spatial, "SAT-like: left/right/above/below between two objects, their distance, a neighbour's colour, or how many of a colour",
+        "text", tasks.spatial, "SAT-like: how many shapes of a colour (two thirds), or left/right/above/below between two objects, their distance, a neighbour's colour",
         ("colour", "shape", "relation", "measure", "count"), ("word", "number"), 15000,
     ),
     "sci": DomainInfo(
-        "mc", tasks.science, "ScienceQA-like: an object's colour or shape, the property objects share, or how many objects; MC",
+        "mc", tasks.science, "ScienceQA-like: how many shapes, which colour most shapes have (seven tenths), or an object's colour or shape, the property objects share; MC",
         ("colour", "shape", "count"), ("letter",), 6218,
     ),
 }  # fmt: skip
@@ -101,20 +101,20 @@ BENCHMARKS: dict[str, BenchmarkInfo] = {
     "spatial": _in_domain("spatial", 193),
     "sci": _in_domain("sci", 202),
     "chart": BenchmarkInfo(
-        "out", "text", benchmark_tasks.chart, "ChartQA-like: a bar's value by colour, or the colour of a value; short answer",
-        ("colour", "measure"), ("number", "word"), 250,
+        "out", "text", benchmark_tasks.chart, "ChartQA-like: how many bars, or how tall the tallest bar is; short answer",
+        ("count", "measure"), ("number",), 250,
     ),
     "gridqa": BenchmarkInfo(
-        "out", "text", benchmark_tasks.grid_reading, "InfoVQA-like: an object's row/column in a table, or a cell's colour",
-        ("colour", "shape", "locate"), ("number", "word"), 280,
+        "out", "text", benchmark_tasks.grid_reading, "InfoVQA-like: on a ruled table, sci's 'how many shapes' or spatial's colour count, answered in words",
+        ("colour", "count"), ("number",), 280,
     ),
     "mathcount": BenchmarkInfo(
-        "out", "mc", benchmark_tasks.math_count, "MathVista-like: count a shape, compare counts, subtract a colour; MC",
-        ("colour", "shape", "count", "arith"), ("letter",), 100,
+        "out", "mc", benchmark_tasks.math_count, "MathVista-like: spatial's colour count as MC, or subtract a colour and count the rest; MC",
+        ("colour", "count", "arith"), ("letter",), 100,
     ),
     "mixmc": BenchmarkInfo(
-        "out", "mc", benchmark_tasks.mixed_choice, "MMMU-like: mixed MC on colour, shape and spatial relation",
-        ("colour", "shape", "relation"), ("letter",), 90,
+        "out", "mc", benchmark_tasks.mixed_choice, "MMMU-like: sci's 'how many shapes' and 'which colour most' on a pale blue surface; MC",
+        ("colour", "count"), ("letter",), 90,
     ),
 }  # fmt: skip
 
@@ -180,5 +180,6 @@ def _to_example(task: Task, example_id: str, domain: str) -> Example:
             "qtype": task.qtype,
             "rationale": task.rationale,
             "skills": ",".join(task.skills),
+            **({"decoy_rationale": task.decoy[0], "decoy_solution": task.decoy[1]} if task.decoy else {}),
         },
     )

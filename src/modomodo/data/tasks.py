@@ -47,6 +47,9 @@ class Task:
     rationale: str
     """One line of reasoning read off the picture, used as the reference ``<think>``."""
     options: tuple[str, ...] = ()
+    decoy: tuple[str, str] | None = None
+    """A related but wrong reading of the same picture, ``(rationale, solution)``, never the right
+    answer: what the warm-start teaches instead of the reference for ``sft.decoy_rate`` of its draws."""
 
     @property
     def problem(self) -> str:
@@ -89,9 +92,17 @@ def lettered(rng: random.Random, answer: str, distractors: Sequence[str]) -> tup
 
 
 def numeric_options(rng: random.Random, answer: int, low: int, high: int) -> tuple[tuple[str, ...], str]:
-    """Four numeric options within ``[low, high]``: the answer and its three nearest-ranked neighbours."""
+    """Four numeric options within ``[low, high]``: the answer and its three nearest-ranked neighbours,
+    in ascending order (suite v8: shuffled options ask the tiny model to find the value among the
+    options, a lookup it does not learn, and it gave one letter for every picture)."""
     pool = sorted((v for v in range(low, high + 1) if v != answer), key=lambda v: (abs(v - answer), v))
-    return lettered(rng, str(answer), [str(v) for v in pool[:3]])
+    return in_order(str(answer), [str(v) for v in pool[:3]], key=int)
+
+
+def in_order(answer: str, distractors: Sequence[str], key) -> tuple[tuple[str, ...], str]:
+    """The answer among the distractors sorted by ``key``; the options and the answer's letter."""
+    options = sorted([answer, *distractors], key=key)
+    return tuple(options), OPTION_LETTERS[options.index(answer)]
 
 
 def pair_on_a_line(rng: random.Random, *, adjacent: bool = False) -> tuple[Cell, Cell]:
@@ -126,6 +137,117 @@ def distinct_pair_scene(
 
 def scene(*groups: Sequence[Item]) -> tuple[Item, ...]:
     return tuple(sorted((it for g in groups for it in g), key=lambda it: it.cell))
+
+
+# --- aggregate questions -------------------------------------------------------------------------
+# Answers that are properties of the whole picture (how many, which colour most): the tiny policy
+# reads them from the image where it does not learn single-cell lookups (docs/synthetic-suite.md).
+# The training domains and the out-of-domain benchmarks share their wordings; a benchmark asks one
+# domain's question in another answer form or on a new surface. Each rationale opens with the
+# reading it makes ("asked colour: 2"), and each has a decoy reading ("other colours: 1") that the
+# warm-start teaches part of the time: GRPO's reward then decides which reading a question wants.
+
+
+def answered(
+    rng: random.Random,
+    canvas: Canvas,
+    question: str,
+    answer: str,
+    form: str,
+    qtype: str,
+    skills: tuple[str, ...],
+    why: str,
+    *,
+    options_range: tuple[int, int] | None = None,
+    words: Sequence[str] = (),
+    decoy: tuple[str, str] | None = None,
+) -> Task:
+    """``answer`` as free text (``form`` "text") or as the letter of four options (``form`` "mc":
+    numeric neighbours in ``options_range``, or three of ``words``); a decoy's value is made one of
+    the options so that the wrong reading can be chosen."""
+    if form == "text":
+        kind = "number" if answer.isdigit() else "word"
+        return Task(canvas, question, answer, "text", kind, qtype, skills, why, decoy=decoy)
+    order = int if options_range is not None else list(words).index  # options in a fixed order
+    if options_range is not None:
+        options, letter = numeric_options(rng, int(answer), *options_range)
+    else:
+        options, letter = in_order(answer, rng.sample([w for w in words if w != answer], 3), order)
+    if decoy is not None:
+        decoy_why, value = decoy
+        if value not in options:  # replace the first distractor
+            first = next(o for o in options if o != answer)
+            options = tuple(sorted((value if o == first else o for o in options), key=order))
+            letter = OPTION_LETTERS[options.index(answer)]
+        decoy = (decoy_why, OPTION_LETTERS[options.index(value)])
+    return Task(canvas, question, letter, "mc", "letter", qtype, skills, why, options, decoy)
+
+
+def count_all(rng: random.Random, canvas: Callable[..., Canvas], form: str) -> Task:
+    """ "How many shapes are in the picture?" (1-4 shapes). Decoy: the largest one-colour group."""
+    n = rng.randint(1, 4)
+    items = random_items(rng, rng.sample(ALL_CELLS, n), lambda it: False)
+    top = max(sum(it.colour == c for it in items) for c in COLOUR_NAMES)
+    return answered(
+        rng,
+        canvas(scene(items)),
+        "How many shapes are in the picture?",
+        str(n),
+        form,
+        "count",
+        ("count",),
+        f"in all: {n}",
+        options_range=(1, 4),
+        decoy=(f"one colour: {top}", str(top)) if top != n else None,
+    )
+
+
+def count_colour(rng: random.Random, canvas: Callable[..., Canvas], form: str) -> Task:
+    """ "How many {colour} shapes are there?" (0-3 of them among 1-3 others). Decoy: the others."""
+    colour = rng.choice(COLOUR_NAMES)
+    k = rng.randint(0, 3)
+    m = rng.choice([v for v in (1, 2, 3) if v != k])
+    cells = rng.sample(ALL_CELLS, k + m)
+    items = [Item(c, colour, rng.choice(SHAPES)) for c in cells[:k]]
+    items += random_items(rng, cells[k:], lambda it: it.colour == colour)
+    return answered(
+        rng,
+        canvas(scene(items)),
+        f"How many {colour} shapes are there?",
+        str(k),
+        form,
+        "count_colour",
+        ("colour", "count"),
+        f"asked colour: {k}",
+        options_range=(0, 3),
+        decoy=(f"other colours: {m}", str(m)),
+    )
+
+
+def majority_colour(rng: random.Random, canvas: Callable[..., Canvas], form: str) -> Task:
+    """ "Which colour do most shapes have?": 2-4 shapes of one colour, fewer of each other colour.
+    Decoy: the colour with the fewest shapes."""
+    colour = rng.choice(COLOUR_NAMES)
+    k = rng.randint(2, 4)
+    rest = [c for c in COLOUR_NAMES if c != colour]
+    others = [c for c in rest for _ in range(rng.randint(0, k - 1))]
+    others = rng.sample(others, min(len(others), 3))
+    cells = rng.sample(ALL_CELLS, k + len(others))
+    colours = [colour] * k + others
+    items = [Item(c, col, rng.choice(SHAPES)) for c, col in zip(cells, colours, strict=True)]
+    fewest = min(rest, key=lambda c: (colours.count(c), COLOUR_NAMES.index(c)))
+    return answered(
+        rng,
+        canvas(scene(items)),
+        "Which colour do most shapes have?",
+        colour,
+        form,
+        "majority",
+        ("colour", "count"),
+        f"most: {colour}",
+        words=COLOUR_NAMES,
+        decoy=(f"fewest: {fewest}", fewest),
+    )
 
 
 # --- training domains ----------------------------------------------------------------------------
@@ -206,9 +328,10 @@ def geometry(rng: random.Random) -> Task:
         rng.randint(0, GRID - height), rng.randint(0, GRID - width), height, width, rng.choice(COLOUR_NAMES)
     )
     size, area, gap = f"it is {width} wide and {height} tall", width * height, abs(width - height)
+    wide, tall = (f"wide: {width}", str(width)), (f"tall: {height}", str(height))
     question, answer, low, high, skills, why = {
-        "width": ("How wide is it?", width, 1, GRID, ("measure",), size),
-        "height": ("How tall is it?", height, 1, GRID, ("measure",), size),
+        "width": ("How wide is it?", width, 1, GRID, ("measure",), wide[0]),
+        "height": ("How tall is it?", height, 1, GRID, ("measure",), tall[0]),
         "area": ("What is its area?", area, 1, 9, ("count",), f"{size}, so {area} squares"),
         "difference": (
             "How much longer is its long side than its short side?",
@@ -219,37 +342,37 @@ def geometry(rng: random.Random) -> Task:
             f"{size}, so {gap}",
         ),
     }[qtype]
-    options, letter = numeric_options(rng, answer, low, high)
-    question = f"The shaded rectangle is drawn on a grid of unit squares. {question}"
-    return Task(
-        Canvas(blocks=(block,), lines="grid"), question, letter, "mc", "letter", qtype, skills, why, options
+    return answered(
+        rng,
+        Canvas(blocks=(block,), lines="grid"),
+        f"The shaded rectangle is drawn on a grid of unit squares. {question}",
+        str(answer),
+        "mc",
+        qtype,
+        skills,
+        why,
+        options_range=(low, high),
+        decoy={"width": tall, "height": wide}.get(qtype) if width != height else None,
     )
 
 
 def spatial(rng: random.Random) -> Task:
     """SAT-like: how two described objects relate (a word), how far apart they are (a number), the
-    colour of the object next to one of them (a word), or how many objects have a colour (a number).
+    colour of the object next to one of them (a word), or how many objects there are, of a colour or
+    in all (a number).
 
-    The colour count (a third of the questions) is an aggregate over the whole picture: the tiny
-    policy learns it from the image where it does not learn single-cell lookups (docs/synthetic-suite.md,
-    "Can the suite tell mixtures apart?")."""
-    qtype = rng.choices(("relation", "distance", "neighbour", "count_colour"), weights=(2, 1, 1, 2))[0]
+    The counts (seven tenths of the questions) are aggregates over the whole picture: the tiny policy
+    learns them from the image where it does not learn single-cell lookups (docs/synthetic-suite.md,
+    "Can the suite tell mixtures apart?"). Both counts are asked, so that the reward settles which
+    reading each wording wants (suite v7): with the colour count alone, GRPO taught "asked colour"
+    for every count question in words, and the total count of ``gridqa`` fell to zero."""
+    qtype = rng.choices(
+        ("relation", "distance", "neighbour", "count_colour", "count"), weights=(1, 1, 1, 4, 3)
+    )[0]
     if qtype == "count_colour":
-        colour = rng.choice(COLOUR_NAMES)
-        k, m = rng.randint(0, 3), rng.randint(1, 3)
-        cells = rng.sample(ALL_CELLS, k + m)
-        items = [Item(c, colour, rng.choice(SHAPES)) for c in cells[:k]]
-        items += random_items(rng, cells[k:], lambda it: it.colour == colour)
-        return Task(
-            Canvas(scene(items)),
-            f"How many {colour} shapes are there?",
-            str(k),
-            "text",
-            "number",
-            "count_colour",
-            ("colour", "count"),
-            f"{k} {colour}",
-        )
+        return count_colour(rng, Canvas, "text")
+    if qtype == "count":
+        return count_all(rng, Canvas, "text")
     a, b, others = distinct_pair_scene(rng, rng.randint(0, 2), adjacent=qtype == "neighbour")
     seen = f"the {a.name} is at {a.cell.label}, the {b.name} at {b.cell.label}"
     if qtype == "relation":
@@ -270,26 +393,20 @@ def spatial(rng: random.Random) -> Task:
 
 
 def science(rng: random.Random) -> Task:
-    """ScienceQA-like: properties of the pictured objects, or how many there are; multiple choice
-    with 3 or 4 options (4 numeric ones for the count)."""
-    qtype = rng.choice(("colour", "shape", "common", "count"))
+    """ScienceQA-like: how many shapes there are, in all or of a colour, and which colour most have
+    (eight tenths), or properties of the pictured objects; multiple choice with 3 or 4 options (4 for
+    the aggregates). Both counts, as in ``spatial``, so the reward settles the reading per wording."""
+    qtype = rng.choices(
+        ("colour", "shape", "common", "count", "count_colour", "majority"), weights=(1, 1, 1, 3, 3, 2)
+    )[0]
     if qtype == "common":
         return _common_property(rng)
     if qtype == "count":
-        n = rng.randint(1, 4)
-        items = random_items(rng, rng.sample(ALL_CELLS, n), lambda it: False)
-        options, letter = numeric_options(rng, n, 1, 4)
-        return Task(
-            Canvas(scene(items)),
-            "How many shapes are in the picture?",
-            letter,
-            "mc",
-            "letter",
-            "count",
-            ("count",),
-            f"{n} {plural('shape', n)}",
-            options,
-        )
+        return count_all(rng, Canvas, "mc")
+    if qtype == "count_colour":
+        return count_colour(rng, Canvas, "mc")
+    if qtype == "majority":
+        return majority_colour(rng, Canvas, "mc")
     cells = rng.sample(ALL_CELLS, rng.randint(1, 3))
     target = Item(cells[0], rng.choice(COLOUR_NAMES), rng.choice(SHAPES))
     if qtype == "colour":  # the target is the only one of its shape

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from modomodo.config import SFTConfig
-from modomodo.data.prompts import reference_completion
+from modomodo.data.prompts import decoy_completion, reference_completion
 from modomodo.data.schema import Example
 from modomodo.policy.inputs import sft_batch
 from modomodo.policy.load import save_policy
@@ -33,6 +33,19 @@ class WarmStartResult:
     seconds: float
 
 
+def draw_targets(examples: Sequence[Example], rng: np.random.Generator, decoy_rate: float) -> list[str]:
+    """The warm-start targets of one batch: each example's reference completion, or its decoy with
+    probability ``decoy_rate`` (examples without a decoy always get the reference).
+
+    The decoy is drawn afresh at every draw of an example: fixed per example, it would be memorised
+    over the epochs, and the base would be sure (and wrong) instead of unsure.
+    """
+    decoyed = rng.random(len(examples)) < decoy_rate
+    return [
+        decoy_completion(e) if d else reference_completion(e) for e, d in zip(examples, decoyed, strict=True)
+    ]
+
+
 def warm_start(
     model,
     processor,
@@ -42,14 +55,15 @@ def warm_start(
     source: str | Path | None = None,
     on_step: Callable[[int, float], None] | None = None,
 ) -> WarmStartResult:
-    """Train ``model`` on reference completions drawn uniformly over domains, then save it to ``out_dir``
+    """Train ``model`` on reference completions (or, at ``cfg.decoy_rate``, decoys) drawn uniformly
+    over domains, then save it to ``out_dir``
     (``source`` is the folder the model was loaded from, so a tiny model keeps its marker)."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     pool = [e for d in sorted(train) for e in train[d]]
     if not pool:
         raise ValueError("warm_start: no training examples")
-    targets = [reference_completion(e) for e in pool]
+    decoy_rng = np.random.default_rng([cfg.seed, 1])
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     # Cosine decay to 10% so that the last steps consolidate instead of jumping around.
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -59,7 +73,9 @@ def warm_start(
     start, losses = time.perf_counter(), []
     for step in range(cfg.steps):
         idx = rng.choice(len(pool), size=min(cfg.batch_size, len(pool)), replace=False)
-        batch = sft_batch(processor, [pool[i] for i in idx], [targets[i] for i in idx], model.device)
+        batch_examples = [pool[i] for i in idx]
+        targets = draw_targets(batch_examples, decoy_rng, cfg.decoy_rate)
+        batch = sft_batch(processor, batch_examples, targets, model.device)
         loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -15,11 +15,13 @@ from modomodo.progress import progress_bar
 def tokenizer_corpus(data: CuratedData) -> list[str]:
     """Text the tiny model's BPE is trained on: training prompts and targets, benchmark prompts
     (never benchmark answers)."""
-    from modomodo.data.prompts import reference_completion, render_prompt
+    from modomodo.data.prompts import decoy_completion, reference_completion, render_prompt
 
     corpus = []
     for examples in data.train.values():
-        corpus += [render_prompt(e) + "\n" + reference_completion(e) for e in examples]
+        corpus += [
+            render_prompt(e) + "\n" + reference_completion(e) + "\n" + decoy_completion(e) for e in examples
+        ]
     for examples in data.benchmarks.values():
         corpus += [render_prompt(e) for e in examples]
     return corpus
