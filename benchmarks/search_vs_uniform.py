@@ -34,8 +34,9 @@ def run_seed(preset: str, seed: int, overrides: list[str], workdir: Path) -> dic
     if kept.is_file():
         return json.loads(kept.read_text())
     sets = [*overrides, f"train.seed={seed}", f"search.seed={seed}"]
-    command = [sys.executable, "-c", "from modomodo.cli import main; main()", "run", "--preset", preset]
-    command += ["--output", str(workdir / "run")]
+    # the console script's entry point, so that this does not depend on where the CLI module lives
+    main = "import sys; from modomodo.cli import main; sys.argv[0] = 'modomodo'; main()"
+    command = [sys.executable, "-c", main, "run", "--preset", preset, "--output", str(workdir / "run")]
     command += ["--cache", *(arg for item in sets for arg in ("--set", item))]
     log = workdir / f"seed-{seed}.log"
     started = time.monotonic()

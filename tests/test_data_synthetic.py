@@ -12,7 +12,7 @@ from PIL import Image
 from modomodo.data.draw import CELL, COLOURS, GRID, IMAGE_SIZE, Cell
 from modomodo.data.prompts import OPTION_LETTERS, decoy_completion, reference_completion
 from modomodo.data.synthetic import BENCHMARKS, DOMAINS, TRAIN_DOMAINS, UnknownTaskError, generate
-from modomodo.data.tasks import ANSWER_FORMS, SKILLS
+from modomodo.data.task_parts import ANSWER_FORMS, SKILLS
 from modomodo.rewards import RewardContext, default_reward_set, is_well_formatted, parse_boxes
 
 OOD = tuple(name for name, info in BENCHMARKS.items() if info.split == "out")

@@ -1,6 +1,6 @@
 """The out-of-domain benchmarks of the synthetic suite: the training domains' aggregate questions
 with their wordings, in another answer form or on a new surface (``docs/synthetic-suite.md``); the
-training domains and the helpers both use are in :mod:`modomodo.data.tasks`."""
+training domains are in :mod:`modomodo.data.tasks`, the parts both use in :mod:`modomodo.data.task_parts`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import functools
 import random
 
 from modomodo.data.draw import ALL_CELLS, GRID, SHAPES, Block, Canvas, Item
-from modomodo.data.tasks import (
+from modomodo.data.task_parts import (
     COLOUR_NAMES,
     Task,
     count_all,
@@ -73,7 +73,7 @@ def math_count(rng: random.Random) -> Task:
     items = [
         Item(c, colour if k < n_colour else rng.choice(rest), rng.choice(SHAPES)) for k, c in enumerate(cells)
     ]
-    options, letter = numeric_options(rng, total - n_colour, 0, 6)
+    options, letter = numeric_options(total - n_colour, 0, 6)
     return Task(
         Canvas(scene(items)),
         f"Subtract all {colour} objects. How many objects are left?",

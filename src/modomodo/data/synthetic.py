@@ -23,7 +23,7 @@ from typing import Literal
 from modomodo.data import benchmark_tasks, tasks
 from modomodo.data.draw import render_png
 from modomodo.data.schema import AnswerKind, Example
-from modomodo.data.tasks import Generator, Task
+from modomodo.data.task_parts import Generator, Task
 
 GENERATOR_VERSION = "synthetic-v8"
 """Bump when any generator changes what it draws; it seeds every RNG, so all data changes with it."""
@@ -44,7 +44,7 @@ class DomainInfo:
     generator: Generator
     description: str
     skills: tuple[str, ...]
-    """Skills its questions exercise (see :data:`modomodo.data.tasks.SKILLS`)."""
+    """Skills its questions exercise (see :data:`modomodo.data.task_parts.SKILLS`)."""
     answer_forms: tuple[str, ...]
     paper_train_size: int
     """Training examples of its counterpart in the paper (Table 1), for presets that mirror the paper."""
