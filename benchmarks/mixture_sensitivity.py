@@ -189,6 +189,18 @@ def benchmark_pvalues(results: dict[str, list[dict]], benchmarks: list[str]) -> 
     return pvalues
 
 
+def print_where_they_differ(work: Path, base_eval, results: dict, runs: list[tuple[str, dict, int]]) -> None:
+    """Each benchmark's ANOVA p, then the question-type table (when the examples have types)."""
+    every = [s.benchmark for s in base_eval.scores]
+    print(
+        "ANOVA p by benchmark: "
+        + ", ".join(f"{b} {p:.3g}" for b, p in benchmark_pvalues(results, every).items())
+    )
+    data = load_curated(work / "data")
+    qtypes = {e.id: e.meta["qtype"] for exs in data.benchmarks.values() for e in exs if "qtype" in e.meta}
+    print_question_types(work, runs, qtypes)
+
+
 def print_table(
     work: Path, base_eval, base_blind: float, results: dict, blind: dict, forms: dict, benchmarks: list[str]
 ) -> None:
@@ -278,14 +290,7 @@ def main() -> None:
     if reliance:  # a base that ignores the picture cannot learn visual skills differently per mixture
         gaps = ", ".join(f"{d} {r['gap']:+.4f}" for d, r in reliance.items())
         print(f"base image reliance (rotated - own image loss; ~0: blind): {gaps}")
-    every = [s.benchmark for s in base_eval.scores]
-    print(
-        "ANOVA p by benchmark: "
-        + ", ".join(f"{b} {p:.3g}" for b, p in benchmark_pvalues(results, every).items())
-    )
-    data = load_curated(work / "data")
-    qtypes = {e.id: e.meta["qtype"] for exs in data.benchmarks.values() for e in exs if "qtype" in e.meta}
-    print_question_types(work, runs, qtypes)
+    print_where_they_differ(work, base_eval, results, runs)
     print("\n" + verdict({name: [r["out_score"] for r in scored] for name, scored in results.items()}))
 
 

@@ -1,4 +1,4 @@
-"""The ``train`` section of the experiment config: the RL update (GRPO on a mixture), with its vLLM generation. Its sampling modes and DeepSpeed presets are those of their owners (``rl.sampler``, ``rl.deepspeed_presets``)."""
+"""The ``sft`` and ``train`` sections of the experiment config: the warm-start, and the RL update (GRPO on a mixture) with its vLLM generation. Its sampling modes and DeepSpeed presets are those of their owners (``rl.sampler``, ``rl.deepspeed_presets``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,37 @@ from modomodo.config_io import (
     positive,
 )
 from modomodo.rl.sampler import Sampling
+
+
+@dataclass
+class SFTConfig:
+    """Supervised warm-start that turns a random tiny model into a format-following base policy."""
+
+    enabled: bool = True
+    """Run the warm-start (off for a pretrained instruct model)."""
+    steps: int = 400
+    """Optimizer steps; stopping early leaves partial skill for RL to improve."""
+    batch_size: int = 32
+    """Examples per step, drawn uniformly over the training domains."""
+    lr: float = 3e-4
+    """AdamW learning rate. With the tiny model's vision tower trainable, 1e-3 collapsed it to a
+    constant; with it frozen (``policy.freeze_vision``), a hidden-256 tiny model learned to read
+    the image at 1e-3 (docs/synthetic-suite.md)."""
+    seed: int = 0
+    """Seed of data order and dropout."""
+    decoy_rate: float = 0.0
+    """Share of the warm-start's draws of an example with a decoy (the synthetic suite's aggregate
+    questions: a related but wrong reading of the picture, ``meta["decoy_rationale"]``) that are
+    taught the decoy instead of the reference. It makes a base that reads the picture but is unsure
+    which reading a question asks for, as a pretrained model has habits of its own; GRPO's reward
+    settles it, per question type, so the mixture decides which habits the policy learns
+    (docs/synthetic-suite.md, "Suite v6"). Examples without a decoy are unaffected."""
+
+    def validate(self) -> None:
+        positive("sft.steps", self.steps)
+        positive("sft.batch_size", self.batch_size)
+        in_range("sft.lr", self.lr, low=0.0, low_open=True)
+        in_range("sft.decoy_rate", self.decoy_rate, low=0.0, high=1.0)
 
 
 @dataclass
