@@ -331,6 +331,33 @@ def test_mathvista_free_form_float_records_precision_and_unit():
     )
 
 
+@pytest.mark.parametrize(
+    ("answer_type", "precision"),
+    [
+        ("integer", b"\x89PNG"),
+        ("integer", "2"),
+        ("integer", -1.0),
+        ("float", float("inf")),
+        ("float", 2.5),
+        ("float", True),
+    ],
+)
+def test_a_precision_that_is_no_whole_number_is_a_row_error(answer_type, precision):
+    # Found by the fuzzing test: bytes in ``precision`` crashed int() instead of quarantining the row.
+    row = {
+        **MATHVISTA_BASE,
+        "decoded_image": jpeg(),
+        "question": "How long is the bar?",
+        "choices": None,
+        "answer": "1.45" if answer_type == "float" else "3",
+        "question_type": "free_form",
+        "answer_type": answer_type,
+        "precision": precision,
+        "unit": "",
+    }
+    assert "whole" in adapt("mathvista", row).error
+
+
 def test_mathvista_needs_image_or_decoded_image():
     row = {
         "question": "q",

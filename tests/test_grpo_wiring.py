@@ -128,11 +128,11 @@ def _completion(text: str) -> list[dict]:
 
 def test_a_mixed_batch_is_scored_by_each_domains_own_rewards():
     cfg = tiny_config()
-    geo, det = TRAIN["geo"][0], TRAIN["det"][0]
-    assert (geo.answer_kind, det.solution) == ("mc", "[{'Position': [0, 56, 28, 84], 'Confidence': 1}]")
+    geo, det = TRAIN["geo"][0], TRAIN["det"][3]
+    assert (geo.answer_kind, det.solution) == ("mc", "[{'Position': [28, 84, 56, 112], 'Confidence': 1}]")
     # det's box moved right by a quarter of its width: intersection 21x28 over union 35x28, IoU 0.6
     # (above Visual-RFT's 0.5 threshold), while an exact-match accuracy would give it 0.
-    shifted = "<think> x </think> <answer> [{'Position': [7, 56, 35, 84], 'Confidence': 1}] </answer>"
+    shifted = "<think> x </think> <answer> [{'Position': [35, 84, 63, 112], 'Confidence': 1}] </answer>"
     rows = [det, geo, det, geo]
     texts = [
         shifted,  # det's set (format 1 + IoU 2): 1 + 2 * 0.6; geo's (accuracy): 1 + 0

@@ -110,6 +110,24 @@ def adapt_document_vqa(row: Mapping[str, Any], ctx: AdaptContext) -> dict[str, A
     ).to_dict()
 
 
+def _precision(value: Any, answer_type: str) -> float | int | None:
+    """MathVista's decimal places: a whole, non-negative number, which a float answer needs; None
+    when absent. Anything else (text, bytes, a fraction, infinity) is a row error, not a crash."""
+    if isinstance(value, float) and math.isnan(value):  # Parquet/pandas "no precision"
+        value = None
+    whole = (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    )
+    if value is None and answer_type != "float":
+        return None
+    if not whole or int(value) != value:
+        needs = "a float answer needs a whole, non-negative precision"
+        raise RowError(
+            f"{needs if answer_type == 'float' else 'precision must be whole and non-negative'}, got {value!r}"
+        )
+    return value
+
+
 def adapt_mathvista(row: Mapping[str, Any], ctx: AdaptContext) -> dict[str, Any]:
     image = next((row[c] for c in ("decoded_image", "image") if isinstance(row.get(c), bytes)), None)
     if image is None:
@@ -120,11 +138,7 @@ def adapt_mathvista(row: Mapping[str, Any], ctx: AdaptContext) -> dict[str, Any]
         answer = str(answer)
     if not isinstance(answer, str) or not answer.strip():
         raise RowError(f"answer must be a non-empty string, got {answer!r}")
-    precision = row.get("precision")
-    if isinstance(precision, float) and math.isnan(precision):  # Parquet/pandas "no precision"
-        precision = None
-    if answer_type == "float" and (precision is None or int(precision) != precision or precision < 0):
-        raise RowError(f"a float answer needs a whole, non-negative precision, got {precision!r}")
+    precision = _precision(row.get("precision"), answer_type)
     unit = row.get("unit")
     meta = {
         "question_type": question_type,
