@@ -135,3 +135,10 @@ def test_a_two_domain_config_trains_but_its_search_is_refused_by_the_cli(tmp_pat
     ran = runner.invoke(app, ["run", "--output", str(tmp_path / "r"), *search])
     assert ran.exit_code == 2 and "gp needs at least 4 runs for 2 domains" in " ".join(ran.output.split())
     assert not list((tmp_path / "r").glob("pipeline-root/*")), "nothing ran"
+
+
+def test_every_synthetic_preset_builds_its_pipeline():
+    # A preset that loads but whose seed wave cannot fit its surrogate would fail only at `modomodo run`
+    # (paper-real needs its dataset paths set first).
+    for name in ("smoke", "science", "reading", "paper"):
+        build_pipeline("mixture-search", load_config(name))
