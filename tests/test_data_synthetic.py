@@ -369,3 +369,19 @@ def test_decoy_completion_is_well_formed_and_scores_no_accuracy():
             assert is_well_formatted(completion), completion
             scores = default_reward_set(ex.answer_kind).score(completion, RewardContext.from_example(ex))
             assert scores.parts == {"format": 1.0, "accuracy": 0.0}, (ex.id, completion, scores)
+
+
+def test_aggregate_options_come_in_a_fixed_order():
+    # Suite v8: with shuffled options the letter of a count is no function of the count, and the tiny
+    # base answered every multiple-choice aggregate with one letter (docs/synthetic-suite.md).
+    palette = list(COLOURS)
+    checked = 0
+    for name in ("sci", "geo", "mathcount", "mixmc"):
+        for ex in _examples(name, "train" if name in TRAIN_DOMAINS else "test"):
+            if ex.meta["qtype"] not in ("count", "count_colour", "majority", "subtract", "width", "height"):
+                continue
+            options = list(ex.options)
+            key = int if options[0].isdigit() else palette.index
+            assert options == sorted(options, key=key), ex.id
+            checked += 1
+    assert checked > 100

@@ -92,7 +92,9 @@ def numeric_options(answer: int, low: int, high: int) -> tuple[tuple[str, ...], 
     return in_order(str(answer), [str(v) for v in pool[:3]], key=int)
 
 
-def in_order(answer: str, distractors: Sequence[str], key) -> tuple[tuple[str, ...], str]:
+def in_order(
+    answer: str, distractors: Sequence[str], key: Callable[[str], int]
+) -> tuple[tuple[str, ...], str]:
     """The answer among the distractors sorted by ``key``; the options and the answer's letter."""
     options = sorted([answer, *distractors], key=key)
     return tuple(options), OPTION_LETTERS[options.index(answer)]
@@ -161,10 +163,11 @@ def answered(
     if form == "text":
         kind = "number" if answer.isdigit() else "word"
         return Task(canvas, question, answer, "text", kind, qtype, skills, why, decoy=decoy)
-    order = int if options_range is not None else list(words).index  # options in a fixed order
     if options_range is not None:
+        order = int
         options, letter = numeric_options(int(answer), *options_range)
     else:
+        order = list(words).index  # options in a fixed order, as numbers are
         options, letter = in_order(answer, rng.sample([w for w in words if w != answer], 3), order)
     if decoy is not None:
         decoy_why, value = decoy
